@@ -1,0 +1,120 @@
+"""Core commands: demo, serve, info, layers, settings."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dashboard.commands import config_option, db_option, json_option
+from geo import store
+from geo.settings import Settings, describe
+from layers.registry import LAYERS
+
+
+def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
+    from dashboard.app import create_app
+
+    app = create_app(settings, db_path=str(store.resolve_db_path(db, settings)))
+    click.echo(f"onemap: serving on http://{settings.host}:{settings.port}  (Ctrl+C to stop)")
+    app.run(host=settings.host, port=settings.port, debug=debug)
+
+
+@click.command()
+@db_option
+@config_option
+@click.option("--area", default="310117", show_default=True, help="adcode of the real boundary (310117 松江, 310115 浦东, 500154 开州, 330326 平阳).")
+@click.option("--scale", default=1.0, show_default=True, type=float, help="Multiply the demo counts (benchmarks use 20+).")
+@click.option("--seed", default=2024, show_default=True, type=int, help="Random seed: the same seed gives the same district.")
+@click.option("--rebuild", is_flag=True, help="Rebuild the demo database even if it exists.")
+@click.option("--no-serve", is_flag=True, help="Build the database, do not start the dashboard.")
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default 8050).")
+def demo(db, config, area, scale, seed, rebuild, no_serve, host, port) -> None:
+    """Build the demo district database if it is missing, then serve the dashboard."""
+    from data.demo import build_demo
+
+    settings = Settings.load(config, host=host, port=port)
+    path = store.resolve_db_path(db, settings)
+    if rebuild or not path.exists():
+        click.echo(f"onemap: building the demo district {area} (scale {scale}) into {path} ...")
+        summary = build_demo(path, area=area, scale=scale, seed=seed)
+        for layer, n in summary.items():
+            click.echo(f"  {layer:<14} {n:>9,}")
+    else:
+        click.echo(f"onemap: using the existing database {path} (--rebuild to make it anew)")
+    if not no_serve:
+        _serve(settings, str(path))
+
+
+@click.command()
+@db_option
+@config_option
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default 8050).")
+@click.option("--debug", is_flag=True, help="Dash debug mode (reloads on code change).")
+def serve(db, config, host, port, debug) -> None:
+    """Serve the dashboard on the database."""
+    settings = Settings.load(config, host=host, port=port)
+    _serve(settings, db, debug)
+
+
+@click.command()
+@db_option
+@json_option
+def info(db, as_json) -> None:
+    """Counts per layer, bounds and the last ingests."""
+    con = store.connect(db)
+    counts = store.table_counts(con)
+    bounds = {}
+    for name, n in counts.items():
+        if n:
+            row = con.execute(f"SELECT min(lon), min(lat), max(lon), max(lat) FROM {name}").fetchone()
+            bounds[name] = [round(v, 6) for v in row]
+    log = store.query(con, "SELECT file, layer, crs, finished_at, accepted, rejected FROM ingest_log ORDER BY finished_at DESC LIMIT 10")
+    if as_json:
+        click.echo(json.dumps({"db": str(store.resolve_db_path(db)), "counts": counts, "bounds": bounds,
+                               "ingests": json.loads(log.to_json(orient="records", date_format="iso", force_ascii=False))},
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo(f"database: {store.resolve_db_path(db)}")
+    for name, n in counts.items():
+        spec = LAYERS[name]
+        click.echo(f"  {name:<14} {spec.zh:<8} {n:>10,}  {bounds.get(name, '')}")
+    if len(log):
+        click.echo("last ingests:")
+        click.echo(log.to_string(index=False))
+
+
+@click.command(name="layers")
+@json_option
+def layers_cmd(as_json) -> None:
+    """List the layer specs with their fields and import header aliases."""
+    if as_json:
+        out = {n: {"zh": s.zh, "en": s.en, "geometry": s.geometry,
+                   "fields": [{"name": f.name, "type": f.type, "zh": f.zh, "en": f.en, "required": f.required,
+                               "choices": f.choices, "aliases": f.aliases} for f in s.fields]}
+               for n, s in LAYERS.items()}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    for name, spec in LAYERS.items():
+        click.echo(f"{name} ({spec.zh} / {spec.en}, {spec.geometry})")
+        for f in spec.fields:
+            req = "*" if f.required else " "
+            choices = f"  [{'/'.join(f.choices)}]" if f.choices else ""
+            click.echo(f"  {req} {f.name:<18} {f.zh}  {f.type}{choices}  ← {', '.join(f.aliases)}")
+
+
+@click.command(name="settings")
+@json_option
+def settings_cmd(as_json) -> None:
+    """List every setting with its default and its source (standard or seed)."""
+    rows = describe()
+    if as_json:
+        click.echo(json.dumps({n: {"default": d, "help": h} for n, d, h in rows}, ensure_ascii=False, indent=2))
+        return
+    for name, default, help_text in rows:
+        click.echo(f"{name} = {default!r}\n    {help_text}")
+
+
+COMMANDS: list[click.Command] = [demo, serve, info, layers_cmd, settings_cmd]

@@ -1,0 +1,147 @@
+"""Typed settings: every domain number with its default from the standards and seeds.
+
+Each field's docstring (the ``help`` metadata) names its source. Override with a TOML
+file (``onemap.toml`` in the working directory, ``ONEMAP_CONFIG`` or ``--config``) and
+with CLI options. A test fails when a setting has no help text.
+
+Sources quoted below:
+- seed 000: 松江区基层消防安全综合治理 (three-class grid inspection)
+- seed 002: 平阳县 (night patrol, warnings)
+- seed 003: 开州区 (ancient town water, forest firebreak, yearly check)
+- seed 004: 陆家嘴街道 (micro station "1-3-5", weekly class-1 inspection)
+- 建标152-2017 城市消防站建设标准; GB 50974-2014 消防给水及消火栓系统技术规范;
+  GB 51080-2015 城市消防规划规范; 公消〔2015〕301号 微型消防站建设标准; NFPA 1710.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from geo.errors import ConfigError
+
+
+def _s(default: Any, help: str) -> Any:
+    """A setting with its default and its documented source."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configurable numbers of onemap (see module docstring for sources)."""
+
+    # --- storage and indexing -------------------------------------------------------
+    db_path: str = _s("data/onemap.duckdb", "DuckDB file; `--db` or ONEMAP_DB override it.")
+    h3_resolutions: list = _s([7, 8, 9, 10], "H3 resolutions stored per point (res 9 ≈ 0.1 km², res 10 ≈ 0.015 km²).")
+    h3_cover_resolutions: list = _s([9, 10], "Resolutions of the polygon H3 cover side tables (cell centre inside).")
+    china_bounds: list = _s([73.4, 3.8, 135.1, 53.6], "lon/lat box of China used to reject points outside China for Chinese CRSs.")
+    area_of_interest: list | None = _s(None, "Optional [min_lon, min_lat, max_lon, max_lat]; points outside are rejected.")
+
+    # --- response standards -----------------------------------------------------------
+    micro_station_minutes: float = _s(3.0, "Micro station on scene within 3 min: the 1-3-5 rule (seed 004; 公消〔2015〕301号 '3分钟到场').")
+    micro_station_turnout_s: float = _s(60.0, "Micro station turnout: respond within 1 min (1-3-5 rule, seed 004).")
+    fire_station_minutes: float = _s(5.0, "Fire station reaches the edge of its area within 5 min of the dispatch order (建标152-2017).")
+    fire_station_turnout_s: float = _s(60.0, "Fire station turnout inside the 5 min (建标152-2017 counts from the order; NFPA 1710 allows 60-80 s).")
+    isochrone_minutes: list = _s([1.0, 3.0, 5.0], "Minutes drawn as isochrones by default (1-3-5 rule, seed 004).")
+    station_area_limits_km2: dict = _s(
+        {"一级": 7.0, "二级": 4.0, "小型": 2.0, "郊区": 15.0},
+        "Station area limits by station class (建标152-2017: class 1 ≤ 7 km², class 2 ≤ 4 km², small ≤ 2 km², suburban ≤ 15 km²).",
+    )
+    station_min_distance_crowded_m: float = _s(50.0, "New station ≥ 50 m from exits of crowded venues (GB 51080-2015 §4.1.5).")
+    station_min_distance_hazmat_m: float = _s(200.0, "New station ≥ 200 m from hazmat sites (GB 51080-2015 §4.1.5).")
+
+    # --- roads ---------------------------------------------------------------------
+    road_speeds_kmh: dict = _s(
+        {
+            "motorway": 80.0, "trunk": 60.0, "primary": 50.0, "secondary": 40.0,
+            "tertiary": 35.0, "unclassified": 30.0, "residential": 25.0,
+            "living_street": 10.0, "service": 15.0, "default": 30.0,
+        },
+        "Free-flow speed per OSM highway class when maxspeed is absent (GB 50220 urban road design speeds, rounded down).",
+    )
+    urban_slowdown_factor: float = _s(0.7, "Travel speed = speed × factor for fire appliances in urban traffic (documented assumption; set 1.0 to disable).")
+    snap_distance_m: float = _s(300.0, "A responder or demand point farther than this from the road network is reported, not snapped.")
+    radius_mode_speed_kmh: float = _s(30.0, "Straight-line mode: reach radius = speed × (minutes − turnout) (used where there is no road data).")
+    walking_speed_kmh: float = _s(4.5, "Hose-laying/walking speed for hydrant access distances (documented assumption).")
+
+    # --- water ------------------------------------------------------------------------
+    hydrant_protection_radius_m: float = _s(150.0, "Municipal hydrant protection radius ≤ 150 m (GB 50974-2014 §7.2.5).")
+    hydrant_max_spacing_m: float = _s(120.0, "Municipal hydrant spacing ≤ 120 m (GB 50974-2014 §7.2.5).")
+    hydrant_min_pressure_mpa: float = _s(0.14, "Hydrant pressure ≥ 0.14 MPa in normal operation (GB 50974-2014 §7.2.8).")
+    hydrant_working_statuses: list = _s(["正常"], "Hydrant statuses that count as working; 损坏/水压不足/停用 do not (GB 50974).")
+    fire_pool_min_m3: float = _s(500.0, "Fire pool capacity for an ancient town ≥ 500 m³ (seed 003, 温泉古镇).")
+
+    # --- inspection and hazards ---------------------------------------------------------
+    inspection_interval_days: dict = _s(
+        {"1": 31, "2": 92, "3": 183},
+        "Inspection interval per class: 1 monthly, 2 quarterly, 3 half-yearly (seed 000; Lujiazui class 1 weekly, seed 004).",
+    )
+    recurring_window_days: int = _s(90, "Two or more hazards at one place within this many days make it a recurring place (issue 4).")
+    hazard_deadline_days: dict = _s(
+        {"一般": 15, "重大": 60},
+        "Default rectification deadline by severity when a file has none (local practice; override per district).",
+    )
+    night_patrol_hours: list = _s([22, 6], "Night patrol window 22:00-06:00 in key periods (seed 002).")
+    yearly_check_days: int = _s(365, "Every entrusted unit is checked at least once a year (seed 003).")
+    forest_firebreak_city_m: float = _s(200.0, "Forest firebreak facing a city ≥ 200 m (seed 003).")
+    forest_firebreak_other_m: float = _s(100.0, "Forest firebreak elsewhere ≥ 100 m (seed 003).")
+
+    # --- hotspots -------------------------------------------------------------------------
+    hotspot_resolution: int = _s(8, "H3 resolution of the Gi* hotspot map (res 8 ≈ 0.74 km²).")
+    hotspot_k_ring: int = _s(1, "Gi* neighbours: cells within k rings (k = 1: the 6 neighbours).")
+    hotspot_fdr_alpha: float = _s(0.05, "False-discovery-rate level for Gi* (Benjamini-Hochberg), as ArcGIS applies it.")
+    warning_period_days: int = _s(30, "Hazard warnings monthly; weekly (7) in special periods (seed 002).")
+    trend_alpha: float = _s(0.05, "Significance of the Mann-Kendall trend test for emerging hotspots.")
+
+    # --- dashboard --------------------------------------------------------------------------
+    host: str = _s("127.0.0.1", "Address the dashboard listens on.")
+    port: int = _s(8050, "Port the dashboard listens on.")
+    language: str = _s("zh", "UI language: zh (default) or en.")
+    wall_refresh_s: int = _s(10, "Wall display refresh period in seconds.")
+    wall_rotate_towns_s: int = _s(0, "Rotate the wall map through towns every N seconds (0 = off).")
+    tiles: str = _s("none", "Basemap: none (offline), osm, tianditu, amap, or a URL template of a local tile server.")
+    tiles_url: str = _s("", "URL template for tiles = url (e.g. http://127.0.0.1:8080/{z}/{x}/{y}.png).")
+    tianditu_key: str = _s("", "Tianditu key (tiles = tianditu).")
+    point_cluster_zoom: int = _s(14, "From this zoom on, point layers show clustered viewport points; below it, H3 hexagons.")
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with some settings replaced (unknown names raise ConfigError)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            msg = f"unknown setting(s) {unknown}; known settings: {sorted(known)}"
+            raise ConfigError(msg)
+        return dataclasses.replace(self, **overrides)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then the TOML file (``path``, ``ONEMAP_CONFIG`` or ./onemap.toml), then overrides."""
+        settings = cls()
+        cfg = path or os.environ.get("ONEMAP_CONFIG")
+        if cfg is None and Path("onemap.toml").exists():
+            cfg = "onemap.toml"
+        if cfg is not None:
+            p = Path(cfg)
+            if not p.exists():
+                raise ConfigError(f"config file {p} not found")
+            try:
+                data = tomllib.loads(p.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {p}: {exc}") from exc
+            settings = settings.with_overrides(**data.get("onemap", data))
+        env_db = os.environ.get("ONEMAP_DB")
+        if env_db:
+            settings = settings.with_overrides(db_path=env_db)
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return settings.with_overrides(**clean) if clean else settings
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """(name, default, help) for every setting, for `onemap settings` and the README."""
+    return [(f.name, getattr(Settings(), f.name), f.metadata.get("help", "")) for f in fields(Settings)]

@@ -1,0 +1,377 @@
+"""The only module that opens DuckDB: connections, schema, snapshots, writes and reads.
+
+Design: one writer, many readers, by **snapshot swap**.
+A writer (``onemap ingest``, the demo generator) takes an exclusive lock file, copies the
+current database file to a private temporary file, writes there, checkpoints, closes, and
+swaps it in with ``os.replace`` (atomic on POSIX). Readers (the dashboard, the CLI) open
+the file read-only inside a fresh in-memory DuckDB instance (``ATTACH ... (READ_ONLY)``)
+and reopen when the file's inode changes. A reader therefore sees the old snapshot or the
+new one, never a half-finished ingest, and it never waits for the writer; DuckDB's own
+file lock (one read-write process excludes all others) is never contended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import itertools
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo import h3index
+from geo.errors import StoreError
+from geo.settings import Settings
+from layers.base import LayerSpec
+from layers.registry import LAYERS, get_spec
+
+POINT_RESOLUTIONS: tuple[int, ...] = (7, 8, 9, 10)
+COVER_RESOLUTIONS: tuple[int, ...] = (9, 10)
+_alias_counter = itertools.count()
+
+META_TABLES: dict[str, str] = {
+    "ingest_log": """
+        file VARCHAR, sha256 VARCHAR, layer VARCHAR, crs VARCHAR,
+        started_at TIMESTAMP, finished_at TIMESTAMP,
+        rows_read BIGINT, accepted BIGINT, rejected BIGINT, repaired BIGINT, note VARCHAR
+    """,
+    "rejected": """
+        layer VARCHAR, file VARCHAR, row_number BIGINT, field VARCHAR, reason VARCHAR,
+        value VARCHAR, raw VARCHAR, ingested_at TIMESTAMP
+    """,
+    "ingest_notes": """
+        layer VARCHAR, file VARCHAR, row_number BIGINT, id VARCHAR, field VARCHAR, note VARCHAR,
+        ingested_at TIMESTAMP
+    """,
+    "road_nodes": "node_id BIGINT, lon DOUBLE, lat DOUBLE, h3_r9 UBIGINT, h3_r10 UBIGINT",
+    "road_edges": """
+        u BIGINT, v BIGINT, length_m DOUBLE, speed_kmh DOUBLE, highway VARCHAR, name VARCHAR,
+        oneway BOOLEAN, geom GEOMETRY
+    """,
+}
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> Path:
+    """The database file: ``path``, else ``ONEMAP_DB``, else the settings' ``db_path``."""
+    chosen = path or os.environ.get("ONEMAP_DB") or (settings or Settings()).db_path
+    return Path(chosen).expanduser().resolve()
+
+
+def _spatial_extension_file() -> str:
+    import duckdb_extension_spatial
+
+    root = os.path.dirname(duckdb_extension_spatial.__file__)
+    found = glob.glob(os.path.join(root, "extensions", "**", "spatial.duckdb_extension"), recursive=True)
+    if not found:
+        raise StoreError(f"spatial extension file not found under {root}; reinstall duckdb-extension-spatial")
+    return found[0]
+
+
+def _new_instance() -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB with the spatial extension loaded from the wheel (no download)."""
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    con.execute(f"LOAD '{_spatial_extension_file()}'")
+    return con
+
+
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> str:
+    alias = f"db{next(_alias_counter)}"
+    mode = " (READ_ONLY)" if read_only else ""
+    con.execute(f"ATTACH '{path.as_posix()}' AS {alias}{mode}")
+    con.execute(f"USE {alias}")
+    return alias
+
+
+def connect(path: str | os.PathLike[str] | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to the database file with spatial loaded; read-only unless asked.
+
+    Writers should use ``writer()`` instead, which protects readers.
+    """
+    db = resolve_db_path(path)
+    if read_only and not db.exists():
+        msg = f"database {db} not found; build it with `onemap demo` or `onemap ingest LAYER FILE`"
+        raise StoreError(msg)
+    con = _new_instance()
+    try:
+        alias = _attach(con, db, read_only)
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreError(f"cannot open database {db}: {exc}") from exc
+    _ALIASES[id(con)] = alias
+    return con
+
+
+_ALIASES: dict[int, str] = {}
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor (for another thread) on the same attached database as ``con``."""
+    cur = con.cursor()
+    alias = _ALIASES.get(id(con))
+    if alias:
+        cur.execute(f"USE {alias}")
+    return cur
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def writer(path: str | os.PathLike[str] | None = None, fresh: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Write a new snapshot and swap it in atomically when the block ends without error.
+
+    ``fresh`` starts from an empty database instead of a copy of the current one.
+    """
+    db = resolve_db_path(path)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = db.with_name(db.name + ".lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        if db.exists() and not fresh:
+            shutil.copyfile(db, tmp)
+        con = _new_instance()
+        try:
+            _attach(con, tmp, read_only=False)
+            ensure_schema(con)
+            yield con
+            con.execute("CHECKPOINT")
+            con.close()
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, db)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                con.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def layer_columns(spec: LayerSpec) -> list[tuple[str, str]]:
+    """(column, DuckDB type) of a layer table: fields, coordinates, H3 cells, geometry, provenance."""
+    cols = [(f.name, f.sql_type) for f in spec.fields]
+    cols += [("lon", "DOUBLE"), ("lat", "DOUBLE")]
+    cols += [(h3index.cell_column(r), "UBIGINT") for r in POINT_RESOLUTIONS]
+    if spec.geometry == "polygon":
+        cols.append(("area_km2", "DOUBLE"))
+    cols += [("geom", "GEOMETRY"), ("source_file", "VARCHAR"), ("source_row", "BIGINT"), ("ingested_at", "TIMESTAMP")]
+    return cols
+
+
+def cover_table(layer: str) -> str:
+    """Name of a polygon layer's H3 cover side table."""
+    return f"{layer}_h3cover"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every layer table, cover table and meta table that does not exist yet."""
+    for spec in LAYERS.values():
+        cols = ", ".join(f'"{n}" {t}' for n, t in layer_columns(spec))
+        con.execute(f"CREATE TABLE IF NOT EXISTS {spec.name} ({cols})")
+        if spec.geometry == "polygon":
+            con.execute(f"CREATE TABLE IF NOT EXISTS {cover_table(spec.name)} (id VARCHAR, res UTINYINT, cell UBIGINT)")
+    for name, cols in META_TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+
+
+def _with_geometry_columns(spec: LayerSpec, frame: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Canonical fields plus lon/lat, H3 cells, area and WKB, ready to insert."""
+    geoms = frame.geometry.to_numpy()
+    if spec.geometry == "point":
+        lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
+    else:
+        reps = shapely.point_on_surface(geoms)
+        lon, lat = shapely.get_x(reps), shapely.get_y(reps)
+    out = pd.DataFrame({f.name: frame[f.name] if f.name in frame else None for f in spec.fields})
+    out["lon"] = np.asarray(lon, dtype=np.float64)
+    out["lat"] = np.asarray(lat, dtype=np.float64)
+    cells = h3index.index_points(out["lon"].to_numpy(), out["lat"].to_numpy(), POINT_RESOLUTIONS)
+    for res, arr in cells.items():
+        out[h3index.cell_column(res)] = arr
+    if spec.geometry == "polygon":
+        out["area_km2"] = gpd.GeoSeries(geoms, crs=4326).to_crs(equal_area_crs(lon, lat)).area.to_numpy() / 1e6
+    out["geom_wkb"] = shapely.to_wkb(geoms)
+    out["source_file"] = frame["source_file"] if "source_file" in frame else None
+    out["source_row"] = frame["source_row"] if "source_row" in frame else None
+    out["ingested_at"] = pd.Timestamp(datetime.now())
+    return out
+
+
+def equal_area_crs(lon: np.ndarray, lat: np.ndarray) -> str:
+    """A Lambert azimuthal equal-area projection centred on the data (for km²)."""
+    lon0 = float(np.nanmean(lon)) if len(lon) else 0.0
+    lat0 = float(np.nanmean(lat)) if len(lat) else 0.0
+    return f"+proj=laea +lat_0={lat0:.4f} +lon_0={lon0:.4f} +datum=WGS84 +units=m +no_defs"
+
+
+def local_metric_crs(lon: np.ndarray, lat: np.ndarray) -> str:
+    """A transverse Mercator projection centred on the data (metres, for distances)."""
+    lon0 = float(np.nanmean(lon)) if len(lon) else 0.0
+    lat0 = float(np.nanmean(lat)) if len(lat) else 0.0
+    return f"+proj=tmerc +lat_0={lat0:.4f} +lon_0={lon0:.4f} +k=1 +datum=WGS84 +units=m +no_defs"
+
+
+def write_layer(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    frame: gpd.GeoDataFrame,
+    replace: bool = False,
+) -> int:
+    """Upsert validated rows of ``layer`` (canonical fields, WGS-84 geometry); returns rows written.
+
+    Rows replace stored rows with the same ``id``. ``replace`` empties the table first.
+    Computes lon/lat, H3 cells at res 7-10, polygon area and the H3 cover of polygons.
+    """
+    spec = get_spec(layer)
+    if "id" not in frame or frame["id"].isna().any():
+        raise StoreError(f"write_layer({layer!r}): every row needs an id (ingestion assigns stable ids)")
+    rows = _with_geometry_columns(spec, frame)
+    con.register("_incoming", rows)
+    try:
+        if replace:
+            con.execute(f"DELETE FROM {layer}")
+        else:
+            con.execute(f"DELETE FROM {layer} WHERE id IN (SELECT id FROM _incoming)")
+        names = [n for n, _ in layer_columns(spec) if n != "geom"]
+        select = ", ".join(f'"{n}"' for n in names)
+        con.execute(
+            f"INSERT INTO {layer} BY NAME SELECT {select}, ST_GeomFromWKB(geom_wkb) AS geom FROM _incoming"
+        )
+        if spec.geometry == "polygon":
+            _write_cover(con, layer, frame, replace)
+        if spec.sort_by:
+            con.execute(f"CREATE OR REPLACE TABLE {layer} AS SELECT * FROM {layer} ORDER BY {spec.sort_by}")
+    finally:
+        con.unregister("_incoming")
+    return len(rows)
+
+
+def _write_cover(con: duckdb.DuckDBPyConnection, layer: str, frame: gpd.GeoDataFrame, replace: bool) -> None:
+    table = cover_table(layer)
+    ids = frame["id"].astype(str).to_numpy()
+    parts = []
+    for res in COVER_RESOLUTIONS:
+        cover = h3index.polygon_cover(frame.geometry.to_numpy(), res)
+        parts.append(pd.DataFrame({"id": ids[cover["row"].to_numpy()], "res": np.uint8(res), "cell": cover["cell"]}))
+    covers = pd.concat(parts, ignore_index=True)
+    con.register("_cover", covers)
+    con.register("_ids", pd.DataFrame({"id": ids}))
+    try:
+        if replace:
+            con.execute(f"DELETE FROM {table}")
+        else:
+            con.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM _ids)")
+        con.execute(f"INSERT INTO {table} SELECT id, res, cell FROM _cover")
+    finally:
+        con.unregister("_cover")
+        con.unregister("_ids")
+
+
+def write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, replace: bool = True) -> None:
+    """Write a plain frame to a meta table (rejected rows, notes, log, roads) by column name."""
+    con.register("_frame", frame)
+    try:
+        if replace:
+            con.execute(f"DELETE FROM {table}")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+    finally:
+        con.unregister("_frame")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_layer(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    where: str | None = None,
+    params: Sequence[Any] | dict[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
+) -> gpd.GeoDataFrame:
+    """Rows of a layer as a GeoDataFrame in WGS-84; ``where`` is SQL with ``?`` parameters."""
+    spec = get_spec(layer)
+    cols = list(columns) if columns else [n for n, _ in layer_columns(spec) if n != "geom"]
+    select = ", ".join(f'"{c}"' for c in cols)
+    sql = f"SELECT {select}, ST_AsWKB(geom) AS _wkb FROM {layer}"
+    if where:
+        sql += f" WHERE {where}"
+    df = con.execute(sql, params or []).df()
+    geometry = from_wkb_column(df.pop("_wkb"))
+    return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geometry, crs=4326), crs=4326)
+
+
+def from_wkb_column(column: pd.Series) -> np.ndarray:
+    """Shapely geometries from a column of WKB as DuckDB returns it (bytearray)."""
+    return shapely.from_wkb(np.array([bytes(b) if b is not None else None for b in column], dtype=object))
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+    """Run a parameterised query and return a frame."""
+    return con.execute(sql, params or []).df()
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row count of every layer table."""
+    return {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in LAYERS}
+
+
+class Reader:
+    """Read-only access for long-running readers (the dashboard) that follows snapshot swaps.
+
+    Each call checks the file's identity (inode, mtime, size) and reopens after a swap.
+    Queries run on a per-thread cursor so Flask threads can read at once.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_db_path(path)
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._identity: tuple[int, int, int] | None = None
+        self.version = 0
+
+    def _file_identity(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreError(f"database {self.path} not found; run `onemap demo` or `onemap ingest`") from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the newest snapshot."""
+        identity = self._file_identity()
+        with self._lock:
+            if identity != self._identity or self._con is None:
+                # The old connection is left to the garbage collector: cursors in other
+                # threads may still be reading the old snapshot, which stays valid.
+                self._con = connect(self.path, read_only=True)
+                self._identity = identity
+                self.version += 1
+            return cursor(self._con)
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a parameterised query on the newest snapshot."""
+        cur = self.connection()
+        try:
+            return cur.execute(sql, params or []).df()
+        finally:
+            cur.close()
