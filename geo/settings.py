@@ -98,6 +98,16 @@ class Settings:
     hotspot_fdr_alpha: float = _s(0.05, "False-discovery-rate level for Gi* (Benjamini-Hochberg), as ArcGIS applies it.")
     warning_period_days: int = _s(30, "Hazard warnings monthly; weekly (7) in special periods (seed 002).")
     trend_alpha: float = _s(0.05, "Significance of the Mann-Kendall trend test for emerging hotspots.")
+    hotspot_confidence_levels: list = _s([0.90, 0.95, 0.99], "Gi* bins ±1/±2/±3 at these confidence levels (ArcGIS Hot Spot Analysis Gi_Bin: 90/95/99 %).")
+    trend_hot_share: float = _s(0.9, "Emerging hotspots: hot in at least this share of the months counts as persistent/intensifying/diminishing (ArcGIS Emerging Hot Spot Analysis: 90 %).")
+    trend_hot_confidence: float = _s(0.90, "Emerging hotspots: a cell is hot in a month when its Gi* z is positive at this confidence (ArcGIS EHSA uses 90 %).")
+    warning_baseline_days: int = _s(365, "Rate warnings compare the current period with this many days before it (documented assumption: one year of history).")
+    warning_alpha: float = _s(0.05, "Rate warnings: a grid is warned when its FDR-adjusted p-value is below this (Poisson rate-ratio test).")
+    warning_min_count: int = _s(3, "Rate warnings: at least this many hazards in the current period before a grid is warned (avoids warnings on 1-2 hazards).")
+    scorecard_weights: dict = _s(
+        {"rectification_rate": 30, "on_time_rate": 25, "inspection_compliance": 25, "in_grid_share": 10, "no_recurrence_rate": 10},
+        "Town scorecard (考核) weights: score = 100 × Σ w·rate / Σ w over rectification rate (closed/discovered), on-time rate (closed by the deadline), inspection compliance (三级网格化排查, seed 000), in-grid share of general hazards (一般隐患不出网格) and 1 − recurring-place share; local practice, set per district.",
+    )
 
     # --- dashboard --------------------------------------------------------------------------
     host: str = _s("127.0.0.1", "Address the dashboard listens on.")
