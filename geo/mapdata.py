@@ -1,0 +1,466 @@
+"""What the map needs from the store, as GeoJSON text: pure, Dash-free, vectorised.
+
+- ``layer_view``: one point layer for a viewport. Below ``Settings.point_cluster_zoom``
+  (or when the viewport holds more than ``Settings.viewport_max_points`` points) it is
+  H3 hexagons aggregated in DuckDB (``GROUP BY h3_r<res>``); above it, the viewport's
+  points (the browser clusters them with supercluster).
+- ``polygon_features`` (boundaries, grids), ``road_features`` (the road skeleton drawn when
+  there are no tiles), ``data_bounds``, ``latest_rows`` (the wall's ticker).
+- Every output goes through ``to_display``: with an AMap basemap (GCJ-02) coordinates are
+  shifted with ``geo.crs.from_wgs84`` on the way out; ``from_display`` undoes it for clicks.
+
+Filters (``MapFilter``) are ``{field: [values]}`` on fields of the layer spec plus an optional time range on
+the layer's time field; field names are checked against the spec and values are bound
+with ``?`` (never formatted into SQL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo import crs, h3index
+from geo.errors import ValidationError
+from geo.settings import Settings
+from layers.base import LayerSpec
+from layers.registry import get_spec
+
+BBox = tuple[float, float, float, float]
+"""west, south, east, north in WGS-84 degrees."""
+
+STORED_RESOLUTIONS: tuple[int, ...] = (7, 8, 9, 10)
+EMPTY: str = '{"type":"FeatureCollection","features":[]}'
+HEX_CLASSES: int = 6
+"""Number of colour classes of hexagon counts (the legend's steps)."""
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class MapFilter:
+    """Which rows of a layer to show: allowed values per field (any field of the spec, unlike
+    ``geo.aggregate.Filter`` which knows the hazard/incident fields) and a time window
+    ``[start, end)`` on the layer's time field."""
+
+    values: Mapping[str, Sequence[str]] | None = None
+    start: str | None = None
+    end: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | None, start: str | None = None, end: str | None = None) -> MapFilter:
+        """MapFilter from the JSON text of a URL parameter (``{"severity": ["重大"]}``)."""
+        values = None
+        if text:
+            try:
+                values = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"filter parameter is not JSON: {text[:80]!r} ({exc})") from None
+            if not isinstance(values, dict):
+                raise ValidationError(f"filter parameter must be an object of field: [values], got {text[:80]!r}")
+        return cls(values=values, start=start or None, end=end or None)
+
+
+def time_field(spec: LayerSpec) -> str | None:
+    """The field a time range filters on: the layer's sort field or first time field."""
+    if spec.sort_by:
+        return spec.sort_by
+    for f in spec.fields:
+        if f.type in ("datetime", "date"):
+            return f.name
+    return None
+
+
+def filter_sql(spec: LayerSpec, filters: MapFilter | None) -> tuple[str, list[Any]]:
+    """SQL condition (``?`` parameters) and its parameters for ``filters`` on ``spec``.
+
+    Raises ValidationError naming the field when a field is unknown.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters is None:
+        return "TRUE", params
+    for name, values in (filters.values or {}).items():
+        if name not in spec.field_names:
+            msg = f"layer {spec.name!r} has no field {name!r} to filter on; fields: {spec.field_names}"
+            raise ValidationError(msg)
+        if values is None:
+            continue
+        if not isinstance(values, (list, tuple)):
+            raise ValidationError(f"filter on {spec.name}.{name} must be a list of values, got {values!r}")
+        clauses.append(f'CAST("{name}" AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))')
+        params.append([str(v) for v in values])
+    tf = time_field(spec)
+    if tf and filters.start:
+        clauses.append(f'"{tf}" >= CAST(? AS TIMESTAMP)')
+        params.append(filters.start)
+    if tf and filters.end:
+        clauses.append(f'"{tf}" < CAST(? AS TIMESTAMP)')
+        params.append(filters.end)
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def bbox_sql(bbox: BBox | None) -> tuple[str, list[Any]]:
+    """SQL condition on the lon/lat columns for a WGS-84 box."""
+    if bbox is None:
+        return "TRUE", []
+    w, s, e, n = (float(v) for v in bbox)
+    return "lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?", [w, e, s, n]
+
+
+def parse_bbox(text: str | None) -> BBox | None:
+    """``"w,s,e,n"`` → a box (ValidationError on a malformed one)."""
+    if not text:
+        return None
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValidationError(f"bbox must be 'west,south,east,north' in degrees, got {text!r}") from None
+    if not (w <= e and s <= n):
+        raise ValidationError(f"bbox {text!r} has west > east or south > north")
+    return (w, s, e, n)
+
+
+# --------------------------------------------------------------------------- display CRS
+
+
+def display_crs(tiles: str) -> str:
+    """CRS the map draws in: GCJ-02 under AMap tiles, WGS-84 otherwise."""
+    return "gcj02" if tiles == "amap" else "wgs84"
+
+
+def to_display(lon: np.ndarray, lat: np.ndarray, tiles: str) -> tuple[np.ndarray, np.ndarray]:
+    """WGS-84 → the basemap's CRS (GCJ-02 for AMap)."""
+    return crs.from_wgs84(lon, lat, display_crs(tiles))
+
+
+def from_display(lon: np.ndarray, lat: np.ndarray, tiles: str) -> tuple[np.ndarray, np.ndarray]:
+    """The basemap's CRS → WGS-84 (for clicks and drags on the map)."""
+    return crs.to_wgs84(lon, lat, display_crs(tiles))
+
+
+def bbox_to_wgs84(bbox: BBox | None, tiles: str) -> BBox | None:
+    """A viewport box in display coordinates → WGS-84."""
+    if bbox is None or display_crs(tiles) == "wgs84":
+        return bbox
+    lon, lat = from_display(np.array([bbox[0], bbox[2]]), np.array([bbox[1], bbox[3]]), tiles)
+    return (float(lon[0]), float(lat[0]), float(lon[1]), float(lat[1]))
+
+
+def _shift_geoms(geoms: np.ndarray, tiles: str) -> np.ndarray:
+    if display_crs(tiles) == "wgs84":
+        return geoms
+
+    def shift(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_display(xy[:, 0], xy[:, 1], tiles)
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geoms, shift)
+
+
+# --------------------------------------------------------------------------- serialising
+
+
+def feature_collection(geoms: np.ndarray, props: pd.DataFrame, tiles: str = "none", ndigits: int = 6) -> str:
+    """GeoJSON FeatureCollection text of shapely geometries and their properties.
+
+    Vectorised: geometries through ``shapely.to_geojson``, properties through pandas'
+    JSON writer (text is escaped as JSON; HTML escaping is the popup's job).
+    """
+    if len(geoms) == 0:
+        return EMPTY
+    geoms = _shift_geoms(np.asarray(geoms, dtype=object), tiles)
+    geoms = shapely.set_precision(geoms, 10.0**-ndigits) if ndigits is not None else geoms
+    geom_json = pd.Series(shapely.to_geojson(geoms), dtype=object)
+    if props.shape[1]:
+        lines = props.to_json(orient="records", lines=True, force_ascii=False, date_format="iso", date_unit="s")
+        prop_json = pd.Series(lines.rstrip("\n").split("\n"), dtype=object)
+    else:
+        prop_json = pd.Series(["{}"] * len(geom_json), dtype=object)
+    features = '{"type":"Feature","geometry":' + geom_json + ',"properties":' + prop_json.to_numpy() + "}"
+    return '{"type":"FeatureCollection","features":[' + ",".join(features.tolist()) + "]}"
+
+
+def _point_geoms(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    return shapely.points(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+
+
+# --------------------------------------------------------------------------- point layers
+
+
+def hex_resolution(zoom: float, settings: Settings) -> int:
+    """Stored H3 resolution drawn at a map zoom (zoom − offset, clamped to 7-10)."""
+    res = int(np.floor(zoom)) - settings.hex_zoom_offset
+    return int(min(max(res, STORED_RESOLUTIONS[0]), STORED_RESOLUTIONS[-1]))
+
+
+def count_points(con: duckdb.DuckDBPyConnection, layer: str, bbox: BBox | None, filters: MapFilter | None = None) -> int:
+    """Number of rows of a point layer in a box that pass the filters."""
+    spec = get_spec(layer)
+    fsql, fparams = filter_sql(spec, filters)
+    bsql, bparams = bbox_sql(bbox)
+    return int(con.execute(f"SELECT count(*) FROM {spec.name} WHERE {bsql} AND {fsql}", bparams + fparams).fetchone()[0])
+
+
+def hex_classes(counts: np.ndarray, classes: int = HEX_CLASSES) -> tuple[np.ndarray, list[int]]:
+    """Colour class (0..classes-1) of each count on a log scale, and the class lower bounds."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if len(counts) == 0:
+        return np.zeros(0, dtype=np.int64), [1]
+    top = max(float(counts.max()), 1.0)
+    edges = np.unique(np.round(np.logspace(0, np.log10(top), classes + 1)[:-1]).astype(np.int64))
+    cls = np.searchsorted(edges, counts, side="right") - 1
+    return np.clip(cls, 0, classes - 1), edges.tolist()
+
+
+def hex_features(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    res: int,
+    bbox: BBox | None = None,
+    filters: MapFilter | None = None,
+    tiles: str = "none",
+) -> str:
+    """H3 hexagons with the count of a point layer's rows in each (aggregated in DuckDB).
+
+    Properties: ``cell`` (hex id), ``count``, ``cls`` (log colour class, see ``hex_classes``)
+    and, when the spec colours by a field, ``top`` (that field's most
+    serious value present: the last of its colour table) and ``n_top`` (its count).
+    """
+    spec = get_spec(layer)
+    if res not in STORED_RESOLUTIONS:
+        raise ValidationError(f"hexagon resolution {res} is not stored; choose one of {STORED_RESOLUTIONS}")
+    col = h3index.cell_column(res)
+    fsql, fparams = filter_sql(spec, filters)
+    bsql, bparams = bbox_sql(bbox)
+    top_sql, top_params = "0", []
+    top_value = None
+    if spec.style.color_by and spec.style.colors:
+        top_value = list(spec.style.colors)[-1]
+        top_sql = f'count(*) FILTER (WHERE CAST("{spec.style.color_by}" AS VARCHAR) = ?)'
+        top_params = [top_value]
+    sql = (
+        f"SELECT {col} AS cell, count(*) AS count, {top_sql} AS n_top FROM {spec.name} "
+        f"WHERE {col} IS NOT NULL AND {bsql} AND {fsql} GROUP BY {col}"
+    )
+    df = con.execute(sql, top_params + bparams + fparams).df()
+    if df.empty:
+        return EMPTY
+    cells = df["cell"].to_numpy(dtype=np.uint64)
+    cls, _ = hex_classes(df["count"].to_numpy())
+    props = pd.DataFrame({
+        "cell": np.char.mod("%x", cells),
+        "count": df["count"].to_numpy(dtype=np.int64),
+        "cls": cls,
+        "n_top": df["n_top"].to_numpy(dtype=np.int64),
+    })
+    if top_value is not None:
+        props["top"] = top_value
+    return feature_collection(h3index.cell_polygons(cells), props, tiles, ndigits=5)
+
+
+def point_columns(spec: LayerSpec) -> list[str]:
+    """Fields sent with each point: id, the styled field and a label (popups fetch the rest)."""
+    cols = ["id"]
+    if spec.style.color_by:
+        cols.append(spec.style.color_by)
+    for name in ("name", "category", "kind"):
+        if name in spec.field_names and name not in cols:
+            cols.append(name)
+            break
+    return cols
+
+
+def feature_details(con: duckdb.DuckDBPyConnection, layer: str, feature_id: str, lang: str = "zh") -> list[tuple[str, str]]:
+    """(field label, value as text) of one feature, for its popup; empty values left out.
+
+    Raises ValidationError when the id is not in the layer.
+    """
+    spec = get_spec(layer)
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in spec.field_names)
+    df = con.execute(f"SELECT {cols} FROM {spec.name} WHERE id = ? LIMIT 1", [str(feature_id)]).df()
+    if df.empty:
+        raise ValidationError(f"layer {layer!r} has no feature with id {feature_id!r}")
+    row = df.iloc[0]
+    return [(spec.field_label(c, lang), str(row[c])) for c in spec.field_names if row[c] is not None and str(row[c]) != ""]
+
+
+def point_features(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    bbox: BBox | None,
+    filters: MapFilter | None = None,
+    tiles: str = "none",
+    limit: int | None = None,
+) -> str:
+    """The points of a layer in a box, newest first, with the ``point_columns`` as properties."""
+    spec = get_spec(layer)
+    fsql, fparams = filter_sql(spec, filters)
+    bsql, bparams = bbox_sql(bbox)
+    cols = ", ".join(f'"{c}"' for c in point_columns(spec))
+    sql = f"SELECT {cols}, lon, lat FROM {spec.name} WHERE {bsql} AND {fsql}"
+    if spec.sort_by:
+        sql += f' ORDER BY "{spec.sort_by}" DESC'
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    df = con.execute(sql, bparams + fparams).df()
+    geoms = _point_geoms(df.pop("lon").to_numpy(), df.pop("lat").to_numpy())
+    return feature_collection(geoms, df, tiles)
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What one point layer shows in a viewport: ``mode`` is ``hex`` or ``points``."""
+
+    mode: str
+    res: int | None
+    count: int
+    geojson: str
+
+
+def view_mode(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    bbox: BBox | None,
+    zoom: float,
+    settings: Settings,
+    filters: MapFilter | None = None,
+) -> tuple[str, int | None, int]:
+    """(mode, hex resolution, points in view): hexagons at low zoom or over the viewport cap."""
+    n = count_points(con, layer, bbox, filters)
+    if zoom >= settings.point_cluster_zoom and n <= settings.viewport_max_points:
+        return "points", None, n
+    res = hex_resolution(zoom, settings) if zoom < settings.point_cluster_zoom else STORED_RESOLUTIONS[-1]
+    return "hex", res, n
+
+
+def layer_view(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    bbox: BBox | None,
+    zoom: float,
+    settings: Settings,
+    filters: MapFilter | None = None,
+    want: str | None = None,
+) -> LayerView:
+    """A point layer for a viewport: hexagons or clustered points (see ``view_mode``).
+
+    ``want`` (``hex`` or ``points``) returns an empty collection when the mode differs, so a
+    map can hold one hexagon layer and one point layer and fill only the right one.
+    """
+    mode, res, n = view_mode(con, layer, bbox, zoom, settings, filters)
+    if want is not None and want != mode:
+        return LayerView(mode, res, n, EMPTY)
+    if mode == "points":
+        text = point_features(con, layer, bbox, filters, settings.tiles)
+    else:
+        text = hex_features(con, layer, res or STORED_RESOLUTIONS[-1], bbox, filters, settings.tiles)
+    return LayerView(mode, res, n, text)
+
+
+# --------------------------------------------------------------------------- polygons, roads
+
+
+def polygon_features(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    tiles: str = "none",
+    simplify_deg: float = 2e-5,
+    where: str | None = None,
+    params: Sequence[Any] | None = None,
+) -> str:
+    """A polygon layer (boundaries, grids) with its spec fields, simplified for display."""
+    spec = get_spec(layer)
+    cols = ", ".join(f'"{c}"' for c in spec.field_names)
+    sql = f"SELECT {cols}, ST_AsWKB(geom) AS _wkb FROM {spec.name}"
+    if where:
+        sql += f" WHERE {where}"
+    df = con.execute(sql, list(params or [])).df()
+    geoms = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object)) if len(df) else np.array([])
+    if len(geoms) and simplify_deg:
+        geoms = shapely.simplify(geoms, simplify_deg, preserve_topology=True)
+    return feature_collection(geoms, df, tiles)
+
+
+def road_features(
+    con: duckdb.DuckDBPyConnection,
+    bbox: BBox | None,
+    zoom: float,
+    settings: Settings,
+) -> str:
+    """Roads in a box, one feature per street segment (directed edges merged).
+
+    Below ``Settings.road_detail_zoom`` only the classes in ``Settings.map_major_roads``.
+    """
+    clauses, params = ["TRUE"], []
+    if bbox is not None:
+        clauses.append("ST_Intersects_Extent(geom, ST_MakeEnvelope(?, ?, ?, ?))")
+        params += [float(b) for b in bbox]
+    if zoom < settings.road_detail_zoom:
+        clauses.append("highway IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(settings.map_major_roads))
+    sql = (
+        "SELECT highway, name, ST_AsWKB(any_value(geom)) AS _wkb FROM road_edges "
+        f"WHERE {' AND '.join(clauses)} GROUP BY least(u, v), greatest(u, v), highway, name"
+    )
+    df = con.execute(sql, params).df()
+    if df.empty:
+        return EMPTY
+    geoms = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object))
+    major = df["highway"].isin(list(settings.map_major_roads))
+    df["major"] = major.to_numpy()
+    return feature_collection(geoms, df, settings.tiles)
+
+
+def data_bounds(con: duckdb.DuckDBPyConnection) -> BBox | None:
+    """Box around the district: the admin areas, else the grids, else every point layer."""
+    from layers.registry import LAYERS
+
+    for name in ("admin_area", "grid"):
+        if name in LAYERS:
+            row = con.execute(
+                f"SELECT min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)), max(ST_YMax(geom)) FROM {name}"
+            ).fetchone()
+            if row and row[0] is not None:
+                return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+    parts = [f"SELECT min(lon) a, min(lat) b, max(lon) c, max(lat) d FROM {n}" for n, s in LAYERS.items() if s.geometry == "point"]
+    if not parts:
+        return None
+    row = con.execute(f"SELECT min(a), min(b), max(c), max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    if row is None or row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def latest_rows(con: duckdb.DuckDBPyConnection, layer: str, n: int, filters: MapFilter | None = None) -> pd.DataFrame:
+    """The ``n`` newest rows of a layer by its time field (for tickers), newest first."""
+    spec = get_spec(layer)
+    tf = time_field(spec)
+    if tf is None:
+        raise ValidationError(f"layer {layer!r} has no time field to order by")
+    fsql, fparams = filter_sql(spec, filters)
+    cols = ", ".join(f'"{c}"' for c in spec.field_names)
+    return con.execute(
+        f'SELECT {cols}, lon, lat FROM {spec.name} WHERE {fsql} ORDER BY "{tf}" DESC LIMIT ?', fparams + [int(n)]
+    ).df()
+
+
+def count_by(con: duckdb.DuckDBPyConnection, layer: str, field: str, filters: MapFilter | None = None,
+             bbox: BBox | None = None) -> dict[str, int]:
+    """Rows of a layer per value of one field (for legends and filter badges)."""
+    spec = get_spec(layer)
+    spec.field(field)
+    fsql, fparams = filter_sql(spec, filters)
+    bsql, bparams = bbox_sql(bbox)
+    df = con.execute(
+        f'SELECT CAST("{field}" AS VARCHAR) AS v, count(*) AS n FROM {spec.name} WHERE {bsql} AND {fsql} GROUP BY 1',
+        bparams + fparams,
+    ).df()
+    return {str(k): int(v) for k, v in zip(df["v"], df["n"], strict=True)}
