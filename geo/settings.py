@@ -76,6 +76,18 @@ class Settings:
     hydrant_min_pressure_mpa: float = _s(0.14, "Hydrant pressure ≥ 0.14 MPa in normal operation (GB 50974-2014 §7.2.8).")
     hydrant_working_statuses: list = _s(["正常"], "Hydrant statuses that count as working; 损坏/水压不足/停用 do not (GB 50974).")
     fire_pool_min_m3: float = _s(500.0, "Fire pool capacity for an ancient town ≥ 500 m³ (seed 003, 温泉古镇).")
+    water_source_working_statuses: list = _s(["正常"], "Water-source statuses that count as usable (a source with no status counts as usable; 损坏/停用 do not).")
+
+    # --- coverage, siting and dispatch (issue 3) -------------------------------------------
+    responder_active_statuses: list = _s(["在用", "在役"], "Responder statuses that count in coverage (在建/建设中/规划 do not; no status counts as active).")
+    coverage_cluster_res: int = _s(9, "H3 resolution at which uncovered built-up cells are grouped into ranked clusters (res 9 ≈ 0.1 km²).")
+    siting_weight_cell: float = _s(1.0, "Siting demand weight of every uncovered built-up cell (documented assumption).")
+    siting_weight_key_place: float = _s(5.0, "Siting demand weight added per key place in a cell (documented assumption).")
+    siting_weight_hazard: float = _s(2.0, "Siting demand weight added per open hazard in a cell (documented assumption).")
+    siting_weight_per_1000_people: float = _s(1.0, "Siting demand weight per 1000 residents (grid population spread evenly over its cells; assumption).")
+    siting_exact_time_limit_s: float = _s(60.0, "Time limit of the exact maximal-covering solve (scipy.optimize.milp, HiGHS).")
+    dispatch_place_radius_m: float = _s(50.0, "Dispatch: the key place within this distance of the incident is shown with its open hazards.")
+    dispatch_water_search_m: float = _s(2000.0, "Dispatch: hydrants and water sources are searched along roads up to this distance.")
 
     # --- inspection and hazards ---------------------------------------------------------
     inspection_interval_days: dict = _s(
