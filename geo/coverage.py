@@ -1,0 +1,577 @@
+"""Travel-time coverage of responders: one multi-source Dijkstra per responder type.
+
+For each responder layer (micro stations, fire stations) one call of
+``scipy.sparse.csgraph.dijkstra(indices=sources, min_only=True)`` gives every road node its
+travel time from the nearest responder of that layer and which responder it is; the
+layer's turnout is added (ETA = turnout + travel). Cells take the ETA of the road node
+nearest to their centre (see ``geo.coverage_inputs``). In radius mode (no roads) ETA =
+turnout + straight-line distance / ``radius_mode_speed_kmh``. Every result says its mode.
+
+``CoverageEngine`` keeps the per-node state and applies what-if edits incrementally:
+adding a responder runs a Dijkstra from it alone, bounded by a limit that doubles until no
+improved node lies at the frontier (a node can only improve through improved nodes, so the
+bounded search is exact); removing one re-runs Dijkstra only over the nodes it served,
+seeded from their boundary with the boundary's current times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import h3ronpy
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import scipy.sparse as sp
+from h3.api import basic_int as h3i
+from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.spatial import cKDTree
+
+from geo.coverage_inputs import Scene, layer_timing
+from geo.errors import NetworkError, ValidationError
+from geo.settings import Settings
+
+AREA_RES = 10  # figures and first-due areas use the finer cells
+LEVELS = {"town": "town", "community": "community", "grid": "grid_id"}
+
+
+# --------------------------------------------------------------------------- passes
+
+
+def multi_source_times(
+    seconds: sp.csr_array, source_nodes: np.ndarray, offsets_s: np.ndarray, limit: float = np.inf
+) -> tuple[np.ndarray, np.ndarray]:
+    """ETA (offset + travel) of every node from its best source, and that source's position.
+
+    One ``dijkstra(min_only=True)`` pass per distinct offset (responders of one layer
+    share their turnout, so one pass per layer). Unreached nodes get ``inf`` and -1.
+    """
+    n = seconds.shape[0]
+    eta = np.full(n, np.inf)
+    which = np.full(n, -1, dtype=np.int64)
+    source_nodes = np.asarray(source_nodes, dtype=np.int64)
+    offsets_s = np.asarray(offsets_s, dtype=np.float64)
+    for offset in np.unique(offsets_s):
+        pos = np.nonzero(offsets_s == offset)[0]
+        nodes = source_nodes[pos]
+        dist, _, src = dijkstra(seconds, indices=nodes, min_only=True, return_predecessors=True, limit=limit)
+        # map a source node to the first responder standing there
+        owner = np.full(n, -1, dtype=np.int64)
+        owner[nodes[::-1]] = pos[::-1]
+        t = dist + offset
+        better = t < eta
+        eta[better] = t[better]
+        which[better] = owner[src[better]]
+    return eta, which
+
+
+def radius_times(
+    x: np.ndarray, y: np.ndarray, rx: np.ndarray, ry: np.ndarray, offsets_s: np.ndarray, speed_kmh: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Straight-line ETA = offset + distance / speed from the best responder (KD-tree per offset)."""
+    eta = np.full(len(x), np.inf)
+    which = np.full(len(x), -1, dtype=np.int64)
+    if len(rx) == 0 or len(x) == 0:
+        return eta, which
+    pts = np.column_stack([x, y])
+    for offset in np.unique(offsets_s):
+        pos = np.nonzero(offsets_s == offset)[0]
+        d, i = cKDTree(np.column_stack([rx[pos], ry[pos]])).query(pts)
+        t = offset + d / (speed_kmh / 3.6)
+        better = t < eta
+        eta[better] = t[better]
+        which[better] = pos[i[better]]
+    return eta, which
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, eq=False)
+class CoverageResult:
+    """Coverage of one responder set.
+
+    ``cells``: res 9 and 10 cells with ``eta_s`` (best over layers, inf = unreached),
+    ``responder_id``/``responder_layer`` (who is first), ``covered`` (reached within the
+    target of some layer), and ``eta_<layer>``/``first_<layer>`` (responder id) per layer.
+    ``key_places``: the same per place. ``node_eta``/``node_first`` (per layer, position in
+    ``responders``) exist in network mode.
+    """
+
+    mode: str
+    settings: Settings
+    layers: tuple[str, ...]
+    targets_s: dict[str, float]
+    turnouts_s: dict[str, float]
+    responders: pd.DataFrame
+    unsnapped: pd.DataFrame
+    cells: pd.DataFrame
+    key_places: pd.DataFrame
+    node_eta: dict[str, np.ndarray] | None = None
+    node_first: dict[str, np.ndarray] | None = None
+    scene: Scene | None = field(default=None, repr=False)
+
+
+def _combine(
+    scene: Scene, responders: pd.DataFrame, layers: tuple[str, ...],
+    eta: dict[str, np.ndarray], first: dict[str, np.ndarray], frame: pd.DataFrame, targets: dict[str, float],
+) -> pd.DataFrame:
+    """Add per-layer and combined ETA, first responder and covered flag to cells or places."""
+    out = frame.copy()
+    ids = responders["id"].to_numpy(dtype=object)
+    best = np.full(len(out), np.inf)
+    best_id = np.full(len(out), None, dtype=object)
+    best_layer = np.full(len(out), None, dtype=object)
+    covered = np.zeros(len(out), dtype=bool)
+    for layer in layers:
+        e, f = eta[layer], first[layer]
+        out[f"eta_{layer}"] = e
+        rid = np.where(f >= 0, ids[np.maximum(f, 0)] if len(ids) else None, None)
+        out[f"first_{layer}"] = rid
+        better = e < best
+        best[better] = e[better]
+        best_id[better] = rid[better]
+        best_layer[better] = layer
+        covered |= e <= targets[layer]
+    out["eta_s"] = best
+    out["responder_id"] = best_id
+    out["responder_layer"] = best_layer
+    out["covered"] = covered
+    return out
+
+
+def _carry(values: np.ndarray, nodes: np.ndarray, fill: float | int) -> np.ndarray:
+    """Values of ``nodes`` (-1 → fill)."""
+    return np.where(nodes >= 0, values[np.maximum(nodes, 0)], fill)
+
+
+def _result_from_nodes(
+    scene: Scene, responders: pd.DataFrame, node_eta: dict[str, np.ndarray], node_first: dict[str, np.ndarray],
+    layers: tuple[str, ...], targets: dict[str, float], turnouts: dict[str, float],
+) -> CoverageResult:
+    cell_nodes = scene.cells["node"].to_numpy(np.int64)
+    place_nodes = scene.key_places["node"].to_numpy(np.int64)
+    ce = {k: _carry(v, cell_nodes, np.inf) for k, v in node_eta.items()}
+    cf = {k: _carry(v, cell_nodes, -1).astype(np.int64) for k, v in node_first.items()}
+    pe = {k: _carry(v, place_nodes, np.inf) for k, v in node_eta.items()}
+    pf = {k: _carry(v, place_nodes, -1).astype(np.int64) for k, v in node_first.items()}
+    cells = _combine(scene, responders, layers, ce, cf, scene.cells, targets)
+    places = _combine(scene, responders, layers, pe, pf, scene.key_places, targets)
+    return CoverageResult("network", scene.settings, layers, targets, turnouts, responders, scene.unsnapped,
+                          cells, places, node_eta, node_first, scene)
+
+
+def _layer_info(scene: Scene, responders: pd.DataFrame) -> tuple[tuple[str, ...], dict[str, float], dict[str, float]]:
+    layers = tuple(sorted(set(responders["layer"]), key=lambda s: (s != "micro_station", s)))
+    targets, turnouts = {}, {}
+    for layer in layers:
+        turnouts[layer], targets[layer] = layer_timing(layer, scene.settings)
+    return layers, targets, turnouts
+
+
+def compute_coverage(scene: Scene, responders: pd.DataFrame | None = None) -> CoverageResult:
+    """Coverage of the scene's responders (or of a subset/variant with the same columns)."""
+    resp = (scene.responders if responders is None else responders).reset_index(drop=True)
+    layers, targets, turnouts = _layer_info(scene, resp)
+    if scene.mode == "radius":
+        speed = scene.settings.radius_mode_speed_kmh
+        eta_c, first_c, eta_p, first_p = {}, {}, {}, {}
+        for layer in layers:
+            sel = np.nonzero((resp["layer"] == layer).to_numpy())[0]
+            rx, ry = resp["x"].to_numpy()[sel], resp["y"].to_numpy()[sel]
+            off = resp["turnout_s"].to_numpy(np.float64)[sel]
+            e, w = radius_times(scene.cells["x"].to_numpy(), scene.cells["y"].to_numpy(), rx, ry, off, speed)
+            eta_c[layer], first_c[layer] = e, np.where(w >= 0, sel[np.maximum(w, 0)], -1)
+            e, w = radius_times(scene.key_places["x"].to_numpy(), scene.key_places["y"].to_numpy(), rx, ry, off, speed)
+            eta_p[layer], first_p[layer] = e, np.where(w >= 0, sel[np.maximum(w, 0)], -1)
+        cells = _combine(scene, resp, layers, eta_c, first_c, scene.cells, targets)
+        places = _combine(scene, resp, layers, eta_p, first_p, scene.key_places, targets)
+        return CoverageResult("radius", scene.settings, layers, targets, turnouts, resp, scene.unsnapped,
+                              cells, places, None, None, scene)
+    assert scene.graph is not None
+    node_eta, node_first = {}, {}
+    for layer in layers:
+        sel = np.nonzero((resp["layer"] == layer).to_numpy())[0]
+        e, w = multi_source_times(scene.graph.seconds, resp["node"].to_numpy(np.int64)[sel],
+                                  resp["turnout_s"].to_numpy(np.float64)[sel])
+        node_eta[layer] = e
+        node_first[layer] = np.where(w >= 0, sel[np.maximum(w, 0)], -1)
+    return _result_from_nodes(scene, resp, node_eta, node_first, layers, targets, turnouts)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _area_cells(result: CoverageResult, built_up_only: bool = True) -> pd.DataFrame:
+    cells = result.cells[result.cells["res"] == AREA_RES]
+    return cells[cells["built_up"]] if built_up_only else cells
+
+
+def summary(result: CoverageResult) -> dict[str, Any]:
+    """District-wide figures: built-up area, key places and demand weight reached in time."""
+    cells = _area_cells(result)
+    places = result.key_places
+    area = float(cells["area_km2"].sum())
+    covered = float(cells.loc[cells["covered"], "area_km2"].sum())
+    weight = float(cells["weight"].sum())
+    weight_cov = float(cells.loc[cells["covered"], "weight"].sum())
+    out: dict[str, Any] = {
+        "mode": result.mode,
+        "responders": int(len(result.responders)),
+        "unsnapped": int(len(result.unsnapped)),
+        "area_km2": round(area, 4),
+        "covered_km2": round(covered, 4),
+        "area_share": round(covered / area, 4) if area else None,
+        "places": int(len(places)),
+        "places_covered": int(places["covered"].sum()) if len(places) else 0,
+        "places_share": round(float(places["covered"].mean()), 4) if len(places) else None,
+        "weight": round(weight, 3),
+        "weight_covered": round(weight_cov, 3),
+        "weight_share": round(weight_cov / weight, 4) if weight else None,
+    }
+    for layer in result.layers:
+        ok = cells[f"eta_{layer}"] <= result.targets_s[layer]
+        out[f"area_share_{layer}"] = round(float(cells.loc[ok, "area_km2"].sum()) / area, 4) if area else None
+    return out
+
+
+def figures(result: CoverageResult, level: str = "town") -> pd.DataFrame:
+    """Per town / community / grid: share of built-up area, key places (per class) and weight reached."""
+    if level not in LEVELS:
+        raise ValidationError(f"level {level!r} unknown; use one of {list(LEVELS)}")
+    col = LEVELS[level]
+    cells = _area_cells(result).copy()
+    cells["cov_km2"] = np.where(cells["covered"], cells["area_km2"], 0.0)
+    cells["cov_w"] = np.where(cells["covered"], cells["weight"], 0.0)
+    key = cells[col].fillna("(未分配)")
+    g = cells.groupby(key).agg(area_km2=("area_km2", "sum"), covered_km2=("cov_km2", "sum"),
+                               weight=("weight", "sum"), weight_covered=("cov_w", "sum"))
+    places = result.key_places.copy()
+    pkey = places[col].fillna("(未分配)") if col in places else pd.Series("(未分配)", index=places.index)
+    pg = places.groupby(pkey).agg(places=("covered", "size"), places_covered=("covered", "sum"))
+    out = g.join(pg, how="outer").fillna(0.0)
+    for cls in ("1", "2", "3"):
+        sel = places["inspection_class"].astype(str) == cls
+        cg = places[sel].groupby(pkey[sel])["covered"].mean()
+        out[f"class{cls}_share"] = cg.reindex(out.index)
+    out["area_share"] = out["covered_km2"] / out["area_km2"].where(out["area_km2"] > 0)
+    out["places_share"] = out["places_covered"] / out["places"].where(out["places"] > 0)
+    out["weight_share"] = out["weight_covered"] / out["weight"].where(out["weight"] > 0)
+    out.index.name = "name"
+    out = out.reset_index()
+    out.insert(0, "level", level)
+    out["places"] = out["places"].astype(int)
+    out["places_covered"] = out["places_covered"].astype(int)
+    return out.sort_values("area_share", na_position="last").reset_index(drop=True)
+
+
+def first_due_areas(result: CoverageResult, layer: str = "fire_station") -> pd.DataFrame:
+    """Area each responder of ``layer`` reaches first among its layer, checked against 建标152.
+
+    All cells (not only built-up) count, at res 10. ``limit_km2`` comes from
+    ``Settings.station_area_limits_km2[station_class]`` (None when the class has no limit).
+    """
+    resp = result.responders[result.responders["layer"] == layer]
+    cells = result.cells[result.cells["res"] == AREA_RES]
+    col = f"first_{layer}"
+    if col not in cells:
+        areas = pd.Series(dtype=float)
+        counts = pd.Series(dtype=float)
+    else:
+        reached = cells[cells[col].notna()]
+        areas = reached.groupby(col)["area_km2"].sum()
+        counts = reached.groupby(col)["covered"].size()
+    limits = result.settings.station_area_limits_km2
+    out = pd.DataFrame({
+        "id": resp["id"].to_numpy(), "name": resp["name"].to_numpy(), "layer": layer,
+        "station_class": resp["station_class"].to_numpy(),
+    })
+    out["area_km2"] = out["id"].map(areas).fillna(0.0).round(4)
+    out["cells"] = out["id"].map(counts).fillna(0).astype(int)
+    out["limit_km2"] = out["station_class"].map(lambda c: limits.get(c) if isinstance(c, str) else None)
+    out["over_limit"] = out["limit_km2"].notna() & (out["area_km2"] > out["limit_km2"].fillna(np.inf))
+    return out.sort_values("area_km2", ascending=False).reset_index(drop=True)
+
+
+def _neighbour_pairs(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) of cells in ``cells`` (sorted) that are H3 neighbours."""
+    disk = pa.array(h3ronpy.grid_disk(cells, 1, flatten=False))
+    offsets = disk.offsets.to_numpy()
+    values = disk.values.to_numpy().astype(np.uint64)
+    src = np.repeat(np.arange(len(cells)), np.diff(offsets))
+    pos = np.searchsorted(cells, values)
+    pos = np.minimum(pos, len(cells) - 1)
+    hit = cells[pos] == values
+    return src[hit], pos[hit]
+
+
+def uncovered_clusters(result: CoverageResult, top: int = 10) -> pd.DataFrame:
+    """Connected groups of uncovered built-up cells, ranked by demand weight, then area.
+
+    Cells at ``Settings.coverage_cluster_res``; neighbours by H3 adjacency; each cluster
+    has its cells, km², weight, key places uncovered in it, the mean centre, the town that
+    holds most of it, its worst ETA and its outline (GeoJSON geometry).
+    """
+    res = result.settings.coverage_cluster_res
+    cells = result.cells[(result.cells["res"] == res) & result.cells["built_up"] & ~result.cells["covered"]]
+    cols = ["rank", "cells", "area_km2", "weight", "places", "lon", "lat", "town", "worst_eta_s", "geometry"]
+    if len(cells) == 0:
+        return pd.DataFrame({c: [] for c in cols})
+    cells = cells.sort_values("cell").reset_index(drop=True)
+    arr = cells["cell"].to_numpy(np.uint64)
+    i, j = _neighbour_pairs(arr)
+    adj = sp.csr_array((np.ones(len(i)), (i, j)), shape=(len(arr), len(arr)))
+    _, label = connected_components(adj, directed=False)
+    cells["cluster"] = label
+    places = result.key_places
+    col = f"h3_r{res}"
+    if len(places) and col in places:
+        up = places[~places["covered"]]
+        pos = np.minimum(np.searchsorted(arr, up[col].to_numpy(np.uint64)), len(arr) - 1)
+        hit = arr[pos] == up[col].to_numpy(np.uint64)
+        pcount = pd.Series(label[pos[hit]]).value_counts()
+    else:
+        pcount = pd.Series(dtype=int)
+    g = cells.groupby("cluster").agg(cells=("cell", "size"), area_km2=("area_km2", "sum"), weight=("weight", "sum"),
+                                     lon=("lon", "mean"), lat=("lat", "mean"), worst_eta_s=("eta_s", "max"))
+    g["places"] = g.index.map(pcount).fillna(0).astype(int)
+    towns = cells.dropna(subset=["town"]).groupby("cluster")["town"].agg(lambda s: s.value_counts().index[0])
+    g["town"] = g.index.map(towns)
+    g = g.sort_values(["weight", "area_km2"], ascending=False).head(top)
+    members = cells.groupby("cluster")["cell"].apply(lambda s: s.to_numpy(np.uint64))
+    g["geometry"] = [h3i.cells_to_geo([int(c) for c in members[k]]) for k in g.index]
+    g["rank"] = np.arange(1, len(g) + 1)
+    g["area_km2"] = g["area_km2"].round(4)
+    return g.reset_index(drop=True)[cols]
+
+
+def isochrones(
+    result: CoverageResult, minutes: list[float] | None = None, layer: str | None = None, res: int = AREA_RES
+) -> dict[float, dict[str, Any] | None]:
+    """Areas reached within each number of minutes (ETA incl. turnout) as GeoJSON geometries.
+
+    The union of the cells (all cells at ``res``) whose ETA is within the minutes, dissolved
+    by H3 (``cells_to_geo``); ``layer`` restricts to one responder layer. None when empty.
+    """
+    minutes = list(minutes if minutes is not None else result.settings.isochrone_minutes)
+    cells = result.cells[result.cells["res"] == res]
+    eta = cells["eta_s"] if layer is None else cells[f"eta_{layer}"]
+    out: dict[float, dict[str, Any] | None] = {}
+    for m in minutes:
+        sel = cells.loc[(eta <= m * 60.0).to_numpy(), "cell"].to_numpy(np.uint64)
+        out[float(m)] = h3i.cells_to_geo([int(c) for c in sel]) if len(sel) else None
+    return out
+
+
+# --------------------------------------------------------------------------- what-if
+
+
+@dataclass(frozen=True, eq=False)
+class WhatIf:
+    """One what-if edit: figures before and after and their difference."""
+
+    action: str
+    responder_id: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    diff: dict[str, float]
+    changed_nodes: int
+    result: CoverageResult
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in after.items():
+        b = before.get(k)
+        if isinstance(v, (int, float)) and isinstance(b, (int, float)) and not isinstance(v, bool):
+            out[k] = round(v - b, 6)
+    return out
+
+
+class CoverageEngine:
+    """Coverage with incremental add / move / remove of responders (network or radius mode).
+
+    Parameters
+    ----------
+    scene
+        The scene; its responders are the starting set.
+    """
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+        self.responders = scene.responders.reset_index(drop=True).copy()
+        self.responders["active"] = True
+        self._result = compute_coverage(scene, self.responders)
+        self.node_eta = {k: v.copy() for k, v in (self._result.node_eta or {}).items()}
+        self.node_first = {k: v.copy() for k, v in (self._result.node_first or {}).items()}
+        self._reverse: sp.csr_array | None = None
+        self._maxout: np.ndarray | None = None
+
+    @property
+    def result(self) -> CoverageResult:
+        """Coverage of the current responder set."""
+        return self._result
+
+    def _active(self) -> pd.DataFrame:
+        return self.responders[self.responders["active"]]
+
+    def _rebuild(self) -> CoverageResult:
+        scene = self.scene
+        resp = self.responders
+        layers = tuple(sorted(set(resp.loc[resp["active"], "layer"]) | set(self.node_eta),
+                              key=lambda s: (s != "micro_station", s)))
+        targets, turnouts = {}, {}
+        for layer in layers:
+            turnouts[layer], targets[layer] = layer_timing(layer, scene.settings)
+        if scene.mode == "radius":
+            res = compute_coverage(scene, self._active())
+        else:
+            for layer in layers:
+                self.node_eta.setdefault(layer, np.full(scene.graph.n_nodes, np.inf))
+                self.node_first.setdefault(layer, np.full(scene.graph.n_nodes, -1, dtype=np.int64))
+            res = _result_from_nodes(scene, resp, self.node_eta, self.node_first, layers, targets, turnouts)
+            res = replace(res, responders=self._active().reset_index(drop=True))
+        return res
+
+    def _commit(self, action: str, rid: str, changed: int) -> WhatIf:
+        before = summary(self._result)
+        self._result = self._rebuild()
+        after = summary(self._result)
+        return WhatIf(action, rid, before, after, _diff(before, after), changed, self._result)
+
+    def _row_of(self, rid: str) -> int:
+        hit = np.nonzero((self.responders["id"] == str(rid)).to_numpy() & self.responders["active"].to_numpy())[0]
+        if len(hit) == 0:
+            known = self._active()["id"].head(10).tolist()
+            raise ValidationError(f"responder {rid!r} not found among active responders (e.g. {known})")
+        return int(hit[0])
+
+    # -- add
+    def _add_nodes(self, row: int) -> int:
+        g = self.scene.graph
+        assert g is not None
+        layer = self.responders.at[row, "layer"]
+        s = int(self.responders.at[row, "node"])
+        offset = float(self.responders.at[row, "turnout_s"])
+        old = self.node_eta.setdefault(layer, np.full(g.n_nodes, np.inf))
+        first = self.node_first.setdefault(layer, np.full(g.n_nodes, -1, dtype=np.int64))
+        if not offset < old[s]:
+            return 0
+        if self._maxout is None:
+            self._maxout = np.asarray(g.seconds.max(axis=1).toarray()).ravel()
+        gap = old[s] - offset
+        limit = max(gap if np.isfinite(gap) else 600.0, 1.0)
+        while True:
+            dist = dijkstra(g.seconds, indices=s, limit=limit)
+            improved = offset + dist < old
+            frontier = improved & (dist + self._maxout > limit)
+            if not frontier.any() or limit > 1e9:
+                break
+            limit *= 2.0
+        old[improved] = offset + dist[improved]
+        first[improved] = row
+        return int(improved.sum())
+
+    def add(self, rid: str, lon: float, lat: float, layer: str = "micro_station",
+            name: str | None = None, station_class: str | None = None) -> WhatIf:
+        """Add a responder at lon/lat; returns the new figures and the difference."""
+        turnout, target = layer_timing(layer, self.scene.settings)
+        x, y = self.scene.project([lon], [lat])
+        node = -1
+        snap_m = np.nan
+        if self.scene.mode == "network":
+            snap = self.scene.graph.snap([lon], [lat], self.scene.settings.snap_distance_m)
+            if not snap.ok[0]:
+                msg = (f"new responder {rid!r} at ({lon}, {lat}) is {snap.distance_m[0]:.0f} m from the road network "
+                       f"(snap distance {self.scene.settings.snap_distance_m:.0f} m); move it next to a road")
+                raise NetworkError(msg)
+            node, snap_m = int(snap.node[0]), float(snap.distance_m[0])
+        row = len(self.responders)
+        new = {"id": str(rid), "name": name or str(rid), "layer": layer, "kind": None, "station_class": station_class,
+               "lon": float(lon), "lat": float(lat), "x": float(x[0]), "y": float(y[0]), "node": node,
+               "snap_m": snap_m, "turnout_s": turnout, "target_s": target, "active": True}
+        self.responders = pd.concat([self.responders, pd.DataFrame([new])], ignore_index=True)
+        changed = self._add_nodes(row) if self.scene.mode == "network" else 0
+        return self._commit("add", str(rid), changed)
+
+    # -- remove
+    def _remove_nodes(self, row: int) -> int:
+        g = self.scene.graph
+        assert g is not None
+        layer = self.responders.at[row, "layer"]
+        eta, first = self.node_eta[layer], self.node_first[layer]
+        area = np.nonzero(first == row)[0]
+        if len(area) == 0:
+            return 0
+        if self._reverse is None:
+            self._reverse = g.seconds.T.tocsr()
+        in_area = np.zeros(g.n_nodes, dtype=bool)
+        in_area[area] = True
+        rev = self._reverse[area]
+        boundary = np.unique(rev.indices)
+        boundary = boundary[~in_area[boundary] & np.isfinite(eta[boundary])]
+        # other responders of the layer standing inside the area
+        resp = self.responders
+        inside = np.nonzero((resp["layer"] == layer).to_numpy() & resp["active"].to_numpy()
+                            & (np.arange(len(resp)) != row) & (resp["node"].to_numpy() >= 0))[0]
+        inside = inside[in_area[resp["node"].to_numpy(np.int64)[inside]]]
+        nodes = np.concatenate([area, boundary])
+        sub = g.seconds[nodes][:, nodes].tocoo()
+        k = len(nodes)
+        local = np.full(g.n_nodes, -1, dtype=np.int64)
+        local[nodes] = np.arange(k)
+        seed_local = np.concatenate([local[boundary], local[resp["node"].to_numpy(np.int64)[inside]]])
+        seed_time = np.concatenate([eta[boundary], resp["turnout_s"].to_numpy(np.float64)[inside]])
+        seed_owner = np.concatenate([first[boundary], inside])
+        eta[area] = np.inf
+        first[area] = -1
+        if len(seed_local) == 0:
+            return len(area)
+        base = float(seed_time.min())
+        w = seed_time - base + 1.0  # +1 s keeps the virtual edges non-zero; subtracted below
+        rows = np.concatenate([sub.row, np.full(len(seed_local), k)])
+        cols = np.concatenate([sub.col, seed_local])
+        data = np.concatenate([sub.data, w])
+        aug = sp.csr_array((data, (rows, cols)), shape=(k + 1, k + 1))
+        dist, pred = dijkstra(aug, indices=k, return_predecessors=True)
+        # owner of each node: the seed its path leaves the virtual node through (pointer doubling)
+        parent = np.where((pred == k) | (pred < 0), np.arange(k + 1), pred)
+        while True:
+            nxt = parent[parent]
+            if np.array_equal(nxt, parent):
+                break
+            parent = nxt
+        owner_local = np.full(k + 1, -1, dtype=np.int64)
+        order = np.argsort(w, kind="stable")  # several seeds on one node: the earliest wins
+        owner_local[seed_local[order][::-1]] = seed_owner[order][::-1]
+        la = local[area]
+        t = dist[la] - 1.0 + base
+        reached = np.isfinite(t)
+        eta[area[reached]] = t[reached]
+        first[area[reached]] = owner_local[parent[la[reached]]]
+        return len(area)
+
+    def remove(self, rid: str) -> WhatIf:
+        """Remove a responder; only the nodes it served are recomputed."""
+        row = self._row_of(rid)
+        self.responders.at[row, "active"] = False
+        changed = self._remove_nodes(row) if self.scene.mode == "network" else 0
+        return self._commit("remove", str(rid), changed)
+
+    def move(self, rid: str, lon: float, lat: float) -> WhatIf:
+        """Move a responder: remove it, then add it at the new place (both incremental)."""
+        row = self._row_of(rid)
+        if self.scene.mode == "network":
+            snap = self.scene.graph.snap([lon], [lat], self.scene.settings.snap_distance_m)
+            if not snap.ok[0]:
+                msg = (f"cannot move {rid!r} to ({lon}, {lat}): {snap.distance_m[0]:.0f} m from the road network "
+                       f"(snap distance {self.scene.settings.snap_distance_m:.0f} m)")
+                raise NetworkError(msg)
+        before = summary(self._result)
+        old = self.responders.loc[row].to_dict()
+        self.responders.at[row, "active"] = False
+        changed = self._remove_nodes(row) if self.scene.mode == "network" else 0
+        whatif = self.add(rid, lon, lat, old["layer"], old.get("name"), old.get("station_class"))
+        return WhatIf("move", str(rid), before, whatif.after, _diff(before, whatif.after),
+                      changed + whatif.changed_nodes, whatif.result)
