@@ -1,17 +1,25 @@
-"""Exact assignment of points to grid polygons (point in polygon, not an H3 approximation)."""
+"""Exact assignment of points to grid polygons (point in polygon, not an H3 approximation).
+
+Speed-up that stays exact: an H3 cell whose hexagon lies strictly inside one polygon (with
+a small margin for the difference between H3's cell edges and straight lon/lat segments)
+can only hold points of that polygon, so points in such interior cells are assigned by a
+sorted-array lookup of their cell. Only points in border cells get the exact STRtree test.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import shapely
 
+from geo import h3index
 
-def points_in_polygons(lon: np.ndarray, lat: np.ndarray, polygons: np.ndarray) -> np.ndarray:
-    """Index into ``polygons`` of the polygon containing each point, -1 where none does.
+ASSIGN_RES = 10  # H3 resolution of the interior-cell shortcut (a stored resolution: no recomputation)
+EDGE_MARGIN_DEG = 1e-5  # ~1 m: H3 edges are not straight in lon/lat; keep a margin from polygon borders
+MIN_POINTS_FOR_CELLS = 20_000  # below this, the plain STRtree is faster than building interior cells
 
-    A point on a shared border goes to the polygon with the lowest index. Uses shapely's
-    STRtree with the exact ``intersects`` predicate (boundary counts as inside).
-    """
+
+def _strtree_assign(lon: np.ndarray, lat: np.ndarray, polygons: np.ndarray) -> np.ndarray:
+    """Exact assignment with shapely's STRtree (boundary counts as inside; lowest index wins)."""
     points = shapely.points(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
     tree = shapely.STRtree(polygons)
     point_idx, poly_idx = tree.query(points, predicate="intersects")
@@ -22,4 +30,62 @@ def points_in_polygons(lon: np.ndarray, lat: np.ndarray, polygons: np.ndarray) -
         first = np.ones(len(point_idx), dtype=bool)
         first[1:] = point_idx[1:] != point_idx[:-1]
         out[point_idx[first]] = poly_idx[first]
+    return out
+
+
+def interior_cells(polygons: np.ndarray, res: int = ASSIGN_RES) -> tuple[np.ndarray, np.ndarray]:
+    """H3 cells lying strictly inside a polygon: (sorted cells, index of their polygon).
+
+    Where polygons overlap and a cell is inside several, the lowest index is kept (the
+    same rule as the exact test).
+    """
+    polygons = np.asarray(polygons, dtype=object)
+    cover = h3index.polygon_cover(polygons, res)
+    if not len(cover):
+        return np.array([], dtype=np.uint64), np.array([], dtype=np.int64)
+    cells = cover["cell"].to_numpy(dtype=np.uint64)
+    rows = cover["row"].to_numpy(dtype=np.int64)
+    hexes = shapely.buffer(h3index.cell_polygons(cells), EDGE_MARGIN_DEG, quad_segs=1)
+    shapely.prepare(polygons)
+    inside = shapely.contains_properly(polygons[rows], hexes)
+    cells, rows = cells[inside], rows[inside]
+    order = np.lexsort((rows, cells))
+    cells, rows = cells[order], rows[order]
+    first = np.ones(len(cells), dtype=bool)
+    first[1:] = cells[1:] != cells[:-1]
+    return cells[first], rows[first]
+
+
+def points_in_polygons(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    polygons: np.ndarray,
+    cells: np.ndarray | None = None,
+) -> np.ndarray:
+    """Index into ``polygons`` of the polygon containing each point, -1 where none does.
+
+    A point on a shared border goes to the polygon with the lowest index. Exact: points in
+    H3 cells strictly inside one polygon are looked up, all others are tested with the
+    ``intersects`` predicate. ``cells`` are the points' H3 cells at ``ASSIGN_RES`` if known.
+    """
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    polygons = np.asarray(polygons, dtype=object)
+    n = len(lon)
+    if n < MIN_POINTS_FOR_CELLS or not len(polygons):
+        return _strtree_assign(lon, lat, polygons) if len(polygons) else np.full(n, -1, dtype=np.int64)
+    if cells is None:
+        cells = h3index.cells_at(lon, lat, ASSIGN_RES)
+    cells = np.asarray(cells, dtype=np.uint64)
+    icells, ipoly = interior_cells(polygons, ASSIGN_RES)
+    out = np.full(n, -1, dtype=np.int64)
+    if len(icells):
+        pos = np.minimum(np.searchsorted(icells, cells), len(icells) - 1)
+        hit = icells[pos] == cells
+        out[hit] = ipoly[pos[hit]]
+    else:
+        hit = np.zeros(n, dtype=bool)
+    rest = np.flatnonzero(~hit)
+    if len(rest):
+        out[rest] = _strtree_assign(lon[rest], lat[rest], polygons)
     return out

@@ -48,7 +48,7 @@ META_TABLES: dict[str, str] = {
     """,
     "rejected": """
         layer VARCHAR, file VARCHAR, row_number BIGINT, field VARCHAR, reason VARCHAR,
-        value VARCHAR, raw VARCHAR, ingested_at TIMESTAMP
+        value VARCHAR, detail VARCHAR, raw VARCHAR, ingested_at TIMESTAMP
     """,
     "ingest_notes": """
         layer VARCHAR, file VARCHAR, row_number BIGINT, id VARCHAR, field VARCHAR, note VARCHAR,
@@ -192,25 +192,44 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE TABLE IF NOT EXISTS {cover_table(spec.name)} (id VARCHAR, res UTINYINT, cell UBIGINT)")
     for name, cols in META_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+    # Columns added after the first release: older files get them on their next write.
+    con.execute("ALTER TABLE rejected ADD COLUMN IF NOT EXISTS detail VARCHAR")
 
 
-def _with_geometry_columns(spec: LayerSpec, frame: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Canonical fields plus lon/lat, H3 cells, area and WKB, ready to insert."""
-    geoms = frame.geometry.to_numpy()
-    if spec.geometry == "point":
+def _with_geometry_columns(spec: LayerSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical fields plus lon/lat, H3 cells, area and WKB (polygons), ready to insert.
+
+    Point layers may come as a plain frame with ``lon``/``lat`` columns (no shapely objects:
+    the geometry is built in SQL with ST_Point) and with precomputed ``h3_r*`` columns.
+    """
+    has_geometry = isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame
+    out = pd.DataFrame({f.name: frame[f.name] if f.name in frame else None for f in spec.fields})
+    geoms = frame.geometry.to_numpy() if has_geometry else None
+    if spec.geometry == "point" and not has_geometry:
+        if "lon" not in frame or "lat" not in frame:
+            raise StoreError(f"write_layer({spec.name!r}): a point frame needs a geometry or lon/lat columns")
+        lon, lat = frame["lon"].to_numpy(dtype=np.float64), frame["lat"].to_numpy(dtype=np.float64)
+    elif spec.geometry == "point":
         lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
     else:
+        if not has_geometry:
+            raise StoreError(f"write_layer({spec.name!r}): a polygon layer needs a GeoDataFrame")
         reps = shapely.point_on_surface(geoms)
         lon, lat = shapely.get_x(reps), shapely.get_y(reps)
-    out = pd.DataFrame({f.name: frame[f.name] if f.name in frame else None for f in spec.fields})
     out["lon"] = np.asarray(lon, dtype=np.float64)
     out["lat"] = np.asarray(lat, dtype=np.float64)
-    cells = h3index.index_points(out["lon"].to_numpy(), out["lat"].to_numpy(), POINT_RESOLUTIONS)
-    for res, arr in cells.items():
-        out[h3index.cell_column(res)] = arr
+    names = [h3index.cell_column(r) for r in POINT_RESOLUTIONS]
+    if all(n in frame for n in names):
+        for n in names:
+            out[n] = frame[n].to_numpy(dtype=np.uint64)
+    else:
+        cells = h3index.index_points(out["lon"].to_numpy(), out["lat"].to_numpy(), POINT_RESOLUTIONS)
+        for res, arr in cells.items():
+            out[h3index.cell_column(res)] = arr
     if spec.geometry == "polygon":
         out["area_km2"] = gpd.GeoSeries(geoms, crs=4326).to_crs(equal_area_crs(lon, lat)).area.to_numpy() / 1e6
-    out["geom_wkb"] = shapely.to_wkb(geoms)
+    if spec.geometry != "point":
+        out["geom_wkb"] = shapely.to_wkb(geoms)
     out["source_file"] = frame["source_file"] if "source_file" in frame else None
     out["source_row"] = frame["source_row"] if "source_row" in frame else None
     out["ingested_at"] = pd.Timestamp(datetime.now())
@@ -246,6 +265,7 @@ def write_layer(
     if "id" not in frame or frame["id"].isna().any():
         raise StoreError(f"write_layer({layer!r}): every row needs an id (ingestion assigns stable ids)")
     rows = _with_geometry_columns(spec, frame)
+    geom_sql = "ST_Point(lon, lat)" if spec.geometry == "point" else "ST_GeomFromWKB(geom_wkb)"
     con.register("_incoming", rows)
     try:
         if replace:
@@ -255,7 +275,7 @@ def write_layer(
         names = [n for n, _ in layer_columns(spec) if n != "geom"]
         select = ", ".join(f'"{n}"' for n in names)
         con.execute(
-            f"INSERT INTO {layer} BY NAME SELECT {select}, ST_GeomFromWKB(geom_wkb) AS geom FROM _incoming"
+            f"INSERT INTO {layer} BY NAME SELECT {select}, {geom_sql} AS geom FROM _incoming"
         )
         if spec.geometry == "polygon":
             _write_cover(con, layer, frame, replace)
@@ -296,6 +316,28 @@ def write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
     finally:
         con.unregister("_frame")
+
+
+def stable_ids(material: pd.DataFrame, prefix: str = "") -> np.ndarray:
+    """Stable ids from row content: ``prefix`` + the first 16 hex digits of the MD5 of the values.
+
+    Columns are taken in name order and joined with U+001F, so the id does not depend on
+    the column order of a file, on the machine or on the DuckDB version (MD5 is fixed).
+    """
+    if not len(material):
+        return np.array([], dtype=object)
+    cols = sorted(material.columns)
+    frame = pd.DataFrame({f"c{i}": material[c].astype("str") for i, c in enumerate(cols)})
+    joined = ", ".join(f"coalesce(c{i}, '')" for i in range(len(cols)))
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("_material", frame)
+        ids = con.execute(
+            f"SELECT ? || left(md5(concat_ws(chr(31), {joined})), 16) FROM _material", [prefix]
+        ).fetchnumpy()
+    finally:
+        con.close()
+    return np.asarray(next(iter(ids.values())), dtype=object)
 
 
 # --------------------------------------------------------------------------- reading

@@ -1,5 +1,75 @@
-"""CLI commands of this topic (filled by its issue)."""
+"""`onemap ingest LAYER FILE`: import a user's file into the store."""
+
+from __future__ import annotations
+
+import json
 
 import click
 
-COMMANDS: list[click.Command] = []
+from dashboard.commands import config_option, db_option, json_option
+from geo.ingest import IngestResult, ingest_file, reason_label
+from geo.settings import Settings
+from layers.registry import LAYERS
+
+
+def _summary(result: IngestResult) -> list[str]:
+    spec = LAYERS[result.layer]
+    enc = f", {result.encoding}" if result.encoding else ""
+    lines = [
+        f"onemap: {spec.zh} {result.layer} ← {result.file} ({result.fmt}{enc}, crs {result.crs})",
+        f"  读取 read      {result.rows_read:>10,}",
+        f"  接收 accepted  {result.accepted:>10,}",
+        f"  拒收 rejected  {result.rejected:>10,}",
+    ]
+    for code, n in result.rejected_by_reason.items():
+        lines.append(f"      {reason_label(code)} ({code}): {n:,}")
+    if result.repaired:
+        lines.append(f"  修复 repaired  {result.repaired:>10,}  (see ingest_notes)")
+    if result.assigned_to_grid:
+        lines.append(f"  落网格 assigned to grids {result.assigned_to_grid:,}")
+    mapped = ", ".join(f"{h}→{f}" for h, f in result.column_map.items())
+    lines.append(f"  列 columns: {mapped}")
+    if result.unmapped_columns:
+        lines.append(f"  未使用的列 not used: {', '.join(result.unmapped_columns)}")
+    for note in result.notes:
+        lines.append(f"  注 note: {note}")
+    if result.rejected:
+        lines.append("  拒收明细 rejected rows: SELECT row_number, field, reason, value, detail FROM rejected "
+                     f"WHERE file = '{result.file}' ORDER BY row_number")
+    lines.append(f"  {result.seconds:.2f} s → {result.db}")
+    return lines
+
+
+@click.command(name="ingest")
+@click.argument("layer", type=click.Choice(list(LAYERS)), metavar="LAYER")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--crs", default=None,
+              help="Source coordinates: wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu) or EPSG:<code> "
+                   "(e.g. EPSG:4527 for a CGCS2000 Gauss-Kruger zone). Default: the file's own CRS, else wgs84.")
+@click.option("--lon", default=None, help="Longitude / x column when the header is not recognised (e.g. X坐标).")
+@click.option("--lat", default=None, help="Latitude / y column when the header is not recognised (e.g. Y坐标).")
+@click.option("--sheet", default=None, help="XLSX sheet name or 0-based number (default: the first sheet).")
+@click.option("--encoding", default=None, help="Text encoding of CSV / Shapefile (default: UTF-8 or GBK/GB18030, detected).")
+@db_option
+@config_option
+@json_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(layer, file, crs, lon, lat, sheet, encoding, db, config, as_json, quiet) -> None:
+    """Import FILE into layer LAYER (`onemap layers` lists layers and the column names they accept).
+
+    Formats: CSV/TSV (UTF-8 or GBK), XLSX, GeoJSON, GeoPackage, Shapefile (.shp or .zip),
+    GeoParquet, OSM PBF (hydrant, fire_station, water_source). Rows that fail a check are
+    stored in the `rejected` table with row number, field, reason and the raw row; the exit
+    code is 0 whenever the file could be read.
+    """
+    settings = Settings.load(config)
+    result = ingest_file(layer, file, db=db, crs=crs, lon=lon, lat=lat, sheet=sheet, encoding=encoding,
+                         settings=settings, progress=not (quiet or as_json))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for line in _summary(result):
+        click.echo(line)
+
+
+COMMANDS: list[click.Command] = [ingest]

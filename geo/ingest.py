@@ -1,0 +1,582 @@
+"""Ingestion: a user's file → validated canonical rows in the store, bad rows in ``rejected``.
+
+``ingest_file`` reads any supported format (see ``geo.readers``), maps headers through the
+layer spec's aliases, converts coordinates to WGS-84, validates every row (``geo.validate``),
+assigns points to grids, and writes one new snapshot of the database. Nothing is dropped
+or altered silently: a failing row goes to ``rejected`` with its row number, field, reason,
+value and raw content; a repair or derived value is written to ``ingest_notes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo import assign, h3index, store
+from geo.crs import normalise_crs
+from geo.errors import CRSError, ReadError, ValidationError
+from geo.readers import RawTable, read_any, to_text
+from geo.settings import Settings
+from geo.validate import (
+    REASONS,
+    Rejections,
+    check_coordinates,
+    clean_text,
+    enum_text,
+    parse_field,
+    parse_number,
+    polygons_to_wgs84,
+    present,
+    repair_polygons,
+    time_order,
+)
+from layers.base import LAT_ALIASES, LON_ALIASES, LayerSpec, normalise_header
+from layers.registry import get_spec
+
+PROGRESS_MIN_ROWS = 50_000  # show a progress bar from this many rows on
+WKT_ALIASES = ("wkt", "geometry", "geom", "shape", "几何", "边界", "范围", "图形")
+GRID_FIELDS = ("grid_id", "community", "town")
+GRID_SOURCE = {"grid_id": "id", "community": "community", "town": "town"}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one ingest did: counts, reasons, how columns were read, and where it went."""
+
+    file: str
+    layer: str
+    crs: str
+    fmt: str
+    rows_read: int
+    accepted: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    repaired: int
+    assigned_to_grid: int
+    column_map: dict[str, str]
+    unmapped_columns: tuple[str, ...]
+    notes: tuple[str, ...]
+    sha256: str
+    encoding: str | None
+    seconds: float
+    db: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the schema of `onemap ingest --json`)."""
+        return asdict(self)
+
+
+@dataclass
+class Prepared:
+    """A validated table, ready to store."""
+
+    accepted: pd.DataFrame  # canonical typed fields, lon, lat (points) or geometry (polygons)
+    rejected: pd.DataFrame  # rows of the `rejected` table
+    notes: pd.DataFrame  # rows of the `ingest_notes` table
+    rows_read: int
+    rejected_rows: int
+    rejected_by_reason: dict[str, int]
+    repaired: int
+    column_map: dict[str, str]
+    unmapped: list[str]
+    file_notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def _match(headers: list[str], wanted: str) -> str | None:
+    """The header equal to ``wanted`` (exactly, else after normalising)."""
+    if wanted in headers:
+        return wanted
+    key = normalise_header(wanted)
+    return next((h for h in headers if normalise_header(h) == key), None)
+
+
+def map_headers(
+    spec: LayerSpec, headers: list[str], lon: str | None = None, lat: str | None = None, file: str = "",
+) -> tuple[dict[str, str], str | None, str | None, str | None, list[str]]:
+    """Map file headers to canonical fields: (header → field, lon column, lat column, WKT column, unmapped)."""
+    lon_col = lat_col = None
+    for given, name in ((lon, "--lon"), (lat, "--lat")):
+        if given is not None and _match(headers, given) is None:
+            raise ReadError(f"{file}: column {given!r} ({name}) not found; headers seen: {', '.join(headers)}")
+    if lon is not None:
+        lon_col = _match(headers, lon)
+    if lat is not None:
+        lat_col = _match(headers, lat)
+    lon_keys = {normalise_header(a) for a in LON_ALIASES}
+    lat_keys = {normalise_header(a) for a in LAT_ALIASES}
+    wkt_keys = {normalise_header(a) for a in WKT_ALIASES}
+    aliases = spec.alias_map()
+    mapping: dict[str, str] = {}
+    wkt_col = None
+    for h in headers:
+        if h in (lon_col, lat_col):
+            continue
+        key = normalise_header(h)
+        if lon is None and lon_col is None and key in lon_keys:
+            lon_col = h
+            continue
+        if lat is None and lat_col is None and key in lat_keys:
+            lat_col = h
+            continue
+        target = aliases.get(key)
+        if target and target not in mapping.values():
+            mapping[h] = target
+        elif wkt_col is None and key in wkt_keys and spec.geometry != "point":
+            wkt_col = h
+    used = set(mapping) | {lon_col, lat_col, wkt_col}
+    return mapping, lon_col, lat_col, wkt_col, [h for h in headers if h not in used]
+
+
+def resolve_crs(user_crs: str | int | None, file_crs: str | None, file: str) -> str:
+    """The CRS of the coordinates: ``--crs`` if given (checked against the file's), else the file's, else WGS-84."""
+    if user_crs is None:
+        if file_crs is None:
+            return "wgs84"
+        try:
+            return normalise_crs(file_crs)
+        except CRSError:
+            raise CRSError(f"{file}: the file's CRS has no EPSG code; pass --crs EPSG:<code>") from None
+    name = normalise_crs(user_crs)
+    if file_crs is not None:
+        from pyproj import CRS
+
+        declared = CRS.from_user_input(file_crs)
+        if declared.is_projected and not name.startswith("EPSG:"):
+            msg = (f"{file}: the file declares a projected CRS ({file_crs}, metres) but --crs {user_crs} is "
+                   f"lon/lat; drop --crs or pass the right EPSG code")
+            raise CRSError(msg)
+    return name
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def prepare(
+    spec: LayerSpec,
+    raw: RawTable,
+    crs: str | int | None,
+    settings: Settings,
+    file: str,
+    lon: str | None = None,
+    lat: str | None = None,
+) -> tuple[Prepared, str]:
+    """Validate a raw table against ``spec``; returns the prepared rows and the CRS used."""
+    frame = raw.frame
+    n = len(frame)
+    headers = [str(c) for c in frame.columns]
+    mapping, lon_col, lat_col, wkt_col, unmapped = map_headers(spec, headers, lon, lat, file)
+    rej = Rejections(n)
+    texts: dict[str, pd.Series] = {f: clean_text(frame[h]).reset_index(drop=True) for h, f in mapping.items()}
+    row_notes: list[tuple[np.ndarray, str, str]] = []  # (positions, field, note)
+    use_columns = spec.geometry == "point" and lon_col is not None and lat_col is not None and (
+        raw.geometry is None or lon is not None)
+    used_crs = resolve_crs(crs, None if use_columns else raw.file_crs, file)
+    geoms: np.ndarray | None = None
+    repaired = np.zeros(n, dtype=bool)
+    if use_columns:
+        assert lon_col is not None and lat_col is not None
+        xt, yt = clean_text(frame[lon_col]).reset_index(drop=True), clean_text(frame[lat_col]).reset_index(drop=True)
+        x, bad_x = parse_number(xt)
+        y, bad_y = parse_number(yt)
+        missing = ~present(xt) | ~present(yt)
+        pair = xt.fillna("") + ", " + yt.fillna("")
+        rej.add(missing, f"{lon_col},{lat_col}", "missing_coordinates", pair, "经度或纬度为空 (lon or lat is empty)")
+        rej.add((bad_x | bad_y) & ~missing, f"{lon_col},{lat_col}", "bad_coordinates", pair, "坐标不是数字 (not a number)")
+        ok = ~missing & ~bad_x & ~bad_y
+        wlon, wlat = check_coordinates(np.where(ok, x, np.nan), np.where(ok, y, np.nan), used_crs, settings, rej,
+                                       lon_col, lat_col, xt, yt)
+        id_material = xt.fillna("") + "," + yt.fillna("")
+    elif raw.geometry is not None or wkt_col is not None:
+        if raw.geometry is not None:
+            src = np.asarray(raw.geometry, dtype=object)
+        else:
+            assert wkt_col is not None
+            wkt = clean_text(frame[wkt_col]).to_numpy(dtype=object)
+            src = shapely.from_wkt(wkt, on_invalid="ignore")
+            rej.add(present(pd.Series(wkt)) & shapely.is_missing(src), wkt_col, "invalid_geometry", wkt,
+                    "WKT 无法解析 (not readable WKT)")
+        missing = shapely.is_missing(src) | shapely.is_empty(src)
+        rej.add(missing & ~rej.mask(), "geometry", "missing_geometry", None, "没有几何图形 (no geometry)")
+        kinds = shapely.get_type_id(src)
+        if spec.geometry == "point":
+            non_point = ~missing & (kinds != shapely.GeometryType.POINT)
+            if non_point.any():
+                src = src.copy()
+                src[non_point] = shapely.point_on_surface(src[non_point])
+                row_notes.append((np.flatnonzero(non_point), "geometry",
+                                  "面/线要素取面上一点作为位置 (area or line stored at a point on its surface)"))
+            x = np.where(missing, np.nan, shapely.get_x(np.where(missing, None, src)))
+            y = np.where(missing, np.nan, shapely.get_y(np.where(missing, None, src)))
+            wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, "geometry", "geometry")
+        else:
+            polygonal = np.isin(kinds, [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON])
+            rej.add(~missing & ~polygonal, "geometry", "wrong_geometry_type",
+                    shapely.get_type_id(src).astype(str), f"{spec.name} 需要面要素 (needs polygons)")
+            good = ~missing & polygonal
+            reps = np.full(n, None, dtype=object)
+            reps[good] = shapely.point_on_surface(shapely.make_valid(src[good]))
+            x = np.where(good, shapely.get_x(reps), np.nan)
+            y = np.where(good, shapely.get_y(reps), np.nan)
+            # rows without a usable polygon are already rejected; NaN keeps them out of the coordinate checks
+            wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, "geometry", "geometry")
+            geoms = src if used_crs == "wgs84" else polygons_to_wgs84(src, used_crs)
+            geoms, repaired, unrepairable = repair_polygons(np.where(good, geoms, None))
+            rej.add(unrepairable, "geometry", "invalid_geometry", None, "make_valid 后没有面 (no polygon left after make_valid)")
+            if repaired.any():
+                row_notes.append((np.flatnonzero(repaired), "geometry",
+                                  "无效面已用 make_valid 修复 (invalid polygon repaired with make_valid)"))
+        wkb_hex = pd.Series(shapely.to_wkb(src, hex=True), dtype="str") if n else pd.Series([], dtype="str")
+        id_material = wkb_hex.fillna("")
+    else:
+        hint = "--lon COLUMN --lat COLUMN" if spec.geometry == "point" else "a WKT column (wkt/geometry/几何)"
+        raise ReadError(f"{file}: no coordinate columns found; headers seen: {', '.join(headers)}; pass {hint}")
+
+    values: dict[str, pd.Series] = {}
+    for f in spec.fields:
+        text = texts.get(f.name)
+        if text is None:
+            if f.required:
+                rej.add(np.ones(n, dtype=bool), f.name, "missing_required", None,
+                        f"文件中没有 {f.zh} 列 (no column for {f.name}; headers seen: {', '.join(headers)})")
+            continue
+        if f.required:
+            rej.add(~present(text), f.name, "missing_required", text, f"{f.zh} 为必填项 ({f.name} is required)")
+        if f.choices:
+            allowed = enum_text(f, text).isin(f.choices).to_numpy()
+            rej.add(present(text) & ~allowed, f.name, "unknown_value", text,
+                    f"允许的取值 (allowed): {'/'.join(f.choices)}")
+        parsed, bad, reason = parse_field(f, text)
+        rej.add(bad, f.name, reason, text, f"{f.zh} 应为 {f.type} ({f.name} must be a {f.type})")
+        values[f.name] = parsed
+    time_order(spec, values, texts, rej)
+
+    # ids: the source's own, else a stable hash of the row's content (fields + coordinates).
+    ids = texts.get("id", pd.Series([None] * n, dtype="str"))
+    no_id = ~present(ids)
+    if no_id.any():
+        material = pd.DataFrame({k: v for k, v in sorted(texts.items()) if k != "id"})
+        material["_where"] = id_material
+        generated = store.stable_ids(material[no_id].reset_index(drop=True), prefix=f"{spec.name}-")
+        ids = ids.copy()
+        ids[no_id] = generated
+        row_notes.append((np.flatnonzero(no_id), "id", "无编号，按内容生成稳定编号 (no id in file: stable id from content)"))
+    values["id"] = ids
+    valid = ~rej.mask()
+    dup = np.zeros(n, dtype=bool)
+    dup[valid] = pd.Series(ids.to_numpy()[valid]).duplicated(keep="first").to_numpy()
+    rej.add(dup, "id", "duplicate_id", ids, "同一文件中编号重复，保留第一次出现的行 (duplicate id; the first row is kept)")
+
+    keep = ~rej.mask()
+    accepted = pd.DataFrame({k: v.to_numpy()[keep] if isinstance(v, np.ndarray) else v[keep].reset_index(drop=True)
+                             for k, v in values.items()})
+    accepted["source_row"] = raw.row_numbers[keep]
+    if spec.geometry == "point":
+        accepted["lon"], accepted["lat"] = wlon[keep], wlat[keep]
+    else:
+        accepted = gpd.GeoDataFrame(accepted, geometry=gpd.GeoSeries(geoms[keep], crs=4326), crs=4326)
+
+    rejected = _rejected_rows(rej, raw, file, spec)
+    notes = _note_rows(row_notes, raw.row_numbers, ids, keep)
+    prepared = Prepared(
+        accepted=accepted, rejected=rejected, notes=notes, rows_read=n + len(raw.malformed),
+        rejected_rows=int((~keep).sum()) + len(raw.malformed),
+        rejected_by_reason=_with_malformed(rej.count_by_reason(), len(raw.malformed)),
+        repaired=int((repaired & keep).sum()), column_map=mapping,
+        unmapped=unmapped, file_notes=list(raw.notes),
+    )
+    if lon_col and lat_col and use_columns:
+        prepared.column_map.update({lon_col: "lon", lat_col: "lat"})
+    return prepared, used_crs
+
+
+def _with_malformed(counts: dict[str, int], malformed: int) -> dict[str, int]:
+    return {"malformed_row": malformed, **counts} if malformed else counts
+
+
+def _rejected_rows(rej: Rejections, raw: RawTable, file: str, spec: LayerSpec) -> pd.DataFrame:
+    """Rows of the `rejected` table: one per failure, with the raw row as JSON."""
+    fails = rej.frame()
+    parts = []
+    if len(fails):
+        pos = fails["pos"].to_numpy()
+        unique_pos, inverse = np.unique(pos, return_inverse=True)
+        sub = raw.frame.iloc[unique_pos]
+        lines = sub.to_json(orient="records", lines=True, force_ascii=False).splitlines() if len(sub) else []
+        raw_json = np.asarray(lines, dtype=object)
+        if raw.geometry is not None:
+            wkt = shapely.to_wkt(np.asarray(raw.geometry, dtype=object)[unique_pos], rounding_precision=7)
+            raw_json = np.asarray([j[:-1] + (", " if len(j) > 2 else "") + f'"geometry": {json.dumps(w)}' + "}"
+                                   for j, w in zip(raw_json, wkt, strict=True)], dtype=object)
+        parts.append(pd.DataFrame({
+            "row_number": raw.row_numbers[pos], "field": fails["field"], "reason": fails["reason"],
+            "value": fails["value"], "detail": fails["detail"], "raw": raw_json[inverse],
+        }))
+    if raw.malformed:
+        parts.append(pd.DataFrame({
+            "row_number": [r for r, _ in raw.malformed], "field": None, "reason": "malformed_row",
+            "value": None, "detail": "列数与表头不符 (number of fields differs from the header)",
+            "raw": [json.dumps({"_text": t}, ensure_ascii=False) for _, t in raw.malformed],
+        }))
+    if not parts:
+        return pd.DataFrame(columns=["layer", "file", "row_number", "field", "reason", "value", "detail", "raw"])
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(0, "file", file)
+    out.insert(0, "layer", spec.name)
+    out["row_number"] = out["row_number"].astype("Int64")
+    return out
+
+
+def _note_rows(row_notes: list[tuple[np.ndarray, str, str]], row_numbers: np.ndarray, ids: pd.Series,
+               keep: np.ndarray) -> pd.DataFrame:
+    parts = []
+    for pos, fld, note in row_notes:
+        pos = pos[keep[pos]]
+        if len(pos):
+            parts.append(pd.DataFrame({"row_number": row_numbers[pos], "id": ids.to_numpy()[pos],
+                                       "field": fld, "note": note}))
+    if not parts:
+        return pd.DataFrame(columns=["row_number", "id", "field", "note"])
+    return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- grid assignment
+
+
+def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataFrame) -> int:
+    """Fill grid_id/community/town of points from the `grid` table where the file left them empty.
+
+    Exact point in polygon (``geo.assign``); returns the number of rows that received a value.
+    """
+    if not spec.assign_to_grid or spec.geometry != "point" or not len(rows):
+        return 0
+    wanted = [f for f in GRID_FIELDS if f in spec.field_names]
+    need = np.zeros(len(rows), dtype=bool)
+    for f in wanted:
+        if f not in rows:
+            rows[f] = pd.Series([None] * len(rows), dtype="str")
+        need |= rows[f].isna().to_numpy()
+    if not need.any():
+        return 0
+    grids = store.read_layer(con, "grid", columns=["id", "town", "community"])
+    if not len(grids):
+        return 0
+    idx = np.flatnonzero(need)
+    cells = rows[h3index.cell_column(assign.ASSIGN_RES)].to_numpy()[idx] if h3index.cell_column(
+        assign.ASSIGN_RES) in rows else None
+    hit = assign.points_in_polygons(rows["lon"].to_numpy()[idx], rows["lat"].to_numpy()[idx],
+                                    grids.geometry.to_numpy(), cells=cells)
+    found = hit >= 0
+    hit_rows, hit_grid = idx[found], hit[found]
+    for f in wanted:
+        src = grids[GRID_SOURCE[f]].to_numpy(dtype=object)
+        col = rows[f].to_numpy(dtype=object).copy()
+        empty = pd.isna(col[hit_rows])
+        col[hit_rows[empty]] = src[hit_grid[empty]]
+        rows[f] = pd.Series(col, index=rows.index, dtype="str")
+    return int(found.sum())
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection, spec: LayerSpec, prep: Prepared, file: str, crs: str, sha: str,
+    started: datetime, note: str,
+) -> int:
+    """Write accepted rows, rejected rows, notes and the log into ``con``; returns rows assigned to grids."""
+    rows = prep.accepted
+    assigned = 0
+    now = pd.Timestamp(datetime.now())
+    if len(rows):
+        rows["source_file"] = file
+        if spec.geometry == "point":
+            cells = h3index.index_points(rows["lon"].to_numpy(), rows["lat"].to_numpy(), store.POINT_RESOLUTIONS)
+            for res, arr in cells.items():
+                rows[h3index.cell_column(res)] = arr
+            assigned = assign_grids(con, spec, rows)
+        store.write_layer(con, spec.name, rows)
+    con.execute("DELETE FROM rejected WHERE layer = ? AND file = ?", [spec.name, file])
+    con.execute("DELETE FROM ingest_notes WHERE layer = ? AND file = ?", [spec.name, file])
+    if len(prep.rejected):
+        store.write_table(con, "rejected", prep.rejected.assign(ingested_at=now), replace=False)
+    notes = prep.notes
+    file_notes = list(prep.file_notes)
+    if assigned:
+        file_notes.append(f"{assigned} 行的网格/社区/街镇按网格面精确落点补全 (grid, community, town filled from the grid layer)")
+    if file_notes:
+        notes = pd.concat([notes, pd.DataFrame({"row_number": None, "id": None, "field": None, "note": file_notes})],
+                          ignore_index=True)
+    if len(notes):
+        notes = notes.assign(layer=spec.name, file=file, ingested_at=now)
+        notes["row_number"] = notes["row_number"].astype("Int64")
+        store.write_table(con, "ingest_notes", notes, replace=False)
+    log = pd.DataFrame({
+        "file": [file], "sha256": [sha], "layer": [spec.name], "crs": [crs], "started_at": [pd.Timestamp(started)],
+        "finished_at": [pd.Timestamp(datetime.now())], "rows_read": [prep.rows_read], "accepted": [len(rows)],
+        "rejected": [prep.rejected_rows], "repaired": [prep.repaired], "note": [note],
+    })
+    store.write_table(con, "ingest_log", log, replace=False)
+    return assigned
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def _stages(label: str, show: bool) -> Iterator[Any]:
+    """A tqdm bar over the ingest stages (read, validate, index and write) when ``show``."""
+    if not show:
+        yield lambda _name: None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=3, desc=label, unit="step", leave=False)
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+    try:
+        yield step
+    finally:
+        bar.close()
+
+
+def _spec(layer: str) -> LayerSpec:
+    try:
+        return get_spec(layer)
+    except KeyError as exc:
+        raise ValidationError(str(exc.args[0])) from None
+
+
+def ingest_file(
+    layer: str,
+    path: str | os.PathLike[str],
+    db: str | os.PathLike[str] | None = None,
+    crs: str | int | None = None,
+    lon: str | None = None,
+    lat: str | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    settings: Settings | None = None,
+    progress: bool = False,
+) -> IngestResult:
+    """Read, validate and store one file of ``layer`` in a new snapshot of the database.
+
+    Parameters
+    ----------
+    layer
+        Layer name (``onemap layers`` lists them).
+    path
+        CSV/TSV, XLSX, GeoJSON, GeoPackage, Shapefile (or .zip), GeoParquet or OSM PBF.
+    db
+        DuckDB file (default: ``ONEMAP_DB`` or the settings' ``db_path``).
+    crs
+        Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>; default the file's own CRS, else wgs84.
+    lon, lat
+        Coordinate column names when the headers are not recognised.
+    sheet
+        XLSX sheet name or 0-based number (default the first).
+    encoding
+        Text encoding of CSV/Shapefile attributes (default: detected UTF-8 or GB18030).
+    progress
+        Show a progress bar for big files.
+
+    Raises
+    ------
+    ReadError
+        The file cannot be read at all (missing, wrong format, no coordinate columns).
+    CRSError
+        ``crs`` is unknown or contradicts the file.
+    """
+    settings = settings or Settings.load()
+    spec = _spec(layer)
+    p = Path(path)
+    started = datetime.now()
+    t0 = time.perf_counter()
+    file = str(p.resolve())
+    if crs is not None:
+        normalise_crs(crs)
+    raw = read_any(p, spec, sheet=sheet, encoding=encoding)
+    with _stages(p.name, progress and len(raw.frame) >= PROGRESS_MIN_ROWS) as step:
+        step("read")
+        prep, used_crs = prepare(spec, raw, crs, settings, file, lon, lat)
+        step("validated")
+        sha = file_sha256(p)
+        note = f"format {raw.fmt}" + (f", encoding {raw.encoding}" if raw.encoding else "")
+        db_path = store.resolve_db_path(db, settings)
+        with store.writer(db_path) as con:
+            assigned = _store(con, spec, prep, file, used_crs, sha, started, note)
+        step("written")
+    return _result(spec, prep, file, used_crs, raw.fmt, raw.encoding, sha, assigned, time.perf_counter() - t0,
+                   str(db_path))
+
+
+def ingest_frame(
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    frame: pd.DataFrame,
+    source_file: str,
+    crs: str | int | None = None,
+    lon: str | None = None,
+    lat: str | None = None,
+    settings: Settings | None = None,
+) -> IngestResult:
+    """Validate and store an in-memory frame through a writer connection (``store.writer``).
+
+    ``frame`` may be a GeoDataFrame (its geometry and CRS are used) or a DataFrame with
+    coordinate columns; headers are matched like a file's. Row numbers are 1-based positions.
+    """
+    settings = settings or Settings.load()
+    spec = _spec(layer)
+    t0 = time.perf_counter()
+    started = datetime.now()
+    geoms, file_crs = None, None
+    if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame:
+        geoms = frame.geometry.to_numpy()
+        file_crs = f"EPSG:{frame.crs.to_epsg()}" if frame.crs is not None and frame.crs.to_epsg() else None
+        frame = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
+    text = pd.DataFrame({str(c): to_text(frame[c]) for c in frame.columns}, index=range(len(frame)))
+    raw = RawTable(frame=text, row_numbers=np.arange(1, len(text) + 1, dtype=np.int64), fmt="frame",
+                   geometry=geoms, file_crs=file_crs)
+    prep, used_crs = prepare(spec, raw, crs, settings, source_file, lon, lat)
+    assigned = _store(con, spec, prep, source_file, used_crs, "", started, "in-memory frame")
+    return _result(spec, prep, source_file, used_crs, "frame", None, "", assigned, time.perf_counter() - t0, None)
+
+
+def _result(spec: LayerSpec, prep: Prepared, file: str, crs: str, fmt: str, encoding: str | None, sha: str,
+            assigned: int, seconds: float, db: str | None) -> IngestResult:
+    return IngestResult(
+        file=file, layer=spec.name, crs=crs, fmt=fmt, rows_read=prep.rows_read, accepted=len(prep.accepted),
+        rejected=prep.rejected_rows, rejected_by_reason=prep.rejected_by_reason, repaired=prep.repaired,
+        assigned_to_grid=assigned, column_map=dict(prep.column_map), unmapped_columns=tuple(prep.unmapped),
+        notes=tuple(prep.file_notes), sha256=sha, encoding=encoding, seconds=round(seconds, 3), db=db,
+    )
+
+
+def reason_label(code: str) -> str:
+    """Chinese label of a rejection reason code."""
+    return REASONS.get(code, code)

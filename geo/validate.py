@@ -1,0 +1,330 @@
+"""Pure, vectorised checks of rows against a layer spec.
+
+Each parser takes a column of text (None where empty) and returns the parsed values and a
+mask of the rows whose text could not be parsed. ``Rejections`` collects (row, field,
+reason, value, detail) for every failure; a row with any failure is rejected, never fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+
+from geo.crs import is_chinese, to_wgs84
+from geo.settings import Settings
+from layers.base import Field, LayerSpec
+
+# Reason codes stored in `rejected.reason`, with the Chinese label the CLI prints.
+REASONS: dict[str, str] = {
+    "malformed_row": "行格式错误（列数不符）",
+    "missing_coordinates": "缺少坐标",
+    "bad_coordinates": "坐标无法解析或超出经纬度范围",
+    "swapped_lat_lon": "经纬度颠倒",
+    "outside_china": "坐标不在中国境内",
+    "outside_area_of_interest": "坐标不在关注区域内",
+    "missing_geometry": "缺少几何图形",
+    "wrong_geometry_type": "几何类型不符",
+    "invalid_geometry": "几何图形无效且无法修复",
+    "missing_required": "缺少必填字段",
+    "unknown_value": "取值不在允许范围内",
+    "bad_number": "数字无法解析",
+    "bad_date": "日期时间无法解析",
+    "bad_bool": "是/否无法解析",
+    "duplicate_id": "编号重复",
+    "time_order": "时间先后顺序错误",
+}
+
+TRUE_WORDS = ("是", "有", "true", "t", "yes", "y", "1", "√", "✓", "对", "在岗")
+FALSE_WORDS = ("否", "无", "false", "f", "no", "n", "0", "×", "✗", "不是")
+_WORLD = (-180.0, -90.0, 180.0, 90.0)
+
+
+@dataclass
+class Rejections:
+    """Failures found so far: positions (0-based row positions), field, reason, value, detail."""
+
+    n_rows: int
+    pos: list[np.ndarray] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    values: list[pd.Series | np.ndarray] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    def add(self, mask: np.ndarray, field_name: str, reason: str, values: pd.Series | np.ndarray | None,
+            detail: str = "") -> None:
+        """Record ``reason`` for the rows where ``mask`` is true."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        idx = np.flatnonzero(mask)
+        self.pos.append(idx)
+        self.fields.append(field_name)
+        self.reasons.append(reason)
+        if values is None:
+            vals = np.full(len(idx), None, dtype=object)
+        else:
+            arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+            vals = arr[idx]
+        self.values.append(vals)
+        self.details.append(detail)
+
+    def mask(self) -> np.ndarray:
+        """Rows with at least one failure."""
+        out = np.zeros(self.n_rows, dtype=bool)
+        for idx in self.pos:
+            out[idx] = True
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """One row per failure: pos, field, reason, value, detail (sorted by row)."""
+        if not self.pos:
+            return pd.DataFrame({"pos": np.array([], dtype=np.int64), "field": [], "reason": [], "value": [],
+                                 "detail": []})
+        lens = [len(p) for p in self.pos]
+        out = pd.DataFrame({
+            "pos": np.concatenate(self.pos),
+            "field": np.repeat(self.fields, lens),
+            "reason": np.repeat(self.reasons, lens),
+            "value": np.concatenate(self.values),
+            "detail": np.repeat(self.details, lens),
+        })
+        out["value"] = out["value"].map(lambda v: None if v is None or v != v else str(v))
+        return out.sort_values("pos", kind="stable", ignore_index=True)
+
+    def count_by_reason(self) -> dict[str, int]:
+        """Rejected rows per reason (a row failing two checks counts under both)."""
+        counts: dict[str, np.ndarray] = {}
+        for idx, reason in zip(self.pos, self.reasons, strict=True):
+            prev = counts.get(reason)
+            counts[reason] = idx if prev is None else np.union1d(prev, idx)
+        return {r: len(v) for r, v in sorted(counts.items(), key=lambda kv: -len(kv[1]))}
+
+
+# --------------------------------------------------------------------------- text
+
+
+def clean_text(column: pd.Series) -> pd.Series:
+    """Text trimmed of surrounding whitespace (also full-width); empty becomes None."""
+    s = column.astype("str").str.strip().str.strip("\u3000")
+    return s.where(s.notna() & (s != ""), None)
+
+
+def present(text: pd.Series) -> np.ndarray:
+    """Rows that hold a value."""
+    return text.notna().to_numpy()
+
+
+def _ascii_digits(text: pd.Series) -> pd.Series:
+    """Full-width digits and punctuation as ASCII (NFKC), only where the text is not ASCII."""
+    if text.dropna().str.isascii().all():
+        return text
+    return text.str.normalize("NFKC")
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def parse_number(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Floats (NaN where empty) and the mask of non-empty text that is not a number.
+
+    Thousands separators (1,200) and full-width digits are accepted as parsing.
+    """
+    arr = pa.array(text.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    try:
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=np.float64), np.zeros(len(text), dtype=bool)
+    except pa.ArrowInvalid:
+        pass
+    cleaned = _ascii_digits(text).str.replace(",", "", regex=False)
+    values = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = present(text) & np.isnan(values)
+    return values, bad
+
+
+def parse_int(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Nullable integers and the mask of values that are not whole numbers."""
+    values, bad = parse_number(text)
+    frac = np.isfinite(values) & (np.floor(values) != values)
+    bad = bad | frac | (present(text) & ~np.isfinite(values) & ~bad)
+    ok = np.isfinite(values) & ~frac
+    out = pd.array(np.where(ok, values, 0).astype(np.int64), dtype="Int64")
+    out[~ok] = pd.NA
+    return pd.Series(out, index=text.index), bad
+
+
+def parse_bool(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Booleans from 是/否, 有/无, true/false, 1/0, √/× (any case); mask of other text."""
+    low = text.str.lower()
+    is_true = low.isin(TRUE_WORDS).to_numpy()
+    is_false = low.isin(FALSE_WORDS).to_numpy()
+    out = pd.array(is_true, dtype="boolean")
+    out[~(is_true | is_false)] = pd.NA
+    bad = present(text) & ~(is_true | is_false)
+    return pd.Series(out, index=text.index), bad
+
+
+_DATE_SUBS = (("年", "-"), ("月", "-"), ("日", " "), ("号", " "), ("/", "-"), (".", "-"),
+              ("时", ":"), ("点", ":"), ("分", ":"), ("秒", ""), ("T", " "))
+
+
+def parse_datetime(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Timestamps from ISO and the usual Chinese forms (2024/3/5, 2024年3月5日 14时30分, 20240305).
+
+    Returns naive local times (China Standard Time as written) and the mask of unparsable text.
+    """
+    values = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    failed = present(text) & values.isna().to_numpy()
+    if failed.any():
+        sub = _ascii_digits(text[failed])
+        for a, b in _DATE_SUBS:
+            sub = sub.str.replace(a, b, regex=False)
+        sub = sub.str.replace(r"\s+", " ", regex=True).str.strip().str.rstrip(":-")
+        values = values.copy()
+        values[failed] = pd.to_datetime(sub, format="ISO8601", errors="coerce")
+        failed = present(text) & values.isna().to_numpy()
+    return values.astype("datetime64[us]"), failed
+
+
+def parse_field(f: Field, text: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
+    """Parse one canonical field: (values, bad mask, reason code for bad rows)."""
+    if f.type == "str":
+        return text, np.zeros(len(text), dtype=bool), "bad_number"
+    if f.type == "float":
+        values, bad = parse_number(text)
+        return pd.Series(values, index=text.index), bad, "bad_number"
+    if f.type == "int":
+        ints, bad = parse_int(text)
+        return ints, bad, "bad_number"
+    if f.type == "bool":
+        bools, bad = parse_bool(text)
+        return bools, bad, "bad_bool"
+    times, bad = parse_datetime(text)
+    if f.type == "date":
+        times = times.dt.floor("D")
+    return times, bad, "bad_date"
+
+
+def enum_text(f: Field, text: pd.Series) -> pd.Series:
+    """Text compared with a field's choices: integral numbers lose a trailing '.0'."""
+    if f.type in ("int", "float"):
+        return text.str.replace(r"\.0+$", "", regex=True)
+    return text
+
+
+# --------------------------------------------------------------------------- coordinates
+
+
+def _inside(lon: np.ndarray, lat: np.ndarray, box: tuple[float, float, float, float] | list[float]) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
+
+
+def check_coordinates(
+    x: np.ndarray, y: np.ndarray, crs: str, settings: Settings, rejections: Rejections,
+    x_field: str = "lon", y_field: str = "lat", x_text: pd.Series | None = None, y_text: pd.Series | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert source coordinates to WGS-84 and record every coordinate failure.
+
+    Swapped coordinates are detected (the swapped pair lies inside the expected box and the
+    given pair does not) and rejected with that reason, never swapped silently.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    with np.errstate(all="ignore"):
+        lon, lat = to_wgs84(np.where(finite, x, 0.0), np.where(finite, y, 0.0), crs)
+        lon = np.where(finite, lon, np.nan)
+        lat = np.where(finite, lat, np.nan)
+    world = finite & _inside(lon, lat, _WORLD)
+    chinese = is_chinese(crs)
+    aoi = settings.area_of_interest
+    box = aoi if aoi else (settings.china_bounds if chinese else _WORLD)
+    in_box = world & _inside(lon, lat, box)
+    maybe_swapped = finite & ~in_box
+    swapped = np.zeros(len(x), dtype=bool)
+    if maybe_swapped.any():
+        with np.errstate(all="ignore"):
+            slon, slat = to_wgs84(y[maybe_swapped], x[maybe_swapped], crs)
+        swapped[maybe_swapped] = np.isfinite(slon) & np.isfinite(slat) & _inside(slon, slat, box)
+        if chinese and aoi:
+            swapped[maybe_swapped] &= _inside(slon, slat, settings.china_bounds)
+    xt = x_text.to_numpy(dtype=object) if x_text is not None else x
+    yt = y_text.to_numpy(dtype=object) if y_text is not None else y
+
+    def both(mask: np.ndarray) -> np.ndarray:
+        out = np.full(len(x), None, dtype=object)
+        idx = np.flatnonzero(mask)  # only the rejected rows are formatted
+        out[idx] = [f"{xt[i]}, {yt[i]}" for i in idx]
+        return out
+
+    rejections.add(swapped, f"{x_field},{y_field}", "swapped_lat_lon", both(swapped),
+                   "经度与纬度颠倒：交换后落在范围内 (lon/lat swapped; fix the columns or pass --lon/--lat)")
+    bad_range = finite & ~world & ~swapped
+    rejections.add(bad_range, f"{x_field},{y_field}", "bad_coordinates", both(bad_range),
+                   f"超出经纬度范围 (outside -180..180 / -90..90 after converting from {crs})")
+    rest = world & ~swapped
+    if chinese:
+        out_cn = rest & ~_inside(lon, lat, settings.china_bounds)
+        rejections.add(out_cn, f"{x_field},{y_field}", "outside_china", both(out_cn),
+                       f"{crs} 坐标应在中国境内 {list(settings.china_bounds)} (is the CRS right?)")
+        rest = rest & ~out_cn
+    if aoi:
+        out_aoi = rest & ~_inside(lon, lat, aoi)
+        rejections.add(out_aoi, f"{x_field},{y_field}", "outside_area_of_interest", both(out_aoi),
+                       f"不在关注区域 {list(aoi)} 内 (setting area_of_interest)")
+    return lon, lat
+
+
+def polygons_to_wgs84(geoms: np.ndarray, crs: str) -> np.ndarray:
+    """Every vertex of ``geoms`` converted from ``crs`` to WGS-84 (vectorised over all vertices)."""
+
+    def convert(coords: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84(coords[:, 0], coords[:, 1], crs)
+        return np.column_stack([lon, lat])
+
+    with np.errstate(all="ignore"):
+        return shapely.transform(geoms, convert)
+
+
+def repair_polygons(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """make_valid invalid polygons, keeping their polygonal part.
+
+    Returns (geometries, repaired mask, unrepairable mask).
+    """
+    geoms = np.asarray(geoms, dtype=object).copy()
+    has = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    invalid = has & ~shapely.is_valid(geoms)
+    unrepairable = np.zeros(len(geoms), dtype=bool)
+    for i in np.flatnonzero(invalid):  # few: a loop over invalid polygons only
+        fixed = shapely.make_valid(geoms[i])
+        parts = [p for p in shapely.get_parts(fixed) if p.geom_type in ("Polygon", "MultiPolygon")]
+        if not parts:
+            unrepairable[i] = True
+            continue
+        geoms[i] = shapely.union_all(parts) if len(parts) > 1 else parts[0]
+    return geoms, invalid & ~unrepairable, unrepairable
+
+
+def time_order(spec: LayerSpec, values: dict[str, pd.Series], texts: dict[str, pd.Series],
+               rejections: Rejections) -> None:
+    """Reject rows whose status times run backwards (e.g. a hazard closed before it was filed)."""
+    names = [n for n in spec.time_order if n in values]
+    if len(names) < 2:
+        return
+    n = len(next(iter(values.values())))
+    latest = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    order = " → ".join(f"{spec.field(k).zh}" for k in names)
+    for name in names:
+        t = values[name]
+        ns = t.to_numpy(dtype="datetime64[us]").astype(np.int64)
+        ok = t.notna().to_numpy()
+        back = ok & (ns < latest)
+        rejections.add(back, name, "time_order", texts[name],
+                       f"{spec.field(name).zh} 早于前一环节的时间；顺序应为 {order} ({name} is earlier than a previous step)")
+        newer = ok & (ns >= latest)
+        latest = np.where(newer, ns, latest)
