@@ -115,6 +115,7 @@ class Settings:
     trend_hot_confidence: float = _s(0.90, "Emerging hotspots: a cell is hot in a month when its Gi* z is positive at this confidence (ArcGIS EHSA uses 90 %).")
     warning_baseline_days: int = _s(365, "Rate warnings compare the current period with this many days before it (documented assumption: one year of history).")
     warning_alpha: float = _s(0.05, "Rate warnings: a grid is warned when its FDR-adjusted p-value is below this (Poisson rate-ratio test).")
+    wall_ticker_n: int = _s(12, "Latest hazards/alarms listed in the wall display's ticker (display choice).")
     warning_min_count: int = _s(3, "Rate warnings: at least this many hazards in the current period before a grid is warned (avoids warnings on 1-2 hazards).")
     scorecard_weights: dict = _s(
         {"rectification_rate": 30, "on_time_rate": 25, "inspection_compliance": 25, "in_grid_share": 10, "no_recurrence_rate": 10},
