@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ import shapely
 
 from geo import h3index, store
 from geo.errors import ConfigError, ReadError
+from geo.settings import Settings
 from layers.base import LayerSpec
 from layers.registry import LAYERS, get_spec
 
@@ -137,6 +139,8 @@ def _to_geodataframe(frame: pd.DataFrame) -> gpd.GeoDataFrame | pd.DataFrame:
 def _prepare(frame: pd.DataFrame, spec: LayerSpec | None) -> pd.DataFrame:
     """Values as written: H3 cells as hex, timestamps to the second."""
     out = frame.copy()
+    if "cell" in out and out["cell"].dtype == np.uint64 and "h3" in out:
+        out = out.drop(columns="h3")  # the same cell as hex text: written once, as ``cell``
     for col in out.columns:
         if col == getattr(out, "_geometry_column_name", None):
             continue
@@ -310,6 +314,8 @@ def _restore_types(frame: pd.DataFrame, spec: LayerSpec | None, text: bool) -> p
     if spec:
         types.update({f.name: f.type for f in spec.fields})
     out = frame.copy()
+    if "cell" in out and out["cell"].dtype == np.uint64 and "h3" in out:
+        out = out.drop(columns="h3")  # the same cell as hex text: written once, as ``cell``
     for col in out.columns:
         kind = types.get(str(col))
         if kind is None:
@@ -362,3 +368,212 @@ def _csv_to_geo(frame: pd.DataFrame, spec: LayerSpec | None) -> gpd.GeoDataFrame
         lat = pd.to_numeric(frame["lat"]).to_numpy(dtype=float)
         return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lon, lat), crs=4326)
     return frame
+
+
+# --------------------------------------------------------------------------- analysis results
+
+
+@dataclass(frozen=True)
+class ResultSpec:
+    """An analysis result that ``onemap export`` can write: its names and how to compute it."""
+
+    name: str
+    zh: str
+    en: str
+    kind: Literal["coverage", "hotspot", "governance"]
+    compute: Callable[[duckdb.DuckDBPyConnection, Settings, Any], pd.DataFrame]
+
+
+def _flt(flt: Any) -> Any:
+    from geo.aggregate import Filter
+
+    return flt if flt is not None else Filter()
+
+
+def _coverage(con: duckdb.DuckDBPyConnection, settings: Settings) -> Any:
+    from geo import coverage
+    from geo.coverage_inputs import load_scene
+
+    scene = load_scene(con, settings)
+    return scene, coverage.compute_coverage(scene)
+
+
+def _hotspots(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo.hotspots import hotspots
+
+    return hotspots(con, _flt(flt), settings=settings).table
+
+
+def _emerging(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo.trends import emerging_hotspots
+
+    return emerging_hotspots(con, _flt(flt), settings=settings)
+
+
+def _warnings(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo.trends import rate_warnings
+
+    return rate_warnings(con, flt=_flt(flt), settings=settings)
+
+
+def _closed_loop(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo.governance import closed_loop
+
+    return closed_loop(con, by=("town",), flt=_flt(flt), settings=settings)
+
+
+def _overdue(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo.governance import overdue_hazards
+
+    return overdue_hazards(con, _flt(flt), settings=settings, limit=None)
+
+
+def _inspection(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo.governance import inspection_compliance
+
+    return inspection_compliance(con, by=("town",), flt=_flt(flt), settings=settings)
+
+
+def _recurring(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo.governance import recurring_places
+
+    return recurring_places(con, _flt(flt), settings=settings)
+
+
+def _coverage_cells(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    return _coverage(con, settings)[1].cells
+
+
+def _coverage_areas(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import coverage
+
+    return coverage.figures(_coverage(con, settings)[1], level="town")
+
+
+def _first_due(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import coverage
+
+    return coverage.first_due_areas(_coverage(con, settings)[1])
+
+
+def _uncovered(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import coverage
+
+    frame = coverage.uncovered_clusters(_coverage(con, settings)[1], top=10**6)
+    if "geometry" in frame and not isinstance(frame, gpd.GeoDataFrame):
+        frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
+    return frame
+
+
+def _isochrones(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import coverage
+
+    result = _coverage(con, settings)[1]
+    rows = []
+    for layer in result.responders["layer"].unique():
+        for minutes, geom in coverage.isochrones(result, layer=layer).items():
+            rows.append({"layer": layer, "minutes": float(minutes), "geometry": shapely.geometry.shape(geom)})
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326) if rows else pd.DataFrame(columns=["layer", "minutes"])
+
+
+def _blind_cells(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import water
+
+    return water.hydrant_blind_spots(_coverage(con, settings)[0]).cells
+
+
+def _blind_places(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import water
+
+    return water.hydrant_blind_spots(_coverage(con, settings)[0]).key_places
+
+
+def _spacing(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import water
+
+    return water.hydrant_spacing(_coverage(con, settings)[0])
+
+
+def _nearest_water(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
+    from geo import water
+
+    return water.nearest_water(_coverage(con, settings)[0])
+
+
+RESULTS: dict[str, ResultSpec] = {r.name: r for r in (
+    ResultSpec("hotspots", "隐患热点(Gi*)", "Hazard hotspots (Gi*)", "hotspot", _hotspots),
+    ResultSpec("emerging_hotspots", "新兴热点趋势", "Emerging hotspots", "hotspot", _emerging),
+    ResultSpec("rate_warnings", "隐患预警", "Hazard rate warnings", "hotspot", _warnings),
+    ResultSpec("closed_loop", "闭环处置", "Closed loop by town", "governance", _closed_loop),
+    ResultSpec("overdue_hazards", "超期隐患", "Overdue hazards", "governance", _overdue),
+    ResultSpec("inspection_compliance", "排查合规率", "Inspection compliance", "governance", _inspection),
+    ResultSpec("recurring_places", "反复发生场所", "Recurring places", "governance", _recurring),
+    ResultSpec("coverage_cells", "响应覆盖单元", "Coverage per H3 cell", "coverage", _coverage_cells),
+    ResultSpec("coverage_areas", "街镇覆盖率", "Coverage per town", "coverage", _coverage_areas),
+    ResultSpec("first_due", "责任区", "First-due areas", "coverage", _first_due),
+    ResultSpec("uncovered", "未覆盖片区", "Uncovered clusters", "coverage", _uncovered),
+    ResultSpec("isochrones", "等时圈", "Isochrones", "coverage", _isochrones),
+    ResultSpec("hydrant_blind_spots", "消火栓盲区", "Hydrant blind-spot cells", "coverage", _blind_cells),
+    ResultSpec("hydrant_blind_places", "消火栓盲区场所", "Key places in hydrant blind spots", "coverage", _blind_places),
+    ResultSpec("hydrant_spacing", "消火栓间距", "Hydrant spacing", "coverage", _spacing),
+    ResultSpec("nearest_water", "最近水源", "Nearest water source per key place", "coverage", _nearest_water),
+)}
+
+
+def compute_result(con: duckdb.DuckDBPyConnection, name: str, settings: Settings | None = None,
+                   flt: Any = None) -> pd.DataFrame:
+    """Compute the result ``name`` (see ``RESULTS``) on the database; ``flt`` a ``geo.aggregate.Filter``."""
+    try:
+        spec = RESULTS[name]
+    except KeyError:
+        msg = f"unknown result {name!r}; results: {', '.join(RESULTS)}; layers: {', '.join(LAYERS)}"
+        raise ConfigError(msg) from None
+    try:
+        return spec.compute(con, settings or Settings(), flt)
+    except ImportError as exc:
+        msg = f"result {name!r} needs the {spec.kind} engine, which is not available in this build ({exc})"
+        raise ConfigError(msg) from exc
+
+
+def export_any(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    settings: Settings | None = None,
+    flt: Any = None,
+    zh: bool = False,
+    csv_geometry: CsvGeometry = "auto",
+) -> tuple[Path, int]:
+    """Export a layer (filtered by ``flt``'s towns and time window when given) or a result."""
+    if name in LAYERS:
+        where, params = (None, None)
+        if flt is not None:
+            where, params = flt.sql(name)
+        return export_layer(con, name, path, where=where, params=params, zh=zh, csv_geometry=csv_geometry)
+    frame = compute_result(con, name, settings, flt)
+    labels = RESULT_LABELS if zh else None
+    return export_frame(frame, path, name=name, zh=zh, labels=labels, csv_geometry=csv_geometry), len(frame)
+
+
+# Chinese headers of result columns (layer fields come from the specs).
+RESULT_LABELS: dict[str, str] = {
+    "h3": "H3编号", "count": "数量", "n_neighbours": "邻域单元数", "z": "Z得分", "p": "P值", "q": "FDR校正P值",
+    "bin": "Gi分级", "bin_fdr": "Gi分级(FDR)", "total": "总数", "months": "月数", "months_hot": "热点月数",
+    "hot_last": "最近月为热点", "z_last": "最近月Z得分", "trend_z": "趋势Z", "trend_p": "趋势P值",
+    "category_zh": "类别(中文)", "area": "区域", "current": "本期", "baseline": "基期", "expected": "期望",
+    "ratio": "比值", "warn": "预警", "discovered": "发现数", "closed": "结案数", "open": "未结案",
+    "rectification_rate": "整改率", "median_days_to_close": "结案天数中位数", "p90_days_to_close": "结案天数P90",
+    "overdue": "超期", "open_major": "未结重大隐患", "listed_town": "街镇挂牌", "listed_district": "区级挂牌",
+    "listed_open": "挂牌未结", "recurring_places": "反复场所数", "general_closed": "一般隐患结案",
+    "general_closed_in_grid": "网格内结案", "in_grid_share": "不出网格率", "days_overdue": "超期天数",
+    "places": "场所数", "inspected_in_interval": "按期排查", "never_inspected": "从未排查",
+    "compliance": "合规率", "interval_days": "排查周期(天)", "hazards": "隐患数", "recurrences": "反复次数",
+    "first": "首次", "last": "最近", "res": "H3级别", "eta_s": "到达时间(秒)", "responder_id": "首到力量",
+    "responder_layer": "力量类型", "covered": "已覆盖", "area_km2": "面积(km²)", "covered_km2": "覆盖面积(km²)",
+    "area_share": "面积覆盖率", "places_covered": "覆盖场所", "places_share": "场所覆盖率", "weight": "权重",
+    "weight_covered": "覆盖权重", "weight_share": "权重覆盖率", "responder": "力量", "limit_km2": "面积上限(km²)",
+    "over_limit": "超出上限", "rank": "排名", "cells": "单元数", "layer": "图层", "minutes": "分钟",
+    "spacing_m": "间距(m)", "road_m": "道路距离(m)", "straight_m": "直线距离(m)", "score": "得分",
+    "on_time_rate": "按期整改率", "significant": "显著", "inspection_compliance": "排查合规率", "no_recurrence_rate": "无反复率",
+}

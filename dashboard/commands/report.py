@@ -39,4 +39,50 @@ def export_map_cmd(db, config, out, layers, max_points, hex_res, title, as_json)
         click.echo(f"  {name:<14} {mode:<9} {n:>8,}")
 
 
-COMMANDS: list[click.Command] = [export_map_cmd]
+def _filter(towns: tuple[str, ...], since: str | None, until: str | None):  # noqa: ANN202
+    """A geo.aggregate.Filter from the shared options (None when nothing is filtered)."""
+    if not towns and not since and not until:
+        return None
+    from geo.aggregate import Filter
+
+    return Filter(start=since, end=until, towns=tuple(towns))
+
+
+@click.command(name="export")
+@click.argument("name")
+@db_option
+@config_option
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="File to write: .gpkg (GeoPackage), .parquet (GeoParquet) or .csv (UTF-8 with BOM).")
+@click.option("--zh", is_flag=True, help="Chinese column headers (编号, 隐患类别, ...).")
+@click.option("--geometry", "geometry", type=click.Choice(["auto", "lonlat", "wkt", "none"]), default="auto",
+              show_default=True, help="CSV only: points as lon/lat columns, other shapes as WKT (auto).")
+@click.option("--town", "towns", multiple=True, help="Only this town/street (repeatable).")
+@click.option("--since", default=None, help="From this date (inclusive), on the layer's time field.")
+@click.option("--until", default=None, help="Until this date (exclusive).")
+@json_option
+def export_cmd(name, db, config, out, zh, geometry, towns, since, until, as_json) -> None:
+    """Export a layer or an analysis result (`onemap export --help` lists them) to GPKG/GeoParquet/CSV.
+
+    NAME is a layer (hazard, hydrant, grid, ...) or a result: hotspots, emerging_hotspots,
+    rate_warnings, closed_loop, overdue_hazards, inspection_compliance, recurring_places,
+    coverage_cells, coverage_areas, first_due, uncovered, isochrones, hydrant_blind_spots,
+    hydrant_blind_places, hydrant_spacing, nearest_water.
+    """
+    from geo import export, store
+
+    settings = Settings.load(config)
+    con = store.connect(store.resolve_db_path(db, settings))
+    try:
+        path, rows = export.export_any(con, name, out, settings=settings, flt=_filter(towns, since, until),
+                                       zh=zh, csv_geometry=geometry)
+    finally:
+        con.close()
+    if as_json:
+        click.echo(json.dumps({"name": name, "out": str(path), "format": export.export_format(path), "rows": rows},
+                              ensure_ascii=False))
+        return
+    click.echo(f"onemap: wrote {rows:,} rows of {name} to {path}")
+
+
+COMMANDS: list[click.Command] = [export_map_cmd, export_cmd]
