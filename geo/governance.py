@@ -1,0 +1,467 @@
+"""Governance figures: the hazard closed loop, inspection compliance, town scorecard, wall KPIs.
+
+All in DuckDB SQL over the ``hazard``, ``key_place`` and ``incident`` tables. ``as_of`` is
+the moment the figures are taken at: a hazard is *closed as of T* when ``closed_at ≤ T``
+(or, without a closed_at, when its status is 结案); hazards discovered after T are left out.
+Definitions of every figure are in docs/analytics.md and in each docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from geo.aggregate import Filter, TimeLike, to_timestamp
+from geo.errors import ConfigError, ValidationError
+from geo.settings import Settings
+from layers.registry import get_spec
+
+_HAZARD = get_spec("hazard")
+_INCIDENT = get_spec("incident")
+
+
+def _choice(layer_field: str, value: str) -> str:
+    """A value of the hazard spec as an SQL literal (checked against the spec's choices)."""
+    choices = _HAZARD.field(layer_field).choices or ()
+    if value not in choices:  # pragma: no cover - guards against a spec change
+        raise ConfigError(f"hazard.{layer_field} has no value {value!r}; choices {choices}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+CLOSED = _choice("status", "结案")
+MAJOR = _choice("severity", "重大")
+GENERAL = _choice("severity", "一般")
+LISTED_TOWN = _choice("supervision", "街镇挂牌")
+LISTED_DISTRICT = _choice("supervision", "区级挂牌")
+IN_GRID = _choice("handled_by", "网格")
+
+GROUPS = ("town", "community", "grid_id", "month", "category", "severity", "source", "supervision")
+PLACE_GROUPS = ("town", "community", "grid_id", "category")
+
+
+def _as_of(as_of: TimeLike) -> datetime:
+    return to_timestamp(as_of, "as_of") or datetime.now()
+
+
+def _group_exprs(by: Sequence[str], allowed: Sequence[str], time_col: str = "discovered_at") -> list[str]:
+    out = []
+    for b in by:
+        if b not in allowed:
+            raise ValidationError(f"cannot group by {b!r}; use any of {list(allowed)}")
+        out.append(f"CAST(date_trunc('month', {time_col}) AS DATE) AS month" if b == "month" else f'"{b}"')
+    return out
+
+
+def _deadline_case(settings: Settings) -> tuple[str, list[Any]]:
+    """SQL for a hazard's deadline (its own, else discovered + hazard_deadline_days[severity])."""
+    days = settings.hazard_deadline_days
+    if not days:
+        return "deadline", []
+    whens = " ".join("WHEN ? THEN ?" for _ in days)
+    params: list[Any] = []
+    for sev, d in days.items():
+        params += [str(sev), int(d)]
+    return f"coalesce(deadline, CAST(discovered_at AS DATE) + CAST(CASE severity {whens} END AS INTEGER))", params
+
+
+def _hazard_cte(
+    flt: Filter, as_of: datetime, settings: Settings, recurring: bool = True
+) -> tuple[str, list[Any]]:
+    """``WITH h AS (...)``: filtered hazards up to ``as_of`` with is_closed, days_to_close, due, recurrent."""
+    where, wparams = flt.sql("hazard")
+    due, dparams = _deadline_case(settings)
+    params: list[Any] = []
+    rec_cte, rec_join, rec_col = "", "", "FALSE AS recurrent"
+    if recurring:
+        window = int(settings.recurring_window_days)
+        lower = ""
+        rparams: list[Any] = [as_of]
+        if flt.start is not None:  # earlier hazards matter only within the window before start
+            lower = " AND discovered_at >= ?"
+            rparams.append(flt.start - timedelta(days=window))
+        rec_cte = f"""rec AS (
+            SELECT id AS rid, discovered_at - lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at) AS gap
+            FROM hazard WHERE place_id IS NOT NULL AND discovered_at <= ?{lower}
+        ), """
+        params += rparams
+        rec_join = " LEFT JOIN rec ON rec.rid = hazard.id"
+        rec_col = "coalesce(rec.gap <= to_days(CAST(? AS INTEGER)), FALSE) AS recurrent"
+    closed = f"coalesce(closed_at <= ?, status = {CLOSED})"
+    sql = f"""WITH {rec_cte}h AS (
+        SELECT hazard.*, {closed} AS is_closed,
+               CASE WHEN closed_at <= ? THEN date_diff('second', discovered_at, closed_at) / 86400.0 END AS days_to_close,
+               {due} AS due, {rec_col}
+        FROM hazard{rec_join}
+        WHERE discovered_at <= ? AND {where}
+    )"""
+    params += [as_of, as_of, *dparams]
+    if recurring:
+        params.append(int(settings.recurring_window_days))
+    params += [as_of, *wparams]
+    return sql, params
+
+
+def closed_loop(
+    con: duckdb.DuckDBPyConnection,
+    by: Sequence[str] = ("town",),
+    flt: Filter | None = None,
+    as_of: TimeLike = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Hazard closed-loop figures (闭环处置) per group.
+
+    Parameters
+    ----------
+    by
+        Any of town, community, grid_id, month (of discovery), category, severity, source,
+        supervision; empty for one district-wide row.
+
+    Returns
+    -------
+    DataFrame ``*by, discovered, closed, open, rectification_rate, median_days_to_close,
+    p90_days_to_close, overdue, open_major, listed_town, listed_district, listed_open,
+    recurring_places, places_with_hazards, closed_on_time, general_closed,
+    general_closed_in_grid, in_grid_share``. Definitions: docs/analytics.md.
+    """
+    settings = settings or Settings()
+    flt = flt or Filter()
+    t = _as_of(as_of)
+    cte, params = _hazard_cte(flt, t, settings)
+    exprs = _group_exprs(by, GROUPS)
+    keys = ", ".join(f'"{b}"' for b in by)
+    sql = f"""{cte}
+    SELECT {''.join(e + ', ' for e in exprs)}
+        count(*) AS discovered,
+        count(*) FILTER (WHERE is_closed) AS closed,
+        count(*) FILTER (WHERE NOT is_closed) AS open,
+        quantile_cont(days_to_close, 0.5) AS median_days_to_close,
+        quantile_cont(days_to_close, 0.9) AS p90_days_to_close,
+        count(*) FILTER (WHERE NOT is_closed AND due < CAST(? AS DATE)) AS overdue,
+        count(*) FILTER (WHERE NOT is_closed AND severity = {MAJOR}) AS open_major,
+        count(*) FILTER (WHERE supervision = {LISTED_TOWN}) AS listed_town,
+        count(*) FILTER (WHERE supervision = {LISTED_DISTRICT}) AS listed_district,
+        count(*) FILTER (WHERE supervision IN ({LISTED_TOWN}, {LISTED_DISTRICT}) AND NOT is_closed) AS listed_open,
+        count(DISTINCT place_id) FILTER (WHERE recurrent) AS recurring_places,
+        count(DISTINCT place_id) AS places_with_hazards,
+        count(*) FILTER (WHERE is_closed AND closed_at IS NOT NULL AND CAST(closed_at AS DATE) <= due) AS closed_on_time,
+        count(*) FILTER (WHERE is_closed AND severity = {GENERAL}) AS general_closed,
+        count(*) FILTER (WHERE is_closed AND severity = {GENERAL} AND handled_by = {IN_GRID}) AS general_closed_in_grid
+    FROM h {"GROUP BY ALL ORDER BY " + keys if by else ""}
+    """
+    df = con.execute(sql, [*params, t]).df()
+    counts = [c for c in df.columns if c not in by and "days" not in c]
+    df[counts] = df[counts].fillna(0).astype(np.int64)
+    df.insert(len(by) + 3, "rectification_rate", _rate(df["closed"], df["discovered"]))
+    df["in_grid_share"] = _rate(df["general_closed_in_grid"], df["general_closed"])
+    return df
+
+
+def _rate(num: pd.Series, den: pd.Series) -> pd.Series:
+    """num / den as float, NaN where den is 0."""
+    den = den.astype(np.float64)
+    return (num.astype(np.float64) / den.where(den > 0)).astype(np.float64)
+
+
+def monthly_flow(
+    con: duckdb.DuckDBPyConnection,
+    flt: Filter | None = None,
+    by: Sequence[str] = (),
+    as_of: TimeLike = None,
+) -> pd.DataFrame:
+    """New versus closed hazards per month (新增 vs 结案): ``month, *by, discovered, closed``.
+
+    ``discovered`` counts hazards by the month they were discovered, ``closed`` by the month
+    they were closed (closed_at ≤ as_of); the filter's time window applies to each date.
+    """
+    flt = flt or Filter()
+    t = _as_of(as_of)
+    exprs = [e for e in _group_exprs(by, [g for g in GROUPS if g != "month"])]
+    where, params = flt.sql("hazard", time=False)
+    cols = "".join(f", {e}" for e in exprs)
+    keys = "".join(f', "{b}"' for b in by)
+    lo = flt.start or datetime(1900, 1, 1)
+    hi = min(flt.end, t + timedelta(microseconds=1)) if flt.end else t + timedelta(microseconds=1)
+    sql = f"""
+    WITH h AS (SELECT * FROM hazard WHERE discovered_at <= ? AND {where})
+    SELECT month{keys}, sum(d)::BIGINT AS discovered, sum(c)::BIGINT AS closed FROM (
+        SELECT CAST(date_trunc('month', discovered_at) AS DATE) AS month{cols}, 1 AS d, 0 AS c
+        FROM h WHERE discovered_at >= ? AND discovered_at < ?
+        UNION ALL
+        SELECT CAST(date_trunc('month', closed_at) AS DATE) AS month{cols}, 0 AS d, 1 AS c
+        FROM h WHERE closed_at >= ? AND closed_at < ?
+    ) GROUP BY ALL ORDER BY month{keys}
+    """
+    return con.execute(sql, [t, *params, lo, hi, lo, hi]).df()
+
+
+def recurring_places(
+    con: duckdb.DuckDBPyConnection, flt: Filter | None = None, as_of: TimeLike = None, settings: Settings | None = None
+) -> pd.DataFrame:
+    """Places with a hazard (passing ``flt``) within ``recurring_window_days`` after an earlier one there.
+
+    Returns
+    -------
+    DataFrame ``place_id, town, community, grid_id, hazards, recurrences, first, last``:
+    hazards = hazards of the place passing the filter, recurrences = those following an
+    earlier hazard within the window; most recurrences first.
+    """
+    settings = settings or Settings()
+    flt = flt or Filter()
+    cte, params = _hazard_cte(flt, _as_of(as_of), settings)
+    sql = f"""{cte}
+    SELECT place_id, any_value(town) AS town, any_value(community) AS community, any_value(grid_id) AS grid_id,
+           count(*) AS hazards, count(*) FILTER (WHERE recurrent) AS recurrences,
+           min(discovered_at) AS first, max(discovered_at) AS last
+    FROM h WHERE place_id IS NOT NULL GROUP BY place_id HAVING count(*) FILTER (WHERE recurrent) > 0
+    ORDER BY recurrences DESC, hazards DESC, place_id
+    """
+    return con.execute(sql, params).df()
+
+
+def overdue_hazards(
+    con: duckdb.DuckDBPyConnection,
+    flt: Filter | None = None,
+    as_of: TimeLike = None,
+    settings: Settings | None = None,
+    limit: int = 100,
+) -> pd.DataFrame:
+    """Hazards past their deadline and not closed as of ``as_of``, most overdue first.
+
+    Returns ``id, category, severity, status, supervision, town, community, grid_id,
+    discovered_at, deadline, days_overdue, lon, lat`` (deadline = own or default by severity).
+    """
+    settings = settings or Settings()
+    flt = flt or Filter()
+    t = _as_of(as_of)
+    cte, params = _hazard_cte(flt, t, settings, recurring=False)
+    sql = f"""{cte}
+    SELECT id, category, severity, status, supervision, town, community, grid_id, discovered_at,
+           due AS deadline, date_diff('day', due, CAST(? AS DATE)) AS days_overdue, lon, lat
+    FROM h WHERE NOT is_closed AND due < CAST(? AS DATE)
+    ORDER BY days_overdue DESC, id LIMIT ?
+    """
+    return con.execute(sql, [*params, t, t, int(limit)]).df()
+
+
+# --------------------------------------------------------------------------- inspections
+
+
+def _interval_case(settings: Settings) -> tuple[str, list[Any]]:
+    intervals = settings.inspection_interval_days
+    if not intervals:
+        raise ConfigError("inspection_interval_days is empty; give the interval per class, e.g. {'1': 31}")
+    whens = " ".join("WHEN ? THEN ?" for _ in intervals)
+    params: list[Any] = []
+    for cls, days in intervals.items():
+        try:
+            params += [int(cls), int(days)]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"inspection_interval_days: class {cls!r} → {days!r} must be integers") from exc
+    return f"CAST(CASE inspection_class {whens} END AS INTEGER)", params
+
+
+def inspection_compliance(
+    con: duckdb.DuckDBPyConnection,
+    by: Sequence[str] = ("town",),
+    as_of: TimeLike = None,
+    flt: Filter | None = None,
+    settings: Settings | None = None,
+    per_class: bool = True,
+) -> pd.DataFrame:
+    """Share of key places inspected within their class interval (三级网格化排查, seed 000).
+
+    A place of class c complies when ``last_inspection ≥ as_of − inspection_interval_days[c]``;
+    never-inspected places do not comply. Only the filter's area criteria apply.
+
+    Returns
+    -------
+    DataFrame ``*by, [inspection_class, interval_days,] places, inspected_in_interval,
+    never_inspected, overdue, compliance`` (overdue = inspected, but too long ago).
+    """
+    settings = settings or Settings()
+    flt = (flt or Filter()).area_only()
+    t = _as_of(as_of)
+    interval, iparams = _interval_case(settings)
+    where, wparams = flt.sql("key_place", time=False)
+    groups = [*by, "inspection_class"] if per_class else list(by)
+    exprs = _group_exprs(by, PLACE_GROUPS)
+    if per_class:
+        exprs += ["inspection_class", "any_value(interval_days) AS interval_days"]
+    keys = ", ".join(f'"{g}"' for g in groups)
+    sql = f"""
+    WITH p AS (SELECT *, {interval} AS interval_days FROM key_place WHERE {where})
+    SELECT {''.join(e + ', ' for e in exprs)}
+        count(*) AS places,
+        count(*) FILTER (WHERE last_inspection >= CAST(? AS DATE) - interval_days) AS inspected_in_interval,
+        count(*) FILTER (WHERE last_inspection IS NULL) AS never_inspected
+    FROM p {"GROUP BY " + keys + " ORDER BY " + keys if groups else ""}
+    """
+    df = con.execute(sql, [*iparams, *wparams, t]).df()
+    for c in ("places", "inspected_in_interval", "never_inspected"):
+        df[c] = df[c].fillna(0).astype(np.int64)
+    df["overdue"] = df["places"] - df["inspected_in_interval"] - df["never_inspected"]
+    df["compliance"] = _rate(df["inspected_in_interval"], df["places"])
+    return df
+
+
+def never_inspected(con: duckdb.DuckDBPyConnection, flt: Filter | None = None) -> pd.DataFrame:
+    """Key places never inspected: ``id, name, category, inspection_class, town, community, grid_id, lon, lat``."""
+    where, params = (flt or Filter()).area_only().sql("key_place", time=False)
+    sql = f"""SELECT id, name, category, inspection_class, town, community, grid_id, lon, lat
+              FROM key_place WHERE last_inspection IS NULL AND {where}
+              ORDER BY inspection_class DESC, town, community, grid_id, id"""
+    return con.execute(sql, params).df()
+
+
+# --------------------------------------------------------------------------- scorecard
+
+SCORECARD_INDICATORS: dict[str, str] = {
+    "rectification_rate": "整改率",
+    "on_time_rate": "按期整改率",
+    "inspection_compliance": "检查合规率",
+    "in_grid_share": "一般隐患网格内办结率",
+    "no_recurrence_rate": "非复发率",
+}
+
+
+def town_scorecard(
+    con: duckdb.DuckDBPyConnection,
+    year: int,
+    as_of: TimeLike = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Yearly town assessment (考核): indicators, weighted score and rank.
+
+    Indicators (rates in [0, 1], more is better) over hazards discovered in ``year``:
+    rectification_rate = closed / discovered; on_time_rate = closed by the deadline /
+    discovered; in_grid_share = general hazards closed in the grid / general hazards closed;
+    no_recurrence_rate = 1 − recurring places / places with hazards; inspection_compliance
+    of the town's key places. ``as_of`` = the end of the year, or the given time if earlier.
+    score = 100 × Σ w·rate / Σ w over the indicators the town has data for (weights:
+    ``scorecard_weights``); rank 1 is best, equal scores share a rank.
+
+    Returns
+    -------
+    DataFrame ``rank, town, discovered, <indicators>, score``.
+    """
+    settings = settings or Settings()
+    weights = {k: float(v) for k, v in settings.scorecard_weights.items()}
+    unknown = sorted(set(weights) - set(SCORECARD_INDICATORS))
+    if unknown or not weights or sum(weights.values()) <= 0:
+        msg = (f"scorecard_weights {settings.scorecard_weights} must be positive weights over "
+               f"{list(SCORECARD_INDICATORS)}; unknown: {unknown}")
+        raise ConfigError(msg)
+    start, end = datetime(year, 1, 1), datetime(year + 1, 1, 1)
+    t = min(_as_of(as_of), end - timedelta(microseconds=1))
+    if t < start:
+        raise ValidationError(f"as_of {t} is before the scorecard year {year}")
+    loop = closed_loop(con, ("town",), Filter(start=start, end=end), t, settings)
+    insp = inspection_compliance(con, ("town",), t, None, settings, per_class=False)
+    towns = con.execute(
+        "SELECT DISTINCT town FROM (SELECT town FROM grid UNION ALL SELECT town FROM key_place "
+        "UNION ALL SELECT town FROM hazard WHERE discovered_at >= ? AND discovered_at < ?) WHERE town IS NOT NULL",
+        [start, end],
+    ).df()
+    df = towns.merge(loop, on="town", how="left").merge(insp[["town", "compliance"]], on="town", how="left")
+    df["discovered"] = df["discovered"].fillna(0).astype(np.int64)
+    df["on_time_rate"] = _rate(df["closed_on_time"].fillna(0), df["discovered"])
+    df["inspection_compliance"] = df["compliance"].astype(np.float64)
+    df["no_recurrence_rate"] = 1.0 - _rate(df["recurring_places"].fillna(0), df["places_with_hazards"].fillna(0))
+    rates = df[list(SCORECARD_INDICATORS)].to_numpy(dtype=np.float64)
+    w = np.array([weights.get(k, 0.0) for k in SCORECARD_INDICATORS])
+    have = ~np.isnan(rates)
+    wsum = (have * w).sum(axis=1)
+    score = np.where(wsum > 0, 100.0 * np.nansum(rates * w, axis=1) / np.where(wsum > 0, wsum, 1.0), np.nan)
+    df["score"] = score
+    df["rank"] = df["score"].rank(ascending=False, method="min").astype("Int64")
+    out = df[["rank", "town", "discovered", *SCORECARD_INDICATORS, "score"]]
+    return out.sort_values(["rank", "town"], ignore_index=True, na_position="last")
+
+
+# --------------------------------------------------------------------------- wall display
+
+
+@dataclass(frozen=True)
+class WallKpis:
+    """The big numbers of the wall display (大屏) and its ticker."""
+
+    as_of: datetime
+    open_hazards: int
+    open_major: int
+    overdue: int
+    listed_open: int
+    hazards_today: int
+    alarms_today: int
+    latest_hazards: pd.DataFrame
+    latest_alarms: pd.DataFrame
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (times ISO 8601)."""
+        def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+            out = df.copy()
+            for c in out.columns:
+                if pd.api.types.is_datetime64_any_dtype(out[c]):
+                    out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S")
+            return [{k: (None if (isinstance(v, float) and np.isnan(v)) else v) for k, v in r.items()}
+                    for r in out.astype(object).where(out.notna(), None).to_dict("records")]
+
+        return {
+            "as_of": self.as_of.isoformat(),
+            "open_hazards": self.open_hazards, "open_major": self.open_major, "overdue": self.overdue,
+            "listed_open": self.listed_open, "hazards_today": self.hazards_today, "alarms_today": self.alarms_today,
+            "latest_hazards": records(self.latest_hazards), "latest_alarms": records(self.latest_alarms),
+        }
+
+
+def wall_kpis(
+    con: duckdb.DuckDBPyConnection,
+    as_of: TimeLike = None,
+    settings: Settings | None = None,
+    flt: Filter | None = None,
+) -> WallKpis:
+    """Open, major open, overdue and listed-open hazards, today's hazards and alarms, and the ticker.
+
+    "Today" is the calendar day of ``as_of`` up to ``as_of``; the ticker lists the latest
+    ``wall_ticker_n`` hazards and incidents up to ``as_of``. ``flt`` narrows hazards
+    (e.g. to one town when the wall rotates through towns); incidents get its area only.
+    """
+    settings = settings or Settings()
+    flt = flt or Filter()
+    t = _as_of(as_of)
+    day = datetime(t.year, t.month, t.day)
+    n = int(settings.wall_ticker_n)
+    due, dparams = _deadline_case(settings)
+    hwhere, hparams = flt.sql("hazard", time=False)
+    iwhere, iparams = flt.area_only().sql("incident", time=False)
+    row = con.execute(
+        f"""SELECT count(*) FILTER (WHERE NOT c) , count(*) FILTER (WHERE NOT c AND severity = {MAJOR}),
+                   count(*) FILTER (WHERE NOT c AND due < CAST(? AS DATE)),
+                   count(*) FILTER (WHERE NOT c AND supervision IN ({LISTED_TOWN}, {LISTED_DISTRICT})),
+                   count(*) FILTER (WHERE discovered_at >= ?)
+            FROM (SELECT severity, supervision, discovered_at, coalesce(closed_at <= ?, status = {CLOSED}) AS c,
+                         {due} AS due FROM hazard WHERE discovered_at <= ? AND {hwhere})""",
+        [t, day, t, *dparams, t, *hparams],
+    ).fetchone()
+    alarms = con.execute(
+        f"SELECT count(*) FROM incident WHERE reported_at >= ? AND reported_at <= ? AND {iwhere}", [day, t, *iparams]
+    ).fetchone()[0]
+    latest_h = con.execute(
+        f"""SELECT id, category, severity, status, town, community, grid_id, discovered_at, lon, lat
+            FROM hazard WHERE discovered_at <= ? AND {hwhere} ORDER BY discovered_at DESC, id LIMIT ?""",
+        [t, *hparams, n],
+    ).df()
+    latest_a = con.execute(
+        f"""SELECT id, kind, source, status, town, community, grid_id, reported_at, lon, lat
+            FROM incident WHERE reported_at <= ? AND {iwhere} ORDER BY reported_at DESC, id LIMIT ?""",
+        [t, *iparams, n],
+    ).df()
+    return WallKpis(
+        as_of=t, open_hazards=int(row[0]), open_major=int(row[1]), overdue=int(row[2]), listed_open=int(row[3]),
+        hazards_today=int(row[4]), alarms_today=int(alarms), latest_hazards=latest_h, latest_alarms=latest_a,
+    )
