@@ -405,8 +405,6 @@ class CoverageEngine:
         self._result = compute_coverage(scene, self.responders)
         self.node_eta = {k: v.copy() for k, v in (self._result.node_eta or {}).items()}
         self.node_first = {k: v.copy() for k, v in (self._result.node_first or {}).items()}
-        self._reverse: sp.csr_array | None = None
-        self._maxout: np.ndarray | None = None
 
     @property
     def result(self) -> CoverageResult:
@@ -458,14 +456,13 @@ class CoverageEngine:
         first = self.node_first.setdefault(layer, np.full(g.n_nodes, -1, dtype=np.int64))
         if not offset < old[s]:
             return 0
-        if self._maxout is None:
-            self._maxout = np.asarray(g.seconds.max(axis=1).toarray()).ravel()
+        maxout = g.max_out_seconds()
         gap = old[s] - offset
         limit = max(gap if np.isfinite(gap) else 600.0, 1.0)
         while True:
             dist = dijkstra(g.seconds, indices=s, limit=limit)
             improved = offset + dist < old
-            frontier = improved & (dist + self._maxout > limit)
+            frontier = improved & (dist + maxout > limit)
             if not frontier.any() or limit > 1e9:
                 break
             limit *= 2.0
@@ -504,11 +501,9 @@ class CoverageEngine:
         area = np.nonzero(first == row)[0]
         if len(area) == 0:
             return 0
-        if self._reverse is None:
-            self._reverse = g.seconds.T.tocsr()
         in_area = np.zeros(g.n_nodes, dtype=bool)
         in_area[area] = True
-        rev = self._reverse[area]
+        rev = g.reverse_seconds()[area]
         boundary = np.unique(rev.indices)
         boundary = boundary[~in_area[boundary] & np.isfinite(eta[boundary])]
         # other responders of the layer standing inside the area

@@ -17,11 +17,10 @@ import h3ronpy
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyproj import Transformer
 
 from geo import h3index
 from geo.errors import NetworkError, ValidationError
-from geo.network import RoadGraph, load_graph
+from geo.network import RoadGraph, load_graph, transformer
 from geo.settings import Settings
 
 Mode = Literal["network", "radius"]
@@ -58,8 +57,7 @@ class Scene:
 
     def project(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
         """lon/lat → metres in the scene's local projection."""
-        tf = Transformer.from_crs(4326, self.crs, always_xy=True)
-        x, y = tf.transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        x, y = transformer(self.crs).transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     @property
@@ -210,8 +208,7 @@ def make_scene(
     crs = use_graph.crs if use_graph is not None else _metric_crs_for([resp, places, hyd, ws])
 
     def project(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
-        tf = Transformer.from_crs(4326, crs, always_xy=True)
-        x, y = tf.transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        x, y = transformer(crs).transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     for frame in (resp, places, hyd, ws, hz):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,12 @@ def import_roads(
 # --------------------------------------------------------------------------- graph
 
 
+@lru_cache(maxsize=32)
+def transformer(crs: str) -> Transformer:
+    """WGS-84 → ``crs`` transformer (cached: building one takes milliseconds)."""
+    return Transformer.from_crs(4326, crs, always_xy=True)
+
+
 def _metric_crs(lon: np.ndarray, lat: np.ndarray) -> str:
     lon0 = float(np.nanmean(lon)) if len(lon) else 0.0
     lat0 = float(np.nanmean(lat)) if len(lat) else 0.0
@@ -256,6 +263,19 @@ class RoadGraph:
     walk_metres: sp.csr_array
     tree: cKDTree
     _cells: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def reverse_seconds(self) -> sp.csr_array:
+        """Travel seconds with every edge reversed (searches *towards* a point), cached."""
+        if "reverse" not in self._cache:
+            self._cache["reverse"] = self.seconds.T.tocsr()
+        return self._cache["reverse"]
+
+    def max_out_seconds(self) -> np.ndarray:
+        """Longest outgoing edge (s) of every node (0 for dead ends), cached."""
+        if "maxout" not in self._cache:
+            self._cache["maxout"] = np.asarray(self.seconds.max(axis=1).toarray()).ravel()
+        return self._cache["maxout"]
 
     @property
     def n_nodes(self) -> int:
@@ -269,8 +289,7 @@ class RoadGraph:
 
     def project(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """lon/lat → metres in the graph's local projection."""
-        tf = Transformer.from_crs(4326, self.crs, always_xy=True)
-        x, y = tf.transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        x, y = transformer(self.crs).transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     def snap(self, lon: np.ndarray, lat: np.ndarray, max_distance_m: float) -> Snap:
