@@ -425,7 +425,7 @@ def _closed_loop(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -
 def _overdue(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
     from geo.governance import overdue_hazards
 
-    return overdue_hazards(con, _flt(flt), settings=settings, limit=None)
+    return overdue_hazards(con, _flt(flt), settings=settings, limit=2**31 - 1)
 
 
 def _inspection(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
@@ -459,10 +459,8 @@ def _first_due(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> 
 def _uncovered(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
     from geo import coverage
 
-    frame = coverage.uncovered_clusters(_coverage(con, settings)[1], top=10**6)
-    if "geometry" in frame and not isinstance(frame, gpd.GeoDataFrame):
-        frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
-    return frame
+    frame = coverage.uncovered_clusters(_coverage(con, settings)[1], top=2**31 - 1)
+    return _geojson_column(frame)
 
 
 def _isochrones(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
@@ -472,8 +470,18 @@ def _isochrones(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) ->
     rows = []
     for layer in result.responders["layer"].unique():
         for minutes, geom in coverage.isochrones(result, layer=layer).items():
+            if geom is None:  # nothing reached within these minutes
+                continue
             rows.append({"layer": layer, "minutes": float(minutes), "geometry": shapely.geometry.shape(geom)})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326) if rows else pd.DataFrame(columns=["layer", "minutes"])
+
+
+def _geojson_column(frame: pd.DataFrame, column: str = "geometry") -> pd.DataFrame:
+    """A frame whose ``column`` holds GeoJSON geometry dicts as a GeoDataFrame (one per cluster: few rows)."""
+    if column not in frame or isinstance(frame, gpd.GeoDataFrame):
+        return frame
+    geoms = [shapely.geometry.shape(g) if isinstance(g, dict) else g for g in frame[column]]
+    return gpd.GeoDataFrame(frame.drop(columns=column), geometry=geoms, crs=4326)
 
 
 def _blind_cells(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
