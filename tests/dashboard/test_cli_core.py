@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from dashboard.cli import cli
 from layers.registry import LAYERS
 
 ONEMAP = [sys.executable, "-m", "dashboard.cli"]
@@ -23,10 +26,11 @@ def test_every_command_has_help():
     assert top.returncode == 0
     commands = [line.split()[0] for line in top.stdout.split("Commands:")[1].strip().splitlines()]
     assert {"demo", "serve", "info", "layers", "settings", "ingest"} <= set(commands)
+    runner = CliRunner()
     for command in commands:
-        result = run(command, "--help")
-        assert result.returncode == 0, (command, result.stderr)
-        assert "Usage:" in result.stdout
+        result = runner.invoke(cli, [command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        assert "Usage:" in result.output and len(result.output) > 80
 
 
 def test_layers_lists_every_spec_with_aliases():
