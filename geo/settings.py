@@ -133,6 +133,7 @@ class Settings:
     tianditu_key: str = _s("", "Tianditu key (tiles = tianditu).")
     point_cluster_zoom: int = _s(14, "From this zoom on, point layers show clustered viewport points; below it, H3 hexagons.")
     viewport_max_points: int = _s(20000, "Most points sent for one layer's viewport; above it the map shows res-10 hexagons instead (browser stays fast).")
+    cluster_min_points: int = _s(500, "Point layers with more rows than this are clustered on the map and hidden by default; sparser ones (stations, water) show every point.")
     hex_min_points: int = _s(3000, "A layer with fewer points than this in the viewport is drawn as (clustered) points at any zoom; hexagons only pay off for dense layers.")
     hex_zoom_offset: int = _s(4, "Display H3 resolution = map zoom − this offset, clamped to the stored res 7-10 (hexagons ~10-40 px wide).")
     road_detail_zoom: int = _s(13, "From this zoom on every road in the viewport is drawn; below it only the classes in map_major_roads.")
