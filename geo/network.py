@@ -30,7 +30,7 @@ from geo.settings import Settings
 MIN_EDGE_SECONDS = 1e-6  # a zero-length edge still is an edge (csgraph drops true zeros in some ops)
 _FORWARD = {"yes", "true", "1", "f", "ft"}
 _BACKWARD = {"-1", "reverse", "t", "tf"}
-_ROUNDABOUT = re.compile(r'"junction"\s*:\s*"(roundabout|circular)"')
+_ROUNDABOUT = re.compile(r'"junction"\s*:\s*"(?:roundabout|circular)"')
 
 
 # --------------------------------------------------------------------------- speeds
@@ -49,7 +49,7 @@ def edge_speeds(highway: Any, maxspeed: Any, settings: Settings) -> np.ndarray:
     default = float(table.get("default", 30.0))
     by_class = hw.map({k: float(v) for k, v in table.items()}).astype("float64").fillna(default).to_numpy()
     ms = pd.Series(np.asarray(maxspeed, dtype=object)).astype("string").str.lower()
-    number = pd.to_numeric(ms.str.extract(r"^\s*(\d+(?:\.\d+)?)", expand=False), errors="coerce")
+    number = pd.to_numeric(ms.str.extract(r"^\s*(\d+(?:\.\d+)?)", expand=False), errors="coerce").astype("Float64")
     number = number.where(~ms.str.contains("mph", na=False), number * 1.609344)
     given = number.to_numpy(dtype="float64", na_value=np.nan)
     return np.where(np.isfinite(given) & (given > 0), given, by_class)
@@ -367,7 +367,7 @@ def graph_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame, settings: Settin
     bad = ~(np.isfinite(speed) & (speed > 0)) | ~(np.isfinite(length) & (length >= 0))
     if bad.any():
         i = int(np.nonzero(bad)[0][0])
-        msg = (f"road_edges row {i}: speed_kmh={speed[i]!r}, length_m={length[i]!r}; speeds must be > 0 and "
+        msg = (f"road_edges row {i}: speed_kmh={float(speed[i])}, length_m={float(length[i])}; speeds must be > 0 and "
                f"lengths ≥ 0 ({int(bad.sum())} bad rows)")
         raise NetworkError(msg)
     seconds = np.maximum(length / (speed * settings.urban_slowdown_factor / 3.6), MIN_EDGE_SECONDS)
