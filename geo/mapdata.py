@@ -333,9 +333,13 @@ def view_mode(
     settings: Settings,
     filters: MapFilter | None = None,
 ) -> tuple[str, int | None, int]:
-    """(mode, hex resolution, points in view): hexagons at low zoom or over the viewport cap."""
+    """(mode, hex resolution, points in view).
+
+    Points when fewer than ``hex_min_points`` are in view, or from ``point_cluster_zoom`` on
+    while at most ``viewport_max_points`` are in view; hexagons otherwise.
+    """
     n = count_points(con, layer, bbox, filters)
-    if zoom >= settings.point_cluster_zoom and n <= settings.viewport_max_points:
+    if n < settings.hex_min_points or (zoom >= settings.point_cluster_zoom and n <= settings.viewport_max_points):
         return "points", None, n
     res = hex_resolution(zoom, settings) if zoom < settings.point_cluster_zoom else STORED_RESOLUTIONS[-1]
     return "hex", res, n

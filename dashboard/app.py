@@ -1,0 +1,40 @@
+"""The Dash app: three pages on one map (``/wall``, ``/plan``, ``/review``) plus ``/``.
+
+``create_app(settings, db_path)`` is called by ``onemap serve`` and ``onemap demo``.
+All JS and CSS are served by the app itself (Dash bundles, dash-leaflet with Leaflet's
+CSS inside, ``dashboard/assets``); nothing is fetched from a CDN, so the dashboard works
+on an intranet with no internet (``Settings.tiles = "none"``, the default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+from dash import Dash, html
+
+from dashboard.components import context
+from dashboard.components.routes import register_routes
+from geo.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings, db_path: str) -> Dash:
+    """The dashboard for the database ``db_path`` (read through a snapshot-following Reader)."""
+    context.configure(settings, db_path)
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        serve_locally=True,
+        title="一图作战",
+        update_title=None,
+        suppress_callback_exceptions=True,
+        compress=False,
+    )
+    app.index_string = app.index_string.replace("<html>", '<html lang="zh-CN">')
+    app.layout = html.Div(dash.page_container, className="om-root")
+    register_routes(app.server)
+    return app

@@ -1,0 +1,161 @@
+/* onemap map functions for dash-leaflet, referenced from Python through
+ * dash_extensions.javascript.Namespace("onemap", "map"). Every function reads its
+ * parameters from the GeoJSON component's `hideout`, so a restyle never re-sends data.
+ * User text is only ever put into the page through textContent (no HTML injection). */
+window.onemap = Object.assign({}, window.onemap, {
+    map: {
+        /* Fill colour of a point: by the value of hideout.colorBy, else the layer colour. */
+        pointColor: function (props, h) {
+            if (h.colorBy && h.colors && props[h.colorBy] !== undefined && h.colors[String(props[h.colorBy])]) {
+                return h.colors[String(props[h.colorBy])];
+            }
+            return h.color;
+        },
+        pointToLayer: function (feature, latlng, context) {
+            const h = context.hideout || {};
+            const fill = window.onemap.map.pointColor(feature.properties || {}, h);
+            return L.circleMarker(latlng, {
+                radius: h.radius || 6, color: h.stroke || "#ffffff", weight: h.strokeWeight || 1.5,
+                fillColor: fill, fillOpacity: h.fillOpacity || 0.9, opacity: 1,
+            });
+        },
+        clusterToLayer: function (feature, latlng, index, context) {
+            const h = context.hideout || {};
+            const n = feature.properties.point_count;
+            const size = n < 10 ? 30 : n < 100 ? 36 : n < 1000 ? 42 : 50;
+            const span = document.createElement("span");
+            span.textContent = feature.properties.point_count_abbreviated;
+            const div = document.createElement("div");
+            div.appendChild(span);
+            div.style.borderColor = h.color || "#333";
+            const icon = L.divIcon({
+                html: div.outerHTML, className: "om-cluster" + (h.dark ? " om-cluster-dark" : ""),
+                iconSize: L.point(size, size),
+            });
+            return L.marker(latlng, {icon: icon});
+        },
+        /* Hexagon aggregates: colour class from the server (log scale), palette from hideout. */
+        hexStyle: function (feature, context) {
+            const h = context.hideout || {};
+            const pal = h.palette || ["#fde725", "#7ad151", "#22a884", "#2a788e", "#414487", "#440154"];
+            const c = pal[Math.min(feature.properties.cls || 0, pal.length - 1)];
+            return {fillColor: c, color: h.stroke || c, weight: h.weight || 0.6, fillOpacity: h.opacity || 0.7,
+                    opacity: 0.8};
+        },
+        polygonStyle: function (feature, context) {
+            const h = context.hideout || {};
+            const s = Object.assign({}, h.style || {});
+            if (h.weightBy && feature.properties[h.weightBy] !== undefined && h.weights) {
+                const w = h.weights[String(feature.properties[h.weightBy])];
+                if (w !== undefined) { s.weight = w; }
+            }
+            return s;
+        },
+        roadStyle: function (feature, context) {
+            const h = context.hideout || {};
+            const major = feature.properties.major;
+            return {color: major ? (h.major || "#8c8c8c") : (h.minor || "#c8c8c8"),
+                    weight: major ? (h.majorWeight || 2.5) : (h.minorWeight || 1), opacity: 0.9,
+                    interactive: false};
+        },
+        /* Builds a popup table from [[label, value], ...] with textContent only. */
+        detailsTable: function (title, rows) {
+            const root = document.createElement("div");
+            root.className = "om-popup";
+            const head = document.createElement("div");
+            head.className = "om-popup-title";
+            head.textContent = title;
+            root.appendChild(head);
+            const table = document.createElement("table");
+            (rows || []).forEach(function (r) {
+                const tr = document.createElement("tr");
+                const th = document.createElement("th");
+                th.textContent = String(r[0]);
+                const td = document.createElement("td");
+                td.textContent = String(r[1]);
+                tr.appendChild(th);
+                tr.appendChild(td);
+                table.appendChild(tr);
+            });
+            root.appendChild(table);
+            return root;
+        },
+        onEachPoint: function (feature, layer, context) {
+            const p = feature.properties || {};
+            if (p.cluster) { return; }
+            const h = context.hideout || {};
+            const label = p.name || p.category || p.kind || p.id;
+            if (label !== undefined && label !== null) {
+                const tip = document.createElement("span");
+                tip.textContent = String(label);
+                layer.bindTooltip(tip);
+            }
+            layer.bindPopup(function () {
+                const box = document.createElement("div");
+                box.className = "om-popup";
+                box.textContent = h.loading || "…";
+                const url = "/api/feature/" + encodeURIComponent(h.layer) + "/" + encodeURIComponent(p.id) +
+                    "?lang=" + encodeURIComponent(h.lang || "zh");
+                fetch(url).then(function (r) { return r.json(); }).then(function (d) {
+                    box.textContent = "";
+                    if (d.error) { box.textContent = h.failed || d.error; return; }
+                    box.appendChild(window.onemap.map.detailsTable(d.title, d.rows));
+                    layer.getPopup() && layer.getPopup().update();
+                }).catch(function () { box.textContent = h.failed || "error"; });
+                return box;
+            }, {maxWidth: 360});
+        },
+        onEachHex: function (feature, layer, context) {
+            const h = context.hideout || {};
+            const n = feature.properties.count;
+            const text = (h.tooltip || "{n}").replace("{n}", String(n));
+            layer.bindTooltip(text, {sticky: true});
+        },
+        onEachPolygon: function (feature, layer, context) {
+            const p = feature.properties || {};
+            const label = p.name || p.id;
+            if (label !== undefined && label !== null) {
+                const tip = document.createElement("span");
+                tip.textContent = String(label);
+                layer.bindTooltip(tip, {sticky: true});
+            }
+        },
+    },
+});
+
+window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    onemap: {
+        /* Fit the district into the map once it is laid out. */
+        fitOnce: function (bounds) {
+            if (!bounds) { return window.dash_clientside.no_update; }
+            return {bounds: bounds, transition: "fitBounds"};
+        },
+        /* Data URLs of the map's layers for the current viewport, filters and snapshot. */
+        layerUrls: function (bounds, zoom, filters, version, hexIds, ptsIds, initial) {
+            let bb = bounds;
+            if (!bb) { bb = initial; }
+            if (!bb || zoom === undefined || zoom === null) {
+                return [hexIds.map(function () { return window.dash_clientside.no_update; }),
+                        ptsIds.map(function () { return window.dash_clientside.no_update; }),
+                        window.dash_clientside.no_update];
+            }
+            const s = bb[0][0], w = bb[0][1], n = bb[1][0], e = bb[1][1];
+            const padX = (e - w) * 0.1, padY = (n - s) * 0.1;
+            const r = function (x) { return x.toFixed(4); };
+            const box = [r(w - padX), r(s - padY), r(e + padX), r(n + padY)].join(",");
+            const z = Math.round(zoom);
+            const v = version || 0;
+            const url = function (id, want) {
+                const f = (filters || {})[id.layer] || {};
+                let q = "bbox=" + box + "&zoom=" + z + "&v=" + v;
+                if (f.f) { q += "&f=" + encodeURIComponent(JSON.stringify(f.f)); }
+                if (f.start) { q += "&start=" + encodeURIComponent(f.start); }
+                if (f.end) { q += "&end=" + encodeURIComponent(f.end); }
+                return "/api/layer/" + id.layer + "/" + want + ".geojson?" + q;
+            };
+            return [hexIds.map(function (id) { return url(id, "hex"); }),
+                    ptsIds.map(function (id) { return url(id, "points"); }),
+                    "/api/roads.geojson?bbox=" + box + "&zoom=" + z + "&v=" + v];
+        },
+    },
+});

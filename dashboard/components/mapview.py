@@ -1,0 +1,287 @@
+"""The map of every page, built from the layer specs (no layer is named here).
+
+Each point layer becomes two dash-leaflet GeoJSON layers fed by URLs (see ``routes``):
+H3 hexagons (low zoom / dense view) and clustered points (supercluster), inside one
+toggle of the layers control. Styles, popups and tooltips are JS functions in
+``assets/onemap_map.js`` reading ``hideout``; a clientside callback turns the viewport,
+the filters and the snapshot version into URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dash_leaflet as dl
+import duckdb
+from dash import ALL, ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
+from dash_extensions.javascript import Namespace
+
+from dashboard.components import palettes
+from dashboard.i18n import t
+from geo import mapdata, store
+from geo.mapdata import BBox
+from geo.settings import Settings
+from layers.base import LayerSpec
+from layers.registry import LAYERS
+
+NS = Namespace("onemap", "map")
+# Leaflet panes (name, z-index): roads under hexagons under outlines under overlays under points.
+PANES: dict[str, tuple[str, int]] = {
+    "roads": ("om-roads", 310), "hex": ("om-hex", 350), "polygons": ("om-polygons", 380),
+    "overlay": ("om-overlay", 400), "points": ("om-points", 450),
+}
+DEFAULT_BOUNDS: BBox = (121.0, 30.9, 121.4, 31.2)
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def map_id(page: str) -> str:
+    """Id of a page's dl.Map."""
+    return f"{page}-map"
+
+
+def hex_id(page: str, layer: str) -> dict[str, str]:
+    """Pattern id of a point layer's hexagon GeoJSON."""
+    return {"role": "hex", "page": page, "layer": layer}
+
+
+def pts_id(page: str, layer: str) -> dict[str, str]:
+    """Pattern id of a point layer's clustered point GeoJSON."""
+    return {"role": "pts", "page": page, "layer": layer}
+
+
+def filters_id(page: str) -> str:
+    """Id of the store ``{layer: {"f": {field: [values]}, "start": .., "end": ..}}``."""
+    return f"{page}-filters"
+
+
+def version_id(page: str) -> str:
+    """Id of the store holding the snapshot version (changes → layers refetch)."""
+    return f"{page}-version"
+
+
+# --------------------------------------------------------------------------- tiles
+
+
+def tile_layers(settings: Settings) -> list[Any]:
+    """Basemap tile layers for ``Settings.tiles`` (none → no tiles: the offline default)."""
+    kind = settings.tiles
+    if kind in ("none", "", None):
+        return []
+    if kind == "osm":
+        return [dl.TileLayer(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png", maxZoom=19,
+                             attribution="© OpenStreetMap contributors")]
+    if kind == "tianditu":
+        key = settings.tianditu_key
+        base = "https://t{s}.tianditu.gov.cn/DataServer?T=%s&x={x}&y={y}&l={z}&tk=" + key
+        subs = "01234567"
+        return [dl.TileLayer(url=base % "vec_w", subdomains=subs, maxZoom=18, attribution="© 天地图"),
+                dl.TileLayer(url=base % "cva_w", subdomains=subs, maxZoom=18)]
+    if kind == "amap":
+        return [dl.TileLayer(
+            url="https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}",
+            subdomains="1234", maxZoom=18, attribution="© 高德地图")]
+    url = settings.tiles_url if kind == "local" else kind
+    if "{z}" in url:
+        return [dl.TileLayer(url=url, maxZoom=20)]
+    return []
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def _polygon_hideout(spec: LayerSpec, dark: bool) -> dict[str, Any]:
+    style = spec.style.as_leaflet()
+    style.pop("radius", None)
+    if dark:
+        style["color"] = "#9fb3c8" if spec.style.fill_opacity == 0 else "#5b8db8"
+    hideout: dict[str, Any] = {"style": style, "layer": spec.name}
+    if "level" in spec.field_names and spec.field("level").choices:
+        # Coarser levels (first in the spec's choices) draw thicker.
+        choices = spec.field("level").choices or ()
+        base = float(spec.style.weight)
+        hideout["weightBy"] = "level"
+        hideout["weights"] = {c: round(base * (len(choices) - i) / 1.5, 2) for i, c in enumerate(choices)}
+    return hideout
+
+
+def point_hideout(spec: LayerSpec, lang: str, dark: bool = False, color_by: str | None = None) -> dict[str, Any]:
+    """Style parameters of a point layer read by the JS functions (change → restyle only)."""
+    field = color_by if color_by is not None else spec.style.color_by
+    colors = dict(spec.style.colors) if field == spec.style.color_by else {}
+    if field and not colors:
+        choices = spec.field(field).choices or ()
+        colors = palettes.categorical(list(choices))
+    return {
+        "layer": spec.name, "lang": lang, "color": spec.style.color, "colorBy": field or None,
+        "colors": colors, "radius": spec.style.radius + (3 if dark else 1.5), "dark": dark,
+        "stroke": "#0b1220" if dark else "#ffffff", "loading": t("popup_loading", lang),
+        "failed": t("popup_error", lang),
+    }
+
+
+def hex_hideout(spec: LayerSpec, lang: str, dark: bool = False) -> dict[str, Any]:
+    """Style parameters of a layer's hexagons."""
+    return {"layer": spec.name, "palette": palettes.hex_ramp(dark), "opacity": 0.75 if dark else 0.65,
+            "stroke": spec.style.color if not dark else "#0b1220", "weight": 0.5,
+            "tooltip": spec.label(lang) + " · " + t("hex_tooltip", lang)}
+
+
+def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool = True) -> list[Any]:
+    """The hexagon and (clustered) point GeoJSON of one point layer."""
+    return [
+        dl.GeoJSON(id=hex_id(page, spec.name), url="/api/empty.geojson", style=NS("hexStyle"), pane=PANES["hex"][0],
+                   onEachFeature=NS("onEachHex"), hideout=hex_hideout(spec, lang, dark)),
+        dl.GeoJSON(id=pts_id(page, spec.name), url="/api/empty.geojson", cluster=cluster, pane=PANES["points"][0],
+                   zoomToBoundsOnClick=True, superClusterOptions={"radius": 60, "maxZoom": 16},
+                   pointToLayer=NS("pointToLayer"), clusterToLayer=NS("clusterToLayer"),
+                   onEachFeature=NS("onEachPoint"), hideout=point_hideout(spec, lang, dark)),
+    ]
+
+
+def polygon_layer(page: str, spec: LayerSpec, dark: bool) -> dl.GeoJSON:
+    """A polygon layer (boundaries, grids) fetched once per page load."""
+    return dl.GeoJSON(id=f"{page}-poly-{spec.name}", url=f"/api/polygons/{spec.name}.geojson", pane=PANES["polygons"][0],
+                      style=NS("polygonStyle"), onEachFeature=NS("onEachPolygon"),
+                      hideout=_polygon_hideout(spec, dark))
+
+
+def roads_layer(page: str, dark: bool) -> dl.GeoJSON:
+    """The road skeleton (drawn from the DB so the map reads without tiles)."""
+    hideout = ({"major": "#5c6b7a", "minor": "#2c3848"} if dark else {"major": "#9a9a9a", "minor": "#d4d4d4"})
+    return dl.GeoJSON(id=f"{page}-roads", url="/api/empty.geojson", style=NS("roadStyle"), hideout=hideout,
+                      pane=PANES["roads"][0],
+                      interactive=False)
+
+
+def layer_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows per layer (decides defaults: which layers are checked and clustered)."""
+    return store.table_counts(con)
+
+
+def default_visible(counts: dict[str, int], settings: Settings) -> list[str]:
+    """Layers checked by default: polygons, sparse point layers (at most ``cluster_min_points``
+    rows: stations, water sources) and the densest time-stamped layer (the events).
+
+    Several dense layers as overlapping hexagons would hide each other; the rest stays one
+    click away in the layers control.
+    """
+    shown = [n for n, s in LAYERS.items() if s.geometry == "polygon"
+             or (s.geometry == "point" and counts.get(n, 0) <= settings.cluster_min_points)]
+    events = [n for n, s in LAYERS.items() if s.geometry == "point" and mapdata.time_field(s)
+              and n not in shown]
+    if events:
+        shown.append(max(events, key=lambda n: counts.get(n, 0)))
+    return shown
+
+
+def clustered(counts: dict[str, int], settings: Settings) -> list[str]:
+    """Point layers with more than ``cluster_min_points`` rows (sparse ones show every point)."""
+    return [n for n, s in LAYERS.items() if s.geometry == "point" and counts.get(n, 0) > settings.cluster_min_points]
+
+
+def legend(specs: Iterable[LayerSpec], lang: str, dark: bool = False, extra: Sequence[Any] = ()) -> html.Div:
+    """A legend built from the layer specs' styles, the hexagon ramp and page-specific rows."""
+    rows: list[Any] = [html.Div(t("legend", lang), className="om-legend-title")]
+    for spec in specs:
+        if spec.geometry == "polygon":
+            style = spec.style
+            rows.append(html.Div([html.Span(className="om-sw-line", style={
+                "borderColor": style.color, "borderStyle": "dashed" if style.dash_array else "solid"}),
+                spec.label(lang)], className="om-legend-row"))
+            continue
+        if spec.style.color_by and spec.style.colors:
+            field = spec.field(spec.style.color_by)
+            for value, colour in spec.style.colors.items():
+                rows.append(html.Div([html.Span(className="om-sw-dot", style={"background": colour}),
+                                      f"{spec.label(lang)} · {_value_label(field.name, value, lang, spec)}"],
+                                     className="om-legend-row"))
+        else:
+            rows.append(html.Div([html.Span(className="om-sw-dot", style={"background": spec.style.color}),
+                                  spec.label(lang)], className="om-legend-row"))
+    rows.append(html.Div([html.Div([html.Span(className="om-sw-hex", style={"background": c})
+                                    for c in palettes.hex_ramp(dark)], className="om-ramp"),
+                          t("legend_hex", lang)], className="om-legend-row om-legend-ramp"))
+    rows.extend(extra)
+    return html.Div(rows, className="om-legend" + (" om-legend-dark" if dark else ""))
+
+
+def _value_label(field: str, value: str, lang: str, spec: LayerSpec) -> str:
+    if field == "inspection_class":
+        return f"{spec.field_label(field, lang)} {value}"
+    return value
+
+
+def map_panel(
+    page: str,
+    lang: str,
+    settings: Settings,
+    bounds: BBox | None,
+    *,
+    visible: Iterable[str] | None = None,
+    clustered_layers: Iterable[str] | None = None,
+    filters: dict[str, Any] | None = None,
+    dark: bool = False,
+    overlays: Sequence[Any] = (),
+    legend_extra: Sequence[Any] = (),
+    map_kwargs: dict[str, Any] | None = None,
+) -> html.Div:
+    """A page's map: tiles, roads, every layer of the registry (``visible`` ones checked),
+    page overlays (coverage, hotspots, dispatch), a layers control and a legend."""
+    shown = set(visible) if visible is not None else set(LAYERS)
+    clustered = set(clustered_layers) if clustered_layers is not None else set(LAYERS)
+    specs = sorted(LAYERS.values(), key=lambda s: s.z_order)
+    overlays_control: list[Any] = []
+    for spec in specs:
+        children = ([polygon_layer(page, spec, dark)] if spec.geometry == "polygon"
+                    else point_layer(page, spec, lang, dark, cluster=spec.name in clustered))
+        overlays_control.append(dl.Overlay(dl.LayerGroup(children), name=spec.label(lang),
+                                           checked=spec.name in shown))
+    base = tile_layers(settings)
+    w, s, e, n = bounds or DEFAULT_BOUNDS
+    kwargs = {"preferCanvas": True, "zoomSnap": 1, "minZoom": 8, "maxZoom": 19}
+    kwargs.update(map_kwargs or {})
+    the_map = dl.Map(
+        id=map_id(page),
+        bounds=[[s, w], [n, e]],
+        center=[(s + n) / 2, (w + e) / 2],
+        zoom=11,
+        children=[*[dl.Pane(name=name, style={"zIndex": z}) for name, z in PANES.values()],
+                  *base, roads_layer(page, dark), dl.LayersControl(overlays_control, position="topright"),
+                  *overlays, dl.ScaleControl(position="bottomleft", imperial=False)],
+        className="om-map" + (" om-map-dark" if dark else ""),
+        style={"width": "100%", "height": "100%"},
+        **kwargs,
+    )
+    return html.Div([
+        the_map,
+        legend([sp for sp in specs if sp.name in shown], lang, dark, legend_extra),
+        dcc.Store(id=filters_id(page), data=filters or {}),
+        dcc.Store(id=version_id(page), data=0),
+        dcc.Store(id=f"{page}-initial-bounds", data=[[s, w], [n, e]]),
+    ], className="om-map-wrap")
+
+
+def register_map_callbacks(page: str) -> None:
+    """Clientside: fit the district once the map has its size; viewport, filters and snapshot
+    version → layer URLs (no server round trip)."""
+    clientside_callback(
+        ClientsideFunction(namespace="onemap", function_name="fitOnce"),
+        Output(map_id(page), "viewport"),
+        Input(f"{page}-initial-bounds", "data"),
+    )
+    clientside_callback(
+        ClientsideFunction(namespace="onemap", function_name="layerUrls"),
+        Output(hex_id(page, ALL), "url"),
+        Output(pts_id(page, ALL), "url"),
+        Output(f"{page}-roads", "url"),
+        Input(map_id(page), "bounds"),
+        Input(map_id(page), "zoom"),
+        Input(filters_id(page), "data"),
+        Input(version_id(page), "data"),
+        State(hex_id(page, ALL), "id"),
+        State(pts_id(page, ALL), "id"),
+        State(f"{page}-initial-bounds", "data"),
+    )

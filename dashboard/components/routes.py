@@ -1,0 +1,131 @@
+"""Map data as GeoJSON URLs on the Flask server (``app.server``).
+
+The browser fetches layer data directly (dash-leaflet ``GeoJSON(url=...)``): the Dash
+callback only computes URLs, the payload skips Dash's JSON round trip, and answers are
+cached per snapshot version and query. Endpoints:
+
+- ``/api/layer/<layer>/<hex|points>.geojson?bbox=w,s,e,n&zoom=Z&f={json}&start=&end=&v=``
+- ``/api/polygons/<layer>.geojson?level=``
+- ``/api/roads.geojson?bbox=&zoom=``
+- ``/api/feature/<layer>/<id>?lang=`` (popup details: ``[[label, value], ...]``)
+- ``/api/empty.geojson``
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import flask
+
+from dashboard.components import context
+from geo import mapdata
+from geo.errors import OnemapError
+from layers.registry import get_spec
+
+_CACHE: OrderedDict[tuple[int, str], str] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 256
+GEOJSON = "application/geo+json; charset=utf-8"
+
+
+def _cached(make: Callable[[], str]) -> str:
+    key = (context.version(), flask.request.full_path)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    text = make()
+    with _CACHE_LOCK:
+        _CACHE[key] = text
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return text
+
+
+def _geojson(text: str) -> flask.Response:
+    resp = flask.Response(text, mimetype="application/geo+json")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def _bad_request(exc: Exception) -> flask.Response:
+    return flask.Response(flask.json.dumps({"error": str(exc)}), status=400, mimetype="application/json")
+
+
+def _zoom() -> float:
+    try:
+        return float(flask.request.args.get("zoom", "12"))
+    except ValueError:
+        raise OnemapError(f"zoom must be a number, got {flask.request.args.get('zoom')!r}") from None
+
+
+def register_routes(server: flask.Flask) -> None:
+    """Add the map data endpoints to the Flask server."""
+
+    @server.route("/api/empty.geojson")
+    def empty() -> flask.Response:
+        return _geojson(mapdata.EMPTY)
+
+    @server.route("/api/layer/<layer>/<want>.geojson")
+    def layer_data(layer: str, want: str) -> flask.Response:
+        try:
+            get_spec(layer)
+            if want not in ("hex", "points"):
+                raise OnemapError(f"unknown view {want!r}; use hex or points")
+            args = flask.request.args
+            bbox = mapdata.bbox_to_wgs84(mapdata.parse_bbox(args.get("bbox")), context.settings().tiles)
+            flt = mapdata.MapFilter.parse(args.get("f"), args.get("start"), args.get("end"))
+            zoom = _zoom()
+
+            def make() -> str:
+                with context.connection() as con:
+                    return mapdata.layer_view(con, layer, bbox, zoom, context.settings(), flt, want=want).geojson
+
+            return _geojson(_cached(make))
+        except (OnemapError, KeyError) as exc:
+            return _bad_request(exc)
+
+    @server.route("/api/polygons/<layer>.geojson")
+    def polygons(layer: str) -> flask.Response:
+        try:
+            spec = get_spec(layer)
+            if spec.geometry != "polygon":
+                raise OnemapError(f"layer {layer!r} is not a polygon layer")
+            level = flask.request.args.get("level")
+            where, params = (("level = ?", [level]) if level and "level" in spec.field_names else (None, None))
+
+            def make() -> str:
+                with context.connection() as con:
+                    return mapdata.polygon_features(con, layer, context.settings().tiles, where=where, params=params)
+
+            return _geojson(_cached(make))
+        except (OnemapError, KeyError) as exc:
+            return _bad_request(exc)
+
+    @server.route("/api/roads.geojson")
+    def roads() -> flask.Response:
+        try:
+            settings = context.settings()
+            bbox = mapdata.bbox_to_wgs84(mapdata.parse_bbox(flask.request.args.get("bbox")), settings.tiles)
+            zoom = _zoom()
+
+            def make() -> str:
+                with context.connection() as con:
+                    return mapdata.road_features(con, bbox, zoom, settings)
+
+            return _geojson(_cached(make))
+        except OnemapError as exc:
+            return _bad_request(exc)
+
+    @server.route("/api/feature/<layer>/<path:feature_id>")
+    def feature(layer: str, feature_id: str) -> flask.Response:
+        try:
+            lang = "en" if flask.request.args.get("lang") == "en" else "zh"
+            with context.connection() as con:
+                rows = mapdata.feature_details(con, layer, feature_id, lang)
+            title = get_spec(layer).label(lang)
+            return flask.jsonify({"title": title, "rows": rows})
+        except (OnemapError, KeyError) as exc:
+            return flask.Response(flask.json.dumps({"error": str(exc)}), status=404, mimetype="application/json")

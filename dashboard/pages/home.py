@@ -1,0 +1,39 @@
+"""``/``: the overview map (全域一图) of every layer, with links to the three pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import html
+
+from dashboard.components import context, mapview
+from dashboard.components.chrome import navbar
+from dashboard.i18n import lang_of, t
+from geo import mapdata
+
+PAGE = "home"
+dash.register_page(__name__, path="/", name="全域一图", title="一图作战 · 全域一图")
+
+
+def layout(lang: str = "zh", **_: Any) -> html.Div:
+    """Overview: navigation, a short index of the pages and the map."""
+    lang = lang_of(lang)
+    settings = context.settings()
+    with context.connection() as con:
+        bounds = mapdata.data_bounds(con)
+        counts = mapview.layer_counts(con)
+    cards = html.Div([
+        html.Span(t("home_intro", lang)),
+        html.A(t("home_wall", lang), href="/wall" + ("?lang=en" if lang == "en" else ""), className="om-card"),
+        html.A(t("home_plan", lang), href="/plan" + ("?lang=en" if lang == "en" else ""), className="om-card"),
+        html.A(t("home_review", lang), href="/review" + ("?lang=en" if lang == "en" else ""), className="om-card"),
+    ], className="om-index")
+    body = [mapview.map_panel(PAGE, lang, settings, bounds, visible=mapview.default_visible(counts, settings),
+                                 clustered_layers=mapview.clustered(counts, settings))]
+    if bounds is None:
+        body.insert(0, html.Div(t("no_data", lang), className="om-note"))
+    return html.Div([navbar("/", lang), cards, html.Div(body, className="om-home-map")], className="om-page")
+
+
+mapview.register_map_callbacks(PAGE)
