@@ -2,12 +2,14 @@
 
 Design: one writer, many readers, by **snapshot swap**.
 A writer (``onemap ingest``, the demo generator) takes an exclusive lock file, copies the
-current database file to a private temporary file, writes there, checkpoints, closes, and
-swaps it in with ``os.replace`` (atomic on POSIX). Readers (the dashboard, the CLI) open
-the file read-only inside a fresh in-memory DuckDB instance (``ATTACH ... (READ_ONLY)``)
-and reopen when the file's inode changes. A reader therefore sees the old snapshot or the
-new one, never a half-finished ingest, and it never waits for the writer; DuckDB's own
-file lock (one read-write process excludes all others) is never contended.
+current database file to a private temporary file, writes there, checkpoints, detaches, and
+swaps it in with ``os.replace`` (atomic on POSIX). Readers (the dashboard, the CLI) attach
+the file read-only (``ATTACH ... (READ_ONLY)``) into the process's in-memory DuckDB
+instance and attach it anew when the file's identity (inode, mtime, size) changes; an old
+snapshot stays readable (its inode lives while open) until its last cursor is gone, then
+it is detached. A reader therefore sees the old snapshot or the new one, never a
+half-finished ingest, and never waits for the writer; DuckDB's own file lock (one
+read-write process excludes all others) is never contended.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import itertools
 import os
 import shutil
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -91,8 +94,55 @@ def _new_instance() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _attach(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> str:
-    alias = f"db{next(_alias_counter)}"
+# One in-memory DuckDB instance per process, spatial loaded once (loading it costs 0.3-2 s).
+# Files are ATTACHed into it: each read snapshot (file identity) once, under its own alias;
+# each writer's private copy for the length of the write. A ``:memory:`` instance is never
+# shared through DuckDB's own per-path instance cache, so a swapped file is never confused
+# with the old one: a new identity means a new ATTACH.
+_INSTANCE: duckdb.DuckDBPyConnection | None = None
+_INSTANCE_PID: int | None = None
+_LOCK = threading.RLock()
+_SNAPSHOTS: dict[Path, tuple[tuple[int, int, int], str]] = {}  # path -> (identity, alias) of the newest
+_USERS: dict[str, weakref.WeakSet[Any]] = {}  # alias -> cursors handed out on it
+_ALIASES: dict[int, str] = {}
+
+
+def _instance() -> duckdb.DuckDBPyConnection:
+    global _INSTANCE, _INSTANCE_PID
+    with _LOCK:
+        if _INSTANCE is None or _INSTANCE_PID != os.getpid():  # a forked child gets its own
+            _INSTANCE = _new_instance()
+            _INSTANCE_PID = os.getpid()
+            _SNAPSHOTS.clear()
+            _USERS.clear()
+        return _INSTANCE
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _cursor_on(alias: str) -> duckdb.DuckDBPyConnection:
+    cur = _instance().cursor()
+    cur.execute(f"USE {alias}")
+    _ALIASES[id(cur)] = alias
+    _USERS.setdefault(alias, weakref.WeakSet()).add(cur)
+    return cur
+
+
+def _detach_unused(keep: set[str]) -> None:
+    """Detach read snapshots that are no longer the newest and have no live cursor."""
+    current = {alias for _, alias in _SNAPSHOTS.values()} | keep
+    for alias, users in list(_USERS.items()):
+        if alias not in current and alias.startswith("snap") and len(users) == 0:
+            with contextlib.suppress(duckdb.Error):
+                _instance().execute(f"DETACH {alias}")
+            del _USERS[alias]
+
+
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool, prefix: str = "db") -> str:
+    alias = f"{prefix}{next(_alias_counter)}"
     mode = " (READ_ONLY)" if read_only else ""
     con.execute(f"ATTACH '{path.as_posix()}' AS {alias}{mode}")
     con.execute(f"USE {alias}")
@@ -100,33 +150,50 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> str:
 
 
 def connect(path: str | os.PathLike[str] | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """A connection to the database file with spatial loaded; read-only unless asked.
+    """A connection to the newest snapshot of the database file, spatial loaded; read-only unless asked.
 
-    Writers should use ``writer()`` instead, which protects readers.
+    Read-only connections are cursors on the process-wide instance: cheap, and a file
+    swapped in by a writer is attached anew. Writers should use ``writer()`` instead.
     """
     db = resolve_db_path(path)
-    if read_only and not db.exists():
-        msg = f"database {db} not found; build it with `onemap demo` or `onemap ingest LAYER FILE`"
-        raise StoreError(msg)
-    con = _new_instance()
-    try:
-        alias = _attach(con, db, read_only)
-    except duckdb.Error as exc:
-        con.close()
-        raise StoreError(f"cannot open database {db}: {exc}") from exc
-    _ALIASES[id(con)] = alias
-    return con
-
-
-_ALIASES: dict[int, str] = {}
+    if not read_only:
+        con = _new_instance()
+        try:
+            alias = _attach(con, db, read_only=False)
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"cannot open database {db}: {exc}") from exc
+        _ALIASES[id(con)] = alias
+        return con
+    with _LOCK:
+        try:
+            identity = _identity(db)
+        except FileNotFoundError:
+            msg = f"database {db} not found; build it with `onemap demo` or `onemap ingest LAYER FILE`"
+            raise StoreError(msg) from None
+        known = _SNAPSHOTS.get(db)
+        if known is None or known[0] != identity:
+            inst = _instance()
+            try:
+                alias = _attach(inst, db, read_only=True, prefix="snap")
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open database {db}: {exc}") from exc
+            inst.execute("USE memory")
+            _SNAPSHOTS[db] = (identity, alias)
+            _USERS.setdefault(alias, weakref.WeakSet())
+            _detach_unused(keep={alias})
+        return _cursor_on(_SNAPSHOTS[db][1])
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A cursor (for another thread) on the same attached database as ``con``."""
-    cur = con.cursor()
     alias = _ALIASES.get(id(con))
+    if alias and alias.startswith("snap"):
+        return _cursor_on(alias)
+    cur = con.cursor()
     if alias:
         cur.execute(f"USE {alias}")
+        _ALIASES[id(cur)] = alias
     return cur
 
 
@@ -137,33 +204,44 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 def writer(path: str | os.PathLike[str] | None = None, fresh: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Write a new snapshot and swap it in atomically when the block ends without error.
 
-    ``fresh`` starts from an empty database instead of a copy of the current one.
+    ``fresh`` starts from an empty database instead of a copy of the current one. Writers
+    are serialised by an exclusive lock on ``<db>.lock``; readers are never blocked.
     """
     db = resolve_db_path(path)
     db.parent.mkdir(parents=True, exist_ok=True)
     lock_path = db.with_name(db.name + ".lock")
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}")
+        tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}-{threading.get_ident()}")
         tmp.unlink(missing_ok=True)
         if db.exists() and not fresh:
             shutil.copyfile(db, tmp)
-        con = _new_instance()
+        control = _instance().cursor()
+        alias = None
         try:
-            _attach(con, tmp, read_only=False)
+            alias = _attach(control, tmp, read_only=False, prefix="w")
+            con = _instance().cursor()
+            con.execute(f"USE {alias}")
+            _ALIASES[id(con)] = alias
             ensure_schema(con)
             yield con
-            con.execute("CHECKPOINT")
-            con.close()
+            control.execute(f"CHECKPOINT {alias}")
+            control.execute("USE memory")
+            control.execute(f"DETACH {alias}")
+            alias = None
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, db)
         except BaseException:
-            with contextlib.suppress(Exception):
-                con.close()
+            if alias is not None:
+                with contextlib.suppress(Exception):
+                    control.execute("USE memory")
+                    control.execute(f"DETACH {alias}")
             tmp.unlink(missing_ok=True)
             raise
         finally:
+            with contextlib.suppress(Exception):
+                control.close()
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
@@ -329,7 +407,7 @@ def stable_ids(material: pd.DataFrame, prefix: str = "") -> np.ndarray:
     cols = sorted(material.columns)
     frame = pd.DataFrame({f"c{i}": material[c].astype("str") for i, c in enumerate(cols)})
     joined = ", ".join(f"coalesce(c{i}, '')" for i in range(len(cols)))
-    con = duckdb.connect(":memory:")
+    con = _instance().cursor()
     try:
         con.register("_material", frame)
         ids = con.execute(
