@@ -440,17 +440,16 @@ def wall_kpis(
     hwhere, hparams = flt.sql("hazard", time=False)
     iwhere, iparams = flt.area_only().sql("incident", time=False)
     row = con.execute(
-        f"""SELECT count(*) FILTER (WHERE NOT c) , count(*) FILTER (WHERE NOT c AND severity = {MAJOR}),
+        f"""SELECT count(*) FILTER (WHERE NOT c), count(*) FILTER (WHERE NOT c AND severity = {MAJOR}),
                    count(*) FILTER (WHERE NOT c AND due < CAST(? AS DATE)),
                    count(*) FILTER (WHERE NOT c AND supervision IN ({LISTED_TOWN}, {LISTED_DISTRICT})),
-                   count(*) FILTER (WHERE discovered_at >= ?)
+                   count(*) FILTER (WHERE discovered_at >= ?),
+                   (SELECT count(*) FROM incident WHERE reported_at >= ? AND reported_at <= ? AND {iwhere})
             FROM (SELECT severity, supervision, discovered_at, coalesce(closed_at <= ?, status = {CLOSED}) AS c,
                          {due} AS due FROM hazard WHERE discovered_at <= ? AND {hwhere})""",
-        [t, day, t, *dparams, t, *hparams],
+        [t, day, day, t, *iparams, t, *dparams, t, *hparams],
     ).fetchone()
-    alarms = con.execute(
-        f"SELECT count(*) FROM incident WHERE reported_at >= ? AND reported_at <= ? AND {iwhere}", [day, t, *iparams]
-    ).fetchone()[0]
+    alarms = row[5]
     latest_h = con.execute(
         f"""SELECT id, category, severity, status, town, community, grid_id, discovered_at, lon, lat
             FROM hazard WHERE discovered_at <= ? AND {hwhere} ORDER BY discovered_at DESC, id LIMIT ?""",
