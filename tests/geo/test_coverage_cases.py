@@ -14,7 +14,7 @@ M_PER_DEG_LON = 111_320.0 * np.cos(np.radians(LAT0))  # close enough for placing
 M_PER_DEG_LAT = 110_574.0
 
 # 36 km/h with no slow-down: 10 m/s, so 100 m of road takes exactly 10 s
-SETTINGS = Settings().with_overrides(urban_slowdown_factor=1.0, snap_distance_m=50.0)
+SETTINGS = Settings().with_overrides(urban_slowdown_factor=1.0, snap_distance_m=200.0)
 
 
 def lonlat(east_m: float | np.ndarray, north_m: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray]:
