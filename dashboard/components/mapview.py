@@ -19,7 +19,7 @@ from dash_extensions.javascript import Namespace
 
 from dashboard.components import palettes
 from dashboard.i18n import t
-from geo import mapdata, store
+from geo import store
 from geo.mapdata import BBox
 from geo.settings import Settings
 from layers.base import LayerSpec
@@ -163,15 +163,14 @@ def layer_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def default_visible(counts: dict[str, int], settings: Settings) -> list[str]:
     """Layers checked by default: polygons, sparse point layers (at most ``cluster_min_points``
-    rows: stations, water sources) and the densest time-stamped layer (the events).
+    rows: stations, water sources) and the densest event layer (sorted by time: hazards).
 
     Several dense layers as overlapping hexagons would hide each other; the rest stays one
     click away in the layers control.
     """
     shown = [n for n, s in LAYERS.items() if s.geometry == "polygon"
              or (s.geometry == "point" and counts.get(n, 0) <= settings.cluster_min_points)]
-    events = [n for n, s in LAYERS.items() if s.geometry == "point" and mapdata.time_field(s)
-              and n not in shown]
+    events = [n for n, s in LAYERS.items() if s.geometry == "point" and s.sort_by and n not in shown]
     if events:
         shown.append(max(events, key=lambda n: counts.get(n, 0)))
     return shown
