@@ -204,17 +204,32 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
     except pa.ArrowInvalid as exc:
         raise ReadError(f"{path}: not a readable CSV ({_first_line(exc)})") from exc
     frame = table.to_pandas()
-    # Row number as the user sees it in Excel: header is row 1. Lines may hold quoted
-    # newlines, so the record position is used, not the line number.
+    # Row number as the user sees it in Excel: header is row 1, one row per record (a quoted
+    # cell may hold a newline). pyarrow skips blank lines and malformed records without
+    # knowing their record number, so such files are numbered by a second pass.
     rows = np.arange(2, len(frame) + 2, dtype=np.int64)
-    if malformed:
-        # A skipped record shifts the records after it; rebuild the numbering from the
-        # skipped line numbers where pyarrow knows them.
-        bad = sorted(n for n, _ in malformed if n is not None)
-        if bad:
-            all_rows = np.arange(2, len(frame) + len(malformed) + 2, dtype=np.int64)
-            rows = np.setdiff1d(all_rows, np.asarray(bad, dtype=np.int64))[: len(frame)]
+    if malformed or b"\n\n" in text_data or b"\n\r\n" in text_data:
+        good, bad = _number_records(text_data.decode("utf-8"), delimiter, len(headers))
+        if len(good) == len(frame):
+            rows = np.asarray(good, dtype=np.int64)
+            malformed = bad
     return RawTable(frame=frame, row_numbers=rows, fmt="csv", encoding=enc, malformed=malformed)
+
+
+def _number_records(text: str, delimiter: str, n_columns: int) -> tuple[list[int], list[tuple[int | None, str]]]:
+    """Row numbers of the well-formed records and (row, text) of the malformed ones."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    next(reader, None)
+    good: list[int] = []
+    bad: list[tuple[int | None, str]] = []
+    for row, record in enumerate(reader, start=2):
+        if not record:
+            continue
+        if len(record) != n_columns:
+            bad.append((row, delimiter.join(record)))
+        else:
+            good.append(row)
+    return good, bad
 
 
 def _unique_headers(headers: list[str]) -> list[str]:
@@ -443,10 +458,3 @@ def _osm_notes(layer: str) -> list[str]:
     if layer == "water_source":
         return [f"kind: emergency={k} → {v}" for k, v in OSM_WATER_KIND.items()]
     return ["fire stations mapped as areas are stored at a point on their surface"]
-
-
-def csv_bytes(frame: pd.DataFrame, encoding: str = "utf-8") -> bytes:
-    """A frame as CSV bytes (used by tests and the benchmark to write real files)."""
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)
-    return buf.getvalue().encode(encoding)
