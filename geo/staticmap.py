@@ -88,6 +88,7 @@ def _style() -> Iterator[None]:
         "legend.fontsize": 8,
         "legend.frameon": True,
         "legend.framealpha": 0.9,
+        "hatch.linewidth": 0.6,
     }):
         yield
 
@@ -138,11 +139,14 @@ def draw_polygons(ax: Axes, geoms: Sequence[shapely.Geometry] | np.ndarray, *, f
 
 
 def draw_cells(ax: Axes, cells: np.ndarray, colors: object, *, edgecolor: str = "none",
-               linewidth: float = 0.0, alpha: float = 0.85, zorder: int = 2) -> PolyCollection:
-    """H3 cells (uint64) as hexagons; ``colors`` one colour or one per cell."""
+               linewidth: float = 0.0, alpha: float = 0.85, zorder: int = 2, hatch: str | None = None) -> PolyCollection:
+    """H3 cells (uint64) as hexagons; ``colors`` one colour or one per cell; ``hatch`` e.g. '////'."""
     cells = np.asarray(cells, dtype=np.uint64)
-    return draw_polygons(ax, h3index.cell_polygons(cells), facecolors=colors, edgecolor=edgecolor,
+    coll = draw_polygons(ax, h3index.cell_polygons(cells), facecolors=colors, edgecolor=edgecolor,
                          linewidth=linewidth, alpha=alpha, zorder=zorder)
+    if hatch:
+        coll.set_hatch(hatch)
+    return coll
 
 
 def draw_points(ax: Axes, lon: np.ndarray, lat: np.ndarray, *, color: str, size: float = 12.0,
@@ -215,7 +219,7 @@ def legend(ax: Axes, entries: Mapping[str, str], *, kind: str = "patch", loc: st
         handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=c, markeredgecolor="white",
                           markersize=6, label=lab) for lab, c in entries.items()]
     if handles:
-        ax.add_artist(ax.legend(handles=handles, loc=loc, title=title))
+        ax.add_artist(ax.legend(handles=handles, loc=loc, title=title)).set_zorder(20)
 
 
 # --------------------------------------------------------------------------- maps
@@ -281,10 +285,17 @@ def coverage_map(boundary: gpd.GeoDataFrame | None, towns: gpd.GeoDataFrame | No
             elif len(arr):
                 draw_polygons(ax, arr, facecolors=color, edgecolor="none", alpha=0.45, zorder=2 + i)
             entries[label] = color
+        hatched: dict[str, str] = {}
         if blind_cells is not None and len(blind_cells):
-            draw_cells(ax, np.asarray(blind_cells, dtype=np.uint64), COLORS["vermillion"], alpha=0.9, zorder=4)
-            entries[blind_label] = COLORS["vermillion"]
-        legend(ax, entries, loc="upper right", title="覆盖")
+            # Hatched, not filled: the reach underneath stays visible.
+            draw_cells(ax, np.asarray(blind_cells, dtype=np.uint64), "none", edgecolor=COLORS["vermillion"],
+                       linewidth=0.0, alpha=1.0, zorder=4 + len(areas), hatch="//////")
+            hatched[blind_label] = COLORS["vermillion"]
+        handles = [Patch(facecolor=c, alpha=0.6, edgecolor="#666666", linewidth=0.3, label=lab) for lab, c in entries.items()]
+        handles += [Patch(facecolor="white", edgecolor=c, hatch="//////", linewidth=0.0, label=lab)
+                    for lab, c in hatched.items()]
+        if handles:
+            ax.add_artist(ax.legend(handles=handles, loc="upper right", title="覆盖")).set_zorder(20)
         marks: dict[str, str] = {}
         for label, lon, lat, color, marker in points:
             draw_points(ax, lon, lat, color=color, marker=marker, size=22, zorder=10)

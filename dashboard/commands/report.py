@@ -85,4 +85,33 @@ def export_cmd(name, db, config, out, zh, geometry, towns, since, until, as_json
     click.echo(f"onemap: wrote {rows:,} rows of {name} to {path}")
 
 
-COMMANDS: list[click.Command] = [export_map_cmd, export_cmd]
+@click.command(name="report")
+@db_option
+@config_option
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="FILE.html (one self-contained file) or FILE.pdf (A4, printed by headless Chromium).")
+@click.option("--town", default=None, help="Report on one town/street only (街镇名称).")
+@click.option("--since", default=None, help="First day of the period (YYYY-MM-DD, inclusive).")
+@click.option("--until", default=None, help="Day after the period (YYYY-MM-DD, exclusive); figures are taken then.")
+@json_option
+def report_cmd(db, config, out, town, since, until, as_json) -> None:
+    """Write the fire-safety committee report (Chinese): summary, hotspots, coverage, trends, tables."""
+    from dashboard.report import build_report
+
+    settings = Settings.load(config)
+    result = build_report(out, db, town=town, since=since, until=until, settings=settings)
+    data = result.data
+    if as_json:
+        click.echo(json.dumps({
+            "out": str(result.path), "format": result.format, "size_bytes": result.size_bytes,
+            "district": data.district, "town": data.town,
+            "period": [str(data.period_start) if data.period_start else None,
+                       str(data.period_end) if data.period_end else None],
+            "as_of": data.as_of.isoformat(), "summary": [{"label": k, "value": v} for k, v, _ in data.summary],
+            "sections": [s.title for s in data.sections],
+        }, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"onemap: wrote the report {result.path} ({result.size_bytes / 1e6:.1f} MB, {len(data.sections)} sections)")
+
+
+COMMANDS: list[click.Command] = [report_cmd, export_map_cmd, export_cmd]

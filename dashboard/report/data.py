@@ -1,0 +1,374 @@
+"""The figures, maps and tables of the committee report, gathered from the geo/ API.
+
+``collect`` is the one place the report asks the database anything; every number comes
+from the same functions the dashboard, CLI and notebooks use (``geo.governance``,
+``geo.hotspots``, ``geo.coverage``, ``geo.water``). A section whose engine fails (e.g. no
+responders stored) is left out with a note saying why, instead of failing the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo import staticmap, store
+from geo.aggregate import Filter, data_as_of, to_timestamp
+from geo.errors import OnemapError, ValidationError
+from geo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TABLE_ROWS = 20  # rows shown per table in the printed report (the export has them all)
+LISTED = ("街镇挂牌", "区级挂牌")
+
+
+@dataclass
+class Section:
+    """One numbered section: heading, optional image (PNG bytes), tables and notes."""
+
+    key: str
+    title: str
+    lead: str = ""
+    image: bytes | None = None
+    image_alt: str = ""
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportData:
+    """Everything the template needs."""
+
+    district: str
+    town: str | None
+    period_start: date | None
+    period_end: date | None
+    as_of: datetime
+    generated: datetime
+    summary: list[tuple[str, str, str]]  # (label, value, explanation)
+    sections: list[Section]
+    settings: Settings
+
+
+# --------------------------------------------------------------------------- boundaries
+
+
+def boundaries(con: duckdb.DuckDBPyConnection, town: str | None) -> tuple[str, gpd.GeoDataFrame | None,
+                                                                           gpd.GeoDataFrame | None,
+                                                                           gpd.GeoDataFrame | None]:
+    """(district name, outline, town polygons, grids) for the maps; with ``town`` only that town."""
+    admin = store.read_layer(con, "admin_area", columns=["id", "name", "level"])
+    grids = store.read_layer(con, "grid", columns=["id", "name", "town"])
+    district_rows = admin[admin["level"] == "区县"]
+    district = str(district_rows["name"].iloc[0]) if len(district_rows) else "本辖区"
+    towns = admin[admin["level"] == "街镇"][["name", "geometry"]]
+    if not len(towns) and len(grids):
+        towns = grids.dissolve(by="town", as_index=False)[["town", "geometry"]].rename(columns={"town": "name"})
+    outline = district_rows if len(district_rows) else None
+    if town:
+        grids = grids[grids["town"] == town]
+        towns = towns[towns["name"] == town]
+        if not len(towns) and not len(grids):
+            msg = f"town {town!r} has no grid or boundary in the database; towns: {sorted(set(admin['name']) | set(grids['town'].dropna()))}"
+            raise ValidationError(msg)
+        outline = towns if len(towns) else grids.dissolve()
+        return district, outline, None, grids
+    return district, outline, towns if len(towns) else None, None
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def pct(value: Any) -> str:
+    """0.8333 → '83.3%'; missing → '—'."""
+    return "—" if value is None or pd.isna(value) else f"{100 * float(value):.1f}%"
+
+
+def num(value: Any, digits: int = 0) -> str:
+    """Thousands separators; missing → '—'."""
+    if value is None or pd.isna(value):
+        return "—"
+    return f"{float(value):,.{digits}f}"
+
+
+def _day(value: Any) -> str:
+    return "—" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, settings: Settings,
+                summary: list[tuple[str, str, str]]) -> list[Section]:
+    from geo import governance
+
+    total = governance.closed_loop(con, by=(), flt=flt, as_of=as_of, settings=settings).iloc[0]
+    summary += [
+        ("发现隐患", num(total["discovered"]), "报告期内发现的火灾隐患（条）"),
+        ("已结案", num(total["closed"]), f"截至 {as_of:%Y-%m-%d} 已结案（条）"),
+        ("整改率", pct(total["rectification_rate"]), "已结案 / 发现"),
+        ("超期未整改", num(total["overdue"]), "已过整改期限且未结案（条）"),
+        ("重大隐患未结案", num(total["open_major"]), "等级为重大、尚未结案（条）"),
+        ("挂牌督办未结案", num(total["listed_open"]), "街镇挂牌、区级挂牌尚未结案（条）"),
+        ("结案天数中位数", num(total["median_days_to_close"], 1), "从发现到结案（天）"),
+    ]
+    sections: list[Section] = []
+
+    flow = governance.monthly_flow(con, flt=flt, as_of=as_of)
+    trend = Section("trend", "月度趋势", "每月新发现的隐患与当月结案的隐患（条）。")
+    if len(flow):
+        fig = staticmap.line_chart(flow["month"], {"新发现": flow["discovered"], "结案": flow["closed"]},
+                                   title="隐患月度趋势：新发现与结案", ylabel="条")
+        trend.image, trend.image_alt = staticmap.to_png(fig), "隐患月度趋势图"
+        table = pd.DataFrame({"月份": pd.to_datetime(flow["month"]).dt.strftime("%Y-%m"),
+                              "新发现": flow["discovered"].map(num), "结案": flow["closed"].map(num)})
+        trend.tables.append(("各月数量", table.tail(TABLE_ROWS)))
+    else:
+        trend.notes.append("报告期内没有隐患记录。")
+    sections.append(trend)
+
+    score = governance.town_scorecard(con, as_of.year, as_of=as_of, settings=settings)
+    rank = Section("towns", "街镇考核排名",
+                   f"{as_of.year} 年度考核：整改率、按期整改率、排查合规率、一般隐患不出网格率、无反复率加权得分（满分 100）。")
+    if len(score):
+        fig = staticmap.bar_chart(score["town"].astype(str).tolist(), score["score"].to_numpy(dtype=float),
+                                  title=f"{as_of.year} 年街镇考核得分", xlabel="得分", value_format="{:.1f}")
+        rank.image, rank.image_alt = staticmap.to_png(fig), "街镇考核得分条形图"
+        rank.tables.append(("街镇排名", pd.DataFrame({
+            "排名": score["rank"].map(num), "街镇": score["town"], "发现隐患": score["discovered"].map(num),
+            "整改率": score["rectification_rate"].map(pct), "按期整改率": score["on_time_rate"].map(pct),
+            "排查合规率": score["inspection_compliance"].map(pct), "不出网格率": score["in_grid_share"].map(pct),
+            "得分": score["score"].map(lambda v: num(v, 1)),
+        })))
+    else:
+        rank.notes.append("没有可考核的街镇。")
+    sections.append(rank)
+
+    overdue = governance.overdue_hazards(con, flt=flt, as_of=as_of, settings=settings, limit=TABLE_ROWS)
+    od = Section("overdue", "超期隐患",
+                 f"已过整改期限仍未结案的隐患共 {num(total['overdue'])} 条；按超期天数列出前 {TABLE_ROWS} 条。")
+    if len(overdue):
+        od.tables.append(("超期隐患清单", _hazard_table(overdue, with_overdue=True)))
+    else:
+        od.notes.append("没有超期隐患。")
+    sections.append(od)
+
+    listed = _listed(con, flt, as_of)
+    ls = Section("listed", "挂牌督办事项",
+                 f"街镇挂牌、区级挂牌且尚未结案的隐患共 {num(len(listed))} 条（按发现时间排列，列出前 {TABLE_ROWS} 条）。")
+    if len(listed):
+        ls.tables.append(("挂牌督办清单", _hazard_table(listed.head(TABLE_ROWS), with_overdue=False)))
+    else:
+        ls.notes.append("没有未结案的挂牌督办事项。")
+    sections.append(ls)
+
+    insp = governance.inspection_compliance(con, by=("town",), as_of=as_of, flt=_area_only(flt), settings=settings)
+    ins = Section("inspection", "三级网格化排查合规",
+                  "一级（居村委，每月）、二级（街镇巡查，每季度）、三级（消防办，每半年）场所在周期内完成排查的比例。")
+    if len(insp):
+        places = insp["places"].sum()
+        share = insp["inspected_in_interval"].sum() / places if places else None
+        summary.append(("排查合规率", pct(share), "重点场所在排查周期内完成检查的比例"))
+        ins.tables.append(("各街镇排查合规", pd.DataFrame({
+            "街镇": insp["town"], "等级": insp["inspection_class"].map(lambda c: f"{c}级"),
+            "场所数": insp["places"].map(num), "按期排查": insp["inspected_in_interval"].map(num),
+            "从未排查": insp["never_inspected"].map(num), "超期": insp["overdue"].map(num),
+            "合规率": insp["compliance"].map(pct), "周期(天)": insp["interval_days"].map(num),
+        })))
+    else:
+        ins.notes.append("数据库中没有重点场所。")
+    sections.append(ins)
+    return sections
+
+
+def _area_only(flt: Filter) -> Filter:
+    """The area part of a filter (inspection compliance has no time field)."""
+    return Filter(towns=flt.towns, communities=flt.communities, grids=flt.grids)
+
+
+def _listed(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime) -> pd.DataFrame:
+    """Hazards listed for supervision (街镇/区级挂牌) still open at ``as_of`` (governance's definition)."""
+    listed = Filter(start=flt.start, end=flt.end, towns=flt.towns, communities=flt.communities,
+                    grids=flt.grids, supervision=LISTED)
+    where, params = listed.sql("hazard")
+    where += (" AND discovered_at <= ? AND NOT ((closed_at IS NOT NULL AND closed_at <= ?)"
+              " OR (closed_at IS NULL AND status = '结案'))")
+    frame = store.read_layer(con, "hazard", where=where, params=[*params, as_of, as_of],
+                             columns=["id", "category", "severity", "status", "supervision", "town", "grid_id",
+                                      "discovered_at", "deadline"])
+    order = frame["supervision"].map({"区级挂牌": 0, "街镇挂牌": 1})
+    return pd.DataFrame(frame.assign(_o=order).sort_values(["_o", "discovered_at"]).drop(columns=["_o", "geometry"]))
+
+
+def _hazard_table(frame: pd.DataFrame, with_overdue: bool) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "编号": frame["id"], "街镇": frame["town"], "类别": frame["category"], "等级": frame["severity"],
+        "状态": frame["status"], "督办": frame["supervision"], "发现日期": frame["discovered_at"].map(_day),
+        "整改期限": frame["deadline"].map(_day),
+    })
+    if with_overdue:
+        out["超期天数"] = frame["days_overdue"].map(num)
+    return out
+
+
+def _hotspots(con: duckdb.DuckDBPyConnection, flt: Filter, settings: Settings, outline: gpd.GeoDataFrame | None,
+              towns: gpd.GeoDataFrame | None, grids: gpd.GeoDataFrame | None) -> Section:
+    from geo import hotspots
+    from geo.assign import points_in_polygons
+
+    result = hotspots.hotspots(con, flt, settings=settings)
+    table = result.table
+    counts = hotspots.summary(table)
+    hot = int(counts.get("hot_99", 0) + counts.get("hot_95", 0) + counts.get("hot_90", 0))
+    sec = Section("hotspots", "隐患热点分布",
+                  f"Getis-Ord Gi* 热点分析（H3 {result.res} 级六边形，邻域 {result.k} 环，Benjamini-Hochberg 校正）："
+                  f"研究区 {num(result.n_cells)} 个单元、{num(result.total)} 条隐患，显著热点 {hot} 个"
+                  f"（99%: {counts.get('hot_99', 0)}，95%: {counts.get('hot_95', 0)}，90%: {counts.get('hot_90', 0)}）。")
+    fig = staticmap.hotspot_map(table, outline, towns if towns is not None else grids,
+                                title=f"隐患热点（Gi*，H3 {result.res} 级）")
+    sec.image, sec.image_alt = staticmap.to_png(fig), "隐患热点图"
+    hot_cells = table[table["bin_fdr"] > 0]
+    if len(hot_cells):
+        polys = store.read_layer(con, "grid", columns=["id", "town"])
+        idx = np.asarray(points_in_polygons(hot_cells["lon"].to_numpy(), hot_cells["lat"].to_numpy(),
+                                            polys.geometry.to_numpy()))
+        town_of = np.where(idx >= 0, polys["town"].to_numpy(dtype=object)[np.clip(idx, 0, None)], "(辖区外)")
+        by_town = (pd.DataFrame({"town": town_of, "count": hot_cells["count"].to_numpy()})
+                   .groupby("town").agg(cells=("count", "size"), hazards=("count", "sum"))
+                   .sort_values(["cells", "hazards"], ascending=False).reset_index())
+        sec.tables.append(("热点所在街镇", pd.DataFrame({
+            "街镇": by_town["town"], "热点单元数": by_town["cells"].map(num), "热点内隐患": by_town["hazards"].map(num),
+        })))
+    return sec
+
+
+def _coverage(con: duckdb.DuckDBPyConnection, settings: Settings, town: str | None,
+              outline: gpd.GeoDataFrame | None, towns: gpd.GeoDataFrame | None,
+              grids: gpd.GeoDataFrame | None, summary: list[tuple[str, str, str]]) -> Section:
+    from geo import coverage, water
+    from geo.coverage_inputs import load_scene
+
+    micro_min, fire_min = settings.micro_station_minutes, settings.fire_station_minutes
+    sec = Section("coverage", "响应覆盖与消火栓盲区",
+                  f"微型消防站 {micro_min:g} 分钟到场（“1-3-5”）与消防站 {fire_min:g} 分钟到达（建标152-2017）"
+                  f"可达的建成区；消火栓保护半径 {settings.hydrant_protection_radius_m:g} 米（GB 50974-2014）以外为盲区。")
+    scene = load_scene(con, settings)
+    result = coverage.compute_coverage(scene)
+    blind = water.hydrant_blind_spots(scene)
+    cells = result.cells[result.cells["built_up"]]
+    bcells = blind.cells
+    if town:
+        cells = cells[cells["town"] == town]
+        bcells = bcells[bcells["town"] == town]
+    fine = cells[cells["res"] == coverage.AREA_RES]
+    area = float(fine["area_km2"].sum())
+
+    def share(mask: pd.Series) -> float | None:
+        return float(fine.loc[mask, "area_km2"].sum()) / area if area else None
+
+    micro_ok = fine["eta_micro_station"] <= result.targets_s.get("micro_station", -1) if "eta_micro_station" in fine else fine["covered"] & False
+    fire_ok = fine["eta_fire_station"] <= result.targets_s.get("fire_station", -1) if "eta_fire_station" in fine else fine["covered"] & False
+    bfine = bcells[bcells["res"] == coverage.AREA_RES]
+    blind_share = float(bfine.loc[bfine["blind"], "area_km2"].sum()) / float(bfine["area_km2"].sum()) if len(bfine) else None
+    summary += [
+        (f"微站{micro_min:g}分钟覆盖", pct(share(micro_ok)), "建成区面积中微型消防站可按时到场的比例"),
+        (f"消防站{fire_min:g}分钟覆盖", pct(share(fire_ok)), "建成区面积中消防站可按时到达的比例"),
+        ("综合覆盖", pct(share(fine["covered"])), "任一力量可按时到达的建成区面积比例"),
+        ("消火栓盲区", pct(blind_share), f"建成区面积中距正常消火栓超过 {settings.hydrant_protection_radius_m:g} 米的比例"),
+    ]
+    mode_note = "道路网络行驶时间" if result.mode == "network" else "直线距离估算（无道路数据）"
+    sec.lead += f" 计算方式：{mode_note}。"
+    draw = cells[cells["res"] == 9]
+    bdraw = bcells[(bcells["res"] == 9) & bcells["blind"]]
+    resp = result.responders
+    pts = []
+    for layer, label, color, marker in (("fire_station", "消防站", staticmap.COLORS["vermillion"], "s"),
+                                        ("micro_station", "微型消防站", staticmap.COLORS["orange"], "o")):
+        sel = resp[resp["layer"] == layer]
+        if len(sel):
+            pts.append((label, sel["lon"].to_numpy(), sel["lat"].to_numpy(), color, marker))
+    areas = []
+    if "eta_fire_station" in draw:
+        areas.append((f"消防站{fire_min:g}分钟可达", draw.loc[draw["eta_fire_station"] <= result.targets_s["fire_station"], "cell"].to_numpy(np.uint64), staticmap.COLORS["sky"]))
+    if "eta_micro_station" in draw:
+        areas.append((f"微站{micro_min:g}分钟可达", draw.loc[draw["eta_micro_station"] <= result.targets_s["micro_station"], "cell"].to_numpy(np.uint64), staticmap.COLORS["green"]))
+    fig = staticmap.coverage_map(outline, towns if towns is not None else grids, areas=areas,
+                                 blind_cells=bdraw["cell"].to_numpy(np.uint64), points=pts,
+                                 title=f"响应覆盖（微站{micro_min:g}分钟 / 消防站{fire_min:g}分钟）与消火栓盲区")
+    sec.image, sec.image_alt = staticmap.to_png(fig), "响应覆盖与消火栓盲区图"
+    fig_table = coverage.figures(result, level="town")
+    if town:
+        fig_table = fig_table[fig_table["name"] == town]
+    sec.tables.append(("各街镇覆盖", pd.DataFrame({
+        "街镇": fig_table["name"], "建成区(km²)": fig_table["area_km2"].map(lambda v: num(v, 2)),
+        "覆盖面积": fig_table["area_share"].map(pct), "重点场所": fig_table["places"].map(num),
+        "场所覆盖": fig_table["places_share"].map(pct),
+    })))
+    if len(result.unsnapped):
+        sec.notes.append(f"{len(result.unsnapped)} 个力量点距道路过远，未计入覆盖。")
+    return sec
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def collect(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings | None = None,
+    town: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    generated: datetime | None = None,
+) -> ReportData:
+    """Gather every figure, map and table of the report.
+
+    ``since`` (inclusive) and ``until`` (exclusive) bound the hazards by discovery time;
+    figures are taken as of ``until`` (or the latest hazard when no ``until``).
+    """
+    settings = settings or Settings()
+    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
+    if start and end and start >= end:
+        raise ValidationError(f"--since {start:%Y-%m-%d} is not before --until {end:%Y-%m-%d}")
+    district, outline, towns, grids = boundaries(con, town)
+    flt = Filter(start=start, end=end, towns=(town,) if town else ())
+    as_of = end or data_as_of(con) or datetime.now()
+    if end is None:
+        as_of = as_of + timedelta(seconds=1)  # include the latest record itself
+    where, params = flt.sql("hazard")
+    first, last = con.execute(f"SELECT min(discovered_at), max(discovered_at) FROM hazard WHERE {where}", params).fetchone()
+    period_start = (start or first)
+    period_end = (end - timedelta(days=1)) if end else last
+    summary: list[tuple[str, str, str]] = []
+    sections: list[Section] = []
+    failures: list[str] = []
+
+    def attempt(name: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (OnemapError, ImportError, KeyError, ValueError) as exc:
+            log.warning("report section %s left out: %s", name, exc)
+            failures.append(f"{name}：{exc}")
+            return None
+
+    gov = attempt("隐患治理", _governance, con, flt, as_of, settings, summary) or []
+    hs = attempt("隐患热点", _hotspots, con, flt, settings, outline, towns, grids)
+    cov = attempt("响应覆盖", _coverage, con, settings, town, outline, towns, grids, summary)
+    sections += [s for s in (hs, cov) if s is not None] + gov
+    order = ["hotspots", "coverage", "trend", "towns", "overdue", "listed", "inspection"]
+    sections.sort(key=lambda s: order.index(s.key))
+    if failures:
+        sections.append(Section("missing", "未能生成的内容", notes=failures))
+    return ReportData(
+        district=district, town=town,
+        period_start=pd.Timestamp(period_start).date() if period_start is not None else None,
+        period_end=pd.Timestamp(period_end).date() if period_end is not None else None,
+        as_of=as_of, generated=generated or datetime.now(), summary=summary, sections=sections,
+        settings=settings,
+    )
