@@ -19,7 +19,8 @@ SETTINGS = Settings().with_overrides(urban_slowdown_factor=1.0, snap_distance_m=
 
 def lonlat(east_m: float | np.ndarray, north_m: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """lon/lat of a point ``east_m``/``north_m`` metres from (LON0, LAT0)."""
-    return LON0 + np.asarray(east_m) / M_PER_DEG_LON, LAT0 + np.asarray(north_m) / M_PER_DEG_LAT
+    east, north = np.broadcast_arrays(np.asarray(east_m, dtype=float), np.asarray(north_m, dtype=float))
+    return LON0 + east / M_PER_DEG_LON, LAT0 + north / M_PER_DEG_LAT
 
 
 def line_tables(n: int, step_m: float = 100.0, speed_kmh: float = 36.0) -> tuple[pd.DataFrame, pd.DataFrame]:
