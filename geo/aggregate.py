@@ -252,3 +252,29 @@ def data_as_of(con: duckdb.DuckDBPyConnection, layer: str = "hazard") -> datetim
     col = time_field(layer)
     value = con.execute(f'SELECT max("{col}") FROM {layer}').fetchone()[0]
     return to_timestamp(value)
+
+
+DATE_COLUMNS: tuple[str, ...] = ("year", "month", "week", "day", "deadline", "last_inspection")
+
+
+def to_records(frame: pd.DataFrame, drop: Sequence[str] = ("cell",)) -> list[dict[str, Any]]:
+    """JSON-ready rows: NaN/NaT → None, numpy scalars → Python, date columns (``DATE_COLUMNS``)
+    → ``YYYY-MM-DD``, other times → ISO 8601 seconds; ``drop`` columns (uint64 cells: use
+    the ``h3`` hex) left out."""
+    out = frame.drop(columns=[c for c in drop if c in frame.columns])
+    cols: dict[str, list[Any]] = {}
+    for c in out.columns:
+        s = out[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            fmt = "%Y-%m-%d" if c in DATE_COLUMNS else "%Y-%m-%dT%H:%M:%S"
+            cols[c] = [None if pd.isna(v) else v.strftime(fmt) for v in s]
+        elif pd.api.types.is_bool_dtype(s):
+            cols[c] = [bool(v) for v in s]
+        elif pd.api.types.is_integer_dtype(s):
+            cols[c] = [None if pd.isna(v) else int(v) for v in s]
+        elif pd.api.types.is_float_dtype(s):
+            cols[c] = [None if pd.isna(v) else float(v) for v in s]
+        else:
+            cols[c] = [None if (v is None or (not isinstance(v, (str, list, dict, tuple)) and pd.isna(v)))
+                       else (v.isoformat() if hasattr(v, "isoformat") else v) for v in s]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)] if cols else []

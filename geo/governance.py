@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from geo.aggregate import Filter, TimeLike, to_timestamp
+from geo.aggregate import Filter, TimeLike, to_records, to_timestamp
 from geo.errors import ConfigError, ValidationError
 from geo.settings import Settings
 from layers.registry import get_spec
@@ -403,19 +403,11 @@ class WallKpis:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (times ISO 8601)."""
-        def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-            out = df.copy()
-            for c in out.columns:
-                if pd.api.types.is_datetime64_any_dtype(out[c]):
-                    out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S")
-            return [{k: (None if (isinstance(v, float) and np.isnan(v)) else v) for k, v in r.items()}
-                    for r in out.astype(object).where(out.notna(), None).to_dict("records")]
-
         return {
             "as_of": self.as_of.isoformat(),
             "open_hazards": self.open_hazards, "open_major": self.open_major, "overdue": self.overdue,
             "listed_open": self.listed_open, "hazards_today": self.hazards_today, "alarms_today": self.alarms_today,
-            "latest_hazards": records(self.latest_hazards), "latest_alarms": records(self.latest_alarms),
+            "latest_hazards": to_records(self.latest_hazards), "latest_alarms": to_records(self.latest_alarms),
         }
 
 
