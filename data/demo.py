@@ -197,10 +197,8 @@ def _point_layers(space: Space, roads: Roads, admin: Admin, loc: _Locator, setti
     out["fire_station"] = _frame("fire_station", fs, pts)
     ms, pts = loc.points(dp.micro_stations(space, roads, admin, places, _stage_seed(seed, "micro")))
     out["micro_station"] = _frame("micro_station", ms, pts)
-    try:
-        from data import demo_events as de
-    except ImportError:
-        return out
+    from data import demo_events as de
+
     say("hazards and incidents")
     hz = de.hazards(space, roads, kp, settings, scale, _stage_seed(seed, "hazards"), end)
     hz, pts = loc.points(hz)

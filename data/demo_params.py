@@ -64,8 +64,8 @@ class DemoProfile:
     major_share: float = 0.025  # 重大 among hazards (issue 2: ~2-3%)
     on_spot_share: float = 0.35  # general hazards fixed on the spot
     stuck_share: float = 0.04  # hard cases that take ten times longer (overdue, supervised)
-    place_linked_share: float = 0.6  # hazards found at a key place
-    old_centre_hazard_share: float = 0.35  # hazards drawn from the old-neighbourhood field
+    place_linked_share: float = 0.45  # hazards found at a key place
+    old_centre_hazard_share: float = 0.3  # street finds drawn from the old-neighbourhood field (rest: everywhere)
     emerging_hazard_share: float = 0.06  # hazards in emerging areas, growing over the last months
     emerging_months: float = 8.0
     yearly_trend: float = 0.12  # hazards found per year grow by this share (more patrols)

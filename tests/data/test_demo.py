@@ -1,0 +1,289 @@
+"""The demo district: determinism, boundary, tiling grids, roads, hydrants, hazards, counts."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Geod
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from data.areas import AREAS, load_boundary
+from data.demo import build_demo, resolve_end
+from geo import store
+from geo.errors import ConfigError
+from layers.hazard import STATUSES
+from layers.registry import LAYERS
+
+END = "2025-06-30"
+GEOD = Geod(ellps="WGS84")
+
+
+def _read(path: Path, sql: str) -> pd.DataFrame:
+    con = store.connect(path)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def _metric(lon: np.ndarray, lat: np.ndarray):
+    from pyproj import Transformer
+
+    crs = store.local_metric_crs(lon, lat)
+    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """Two builds with the same seed and end date, one with another seed (scale 0.05)."""
+    d = tmp_path_factory.mktemp("demo_pair")
+    paths = (d / "a.duckdb", d / "b.duckdb", d / "c.duckdb")
+    build_demo(paths[0], scale=0.05, seed=11, end_date=END)
+    build_demo(paths[1], scale=0.05, seed=11, end_date=END)
+    build_demo(paths[2], scale=0.05, seed=12, end_date=END)
+    return paths
+
+
+def _table(path: Path, table: str) -> pd.DataFrame:
+    cols = "* EXCLUDE (ingested_at, geom), ST_AsText(geom) AS wkt" if table in LAYERS else "* EXCLUDE (geom), ST_AsText(geom) AS wkt"
+    if table == "road_nodes":
+        cols = "*"
+    return _read(path, f"SELECT {cols} FROM {table}")
+
+
+def test_same_seed_same_rows(tiny_pair: tuple[Path, Path, Path]) -> None:
+    a, b, c = tiny_pair
+    for table in [*LAYERS, "road_nodes", "road_edges"]:
+        ta, tb = _table(a, table), _table(b, table)
+        assert len(ta) > 0, table
+        pd.testing.assert_frame_equal(ta, tb, obj=table)
+    assert not _table(a, "hazard").equals(_table(c, "hazard"))
+    assert not _table(a, "grid").equals(_table(c, "grid"))
+
+
+def test_counts_scale(tiny_pair: tuple[Path, Path, Path], demo_db: Path) -> None:
+    small = _read(tiny_pair[0], "SELECT (SELECT count(*) FROM hazard) h, (SELECT count(*) FROM key_place) k, "
+                                "(SELECT count(*) FROM incident) i, (SELECT count(*) FROM grid) g")
+    big = _read(demo_db, "SELECT (SELECT count(*) FROM hazard) h, (SELECT count(*) FROM key_place) k, "
+                         "(SELECT count(*) FROM incident) i, (SELECT count(*) FROM grid) g")
+    assert big.h[0] == 4 * small.h[0] == 10_000
+    assert big.k[0] == 4 * small.k[0] == 400
+    assert 3.5 < big.i[0] / small.i[0] <= 4.0
+    assert abs(big.g[0] - small.g[0]) < 0.1 * big.g[0]  # grids do not scale
+
+
+def test_everything_inside_the_boundary(demo_db: Path) -> None:
+    boundary = load_boundary("310117").buffer(1e-6)  # ~0.1 m of rounding
+    shapely.prepare(boundary)
+    for spec in LAYERS.values():
+        df = _read(demo_db, f"SELECT lon, lat, ST_AsWKB(geom) AS wkb FROM {spec.name}")
+        assert len(df), spec.name
+        geoms = store.from_wkb_column(df["wkb"])
+        assert shapely.covered_by(geoms, boundary).all(), spec.name
+    nodes = _read(demo_db, "SELECT lon, lat FROM road_nodes")
+    assert shapely.contains_xy(boundary, nodes["lon"], nodes["lat"]).all()
+    edges = store.from_wkb_column(_read(demo_db, "SELECT ST_AsWKB(geom) AS w FROM road_edges")["w"])
+    assert shapely.covered_by(edges, boundary).all()
+
+
+def test_grids_tile_the_district(demo_db: Path) -> None:
+    grids = _read(demo_db, "SELECT id, area_km2, ST_AsWKB(geom) AS wkb FROM grid")
+    district = _read(demo_db, "SELECT area_km2 FROM admin_area WHERE level = '区县'")["area_km2"][0]
+    assert 590 < district < 620  # Songjiang is ~605 km²
+    assert grids["area_km2"].sum() == pytest.approx(district, rel=2e-3)
+    assert grids["area_km2"].between(0.2, 1.0).all(), grids["area_km2"].describe()
+    geoms = store.from_wkb_column(grids["wkb"])
+    lon, lat = shapely.get_coordinates(shapely.centroid(geoms)).T
+    to_m = _metric(lon, lat)
+    gm = shapely.transform(geoms, lambda c: np.column_stack(to_m.transform(c[:, 0], c[:, 1])))
+    union = shapely.union_all(gm).area
+    assert shapely.area(gm).sum() == pytest.approx(union, rel=1e-6)  # no overlaps
+
+
+def test_admin_levels_nest(demo_db: Path) -> None:
+    admin = _read(demo_db, "SELECT id, name, level, parent_id, population, area_km2 FROM admin_area")
+    towns = admin[admin.level == "街镇"]
+    comms = admin[admin.level == "社区"]
+    assert sorted(towns["name"]) == sorted(t.name for t in AREAS["310117"].towns)
+    assert set(comms["parent_id"]) <= set(towns["id"])
+    assert comms["name"].str.endswith(("居委", "村")).all()
+    assert comms["area_km2"].sum() == pytest.approx(towns["area_km2"].sum(), rel=1e-3)
+    grids = _read(demo_db, "SELECT g.id, g.town, g.community, c.id AS cid, c.parent_id, t.name AS tname "
+                           "FROM grid g JOIN admin_area c ON c.level = '社区' AND c.name = g.community "
+                           "JOIN admin_area t ON t.id = c.parent_id")
+    assert len(grids) == _read(demo_db, "SELECT count(*) n FROM grid")["n"][0]
+    assert (grids["town"] == grids["tname"]).all()
+    assert grids.apply(lambda r: r["id"].startswith(r["cid"]), axis=1).all()
+    g = _read(demo_db, "SELECT grid_worker, phone, population, built_up FROM grid")
+    assert g["grid_worker"].notna().all() and g["phone"].str.fullmatch(r"1[3-9]\d{9}").all()
+    assert 0.15 < g["built_up"].mean() < 0.7 and (g["population"] > 0).all()
+
+
+def test_points_carry_their_grid(demo_db: Path) -> None:
+    """grid_id/community/town of a point are those of the grid polygon it lies in."""
+    bad = _read(demo_db, """
+        SELECT count(*) AS n FROM (SELECT * FROM hazard USING SAMPLE 2000 ROWS (reservoir, 1)) h
+        JOIN grid g ON g.id = h.grid_id
+        WHERE NOT ST_Intersects(g.geom, h.geom) OR g.town <> h.town OR g.community <> h.community""")
+    assert bad["n"][0] == 0
+    for spec in LAYERS.values():
+        if spec.assign_to_grid:
+            n = _read(demo_db, f"SELECT count(*) FILTER (WHERE grid_id IS NULL OR town IS NULL) n FROM {spec.name}")
+            assert n["n"][0] == 0, spec.name
+
+
+def test_values_follow_the_specs(demo_db: Path) -> None:
+    for spec in LAYERS.values():
+        for f in spec.fields:
+            if f.required:
+                n = _read(demo_db, f'SELECT count(*) n FROM {spec.name} WHERE "{f.name}" IS NULL')["n"][0]
+                assert n == 0, (spec.name, f.name)
+            if f.choices:
+                seen = set(_read(demo_db, f'SELECT DISTINCT CAST("{f.name}" AS VARCHAR) v FROM {spec.name} '
+                                          f'WHERE "{f.name}" IS NOT NULL')["v"])
+                assert seen <= set(f.choices), (spec.name, f.name, seen - set(f.choices))
+        ids = _read(demo_db, f"SELECT count(*) n, count(DISTINCT id) d FROM {spec.name}")
+        assert ids["n"][0] == ids["d"][0], spec.name
+    log = _read(demo_db, "SELECT file, note FROM ingest_log")
+    assert log["file"].tolist() == ["demo"] and "seed=7" in log["note"][0]
+
+
+def test_road_network_connected_and_plausible(demo_db: Path) -> None:
+    nodes = _read(demo_db, "SELECT node_id, lon, lat FROM road_nodes")
+    edges = _read(demo_db, "SELECT u, v, length_m, speed_kmh, highway, name, oneway FROM road_edges")
+    n = len(nodes)
+    assert set(nodes["node_id"]) == set(range(n))
+    graph = coo_matrix((np.ones(len(edges)), (edges.u, edges.v)), shape=(n, n))
+    assert connected_components(graph, directed=True, connection="strong")[0] == 1
+    # Directed: a two-way street has both directions, a one-way street one.
+    pairs = set(zip(edges.u, edges.v, strict=True))
+    two = edges[~edges.oneway]
+    assert all((v, u) in pairs for u, v in zip(two.u, two.v, strict=True))
+    one = edges[edges.oneway]
+    assert 0 < len(one) < 0.1 * len(edges) and not any((v, u) in pairs for u, v in zip(one.u, one.v, strict=True))
+    # Lengths agree with the geodesic length of the edge.
+    geod = GEOD.inv(nodes.lon[edges.u].to_numpy(), nodes.lat[edges.u].to_numpy(),
+                    nodes.lon[edges.v].to_numpy(), nodes.lat[edges.v].to_numpy())[2]
+    assert np.allclose(edges.length_m, geod, rtol=0.01)
+    assert 10_000 < len(edges) < 100_000
+    speed = edges.groupby("highway")["speed_kmh"].first()
+    assert speed["primary"] > speed["secondary"] > speed["residential"]
+    assert edges["name"].notna().all()
+    # Dense streets in built-up parts (~200 m blocks), sparse roads in the countryside.
+    res = edges[edges.highway == "residential"]["length_m"]
+    assert 150 < res.median() < 250
+
+
+def test_hydrants_every_120_m_along_built_up_roads(demo_db: Path) -> None:
+    hyd = _read(demo_db, "SELECT h.lon, h.lat, h.status, g.built_up FROM hydrant h JOIN grid g ON g.id = h.grid_id")
+    to_m = _metric(hyd.lon.to_numpy(), hyd.lat.to_numpy())
+    x, y = to_m.transform(hyd.lon.to_numpy(), hyd.lat.to_numpy())
+    tree = shapely.STRtree(shapely.points(x, y))
+    _, dist = tree.query_nearest(shapely.points(x, y), exclusive=True, return_distance=True, all_matches=False)
+    assert 40 < np.median(dist) < 125, np.median(dist)
+    bad = hyd["status"] != "正常"
+    assert 0.02 < bad.mean() < 0.07
+    # Road length of built-up grids per hydrant there ≈ 120 m (spacing ≤ 120 m per GB 50974).
+    per = _read(demo_db, """
+        SELECT sum(e.length_m) / (SELECT count(*) FROM hydrant h JOIN grid g ON g.id = h.grid_id WHERE g.built_up) AS m
+        FROM road_edges e JOIN grid g ON ST_Intersects(g.geom, ST_Centroid(e.geom))
+        WHERE g.built_up AND (e.oneway OR e.u < e.v)""")["m"][0]
+    assert 80 < per < 125, per
+
+
+def test_hazard_closed_loop_in_order(tiny_pair: tuple[Path, Path, Path]) -> None:
+    path = tiny_pair[0]
+    hz = _read(path, "SELECT * EXCLUDE (geom) FROM hazard")
+    times = ["discovered_at", "filed_at", "dispatched_at", "handled_at", "verified_at", "closed_at"]
+    t = hz[times].to_numpy(dtype="datetime64[s]")
+    end = np.datetime64(resolve_end(END), "s")
+    assert (t[~np.isnat(t)] <= end).all()
+    assert hz["discovered_at"].min() >= pd.Timestamp(resolve_end(END)) - pd.Timedelta(days=731)
+    last = np.datetime64("1970-01-01", "s") + np.zeros(len(hz), dtype="timedelta64[s]")
+    for k in range(len(times)):
+        col = t[:, k]
+        ok = ~np.isnat(col)
+        assert (col[ok] >= last[ok]).all(), times[k]
+        last = np.where(ok, col, last)
+    # Status = the latest stage reached; on-the-spot fixes skip 立案/派遣/处置.
+    reached = np.array([max(i for i in range(6) if not np.isnat(row[i])) for row in t])
+    assert (hz["status"].to_numpy() == np.asarray(STATUSES, dtype=object)[reached]).all()
+    spot = hz["on_spot"].to_numpy(dtype=bool)
+    assert np.isnat(t[spot, 1:4]).all() and (hz.loc[spot, "status"] == "结案").all()
+    assert 0.2 < spot.mean() < 0.45
+    major = (hz["severity"] == "重大").mean()
+    assert 0.015 < major < 0.04
+    open_ = hz["status"] != "结案"
+    overdue = open_ & (hz["deadline"] < pd.Timestamp(END))
+    assert overdue.sum() > 0 and open_.mean() < 0.2
+    assert set(hz["supervision"]) == {"无", "街镇挂牌", "区级挂牌"}
+    assert (hz.loc[hz.supervision == "区级挂牌", "severity"] == "重大").all()
+    assert (hz["handled_by"] == "网格").mean() > 0.6
+    # Recurring places: some key places have several hazards.
+    per_place = hz["place_id"].value_counts()
+    assert (per_place >= 3).sum() >= 10
+
+
+def test_hazards_cluster_in_old_neighbourhoods(demo_db: Path) -> None:
+    dens = _read(demo_db, """
+        SELECT a.name, count(h.id) / any_value(a.area_km2) AS per_km2
+        FROM admin_area a LEFT JOIN hazard h ON h.town = a.name WHERE a.level = '街镇' GROUP BY a.name""")
+    dens = dens.set_index("name")["per_km2"]
+    old = [t.name for t in AREAS["310117"].towns if t.old_centre]
+    assert dens[old].min() > 2 * dens.median()
+    # Seasons: more hazards found in winter months than in summer ones.
+    by_month = _read(demo_db, "SELECT month(discovered_at) m, count(*) n FROM hazard GROUP BY 1").set_index("m")["n"]
+    assert by_month[[12, 1]].sum() > 1.2 * by_month[[6, 7]].sum()
+
+
+def test_incidents_today_with_response_times(demo_db: Path) -> None:
+    inc = _read(demo_db, "SELECT kind, source, reported_at, arrived_at, response_s, status FROM incident")
+    now = pd.Timestamp(datetime.now())
+    assert (inc["reported_at"] <= now).all()
+    assert (inc["reported_at"].dt.date == now.date()).sum() >= 1 or now.hour == 0
+    fires = inc[(inc.kind == "火灾") & inc.response_s.notna()]
+    assert len(fires) > 50 and 120 < fires.response_s.median() < 1200
+    arrived = inc.dropna(subset=["arrived_at"])
+    secs = (arrived.arrived_at - arrived.reported_at).dt.total_seconds()
+    assert np.allclose(secs, arrived.response_s, atol=1)
+    assert {"火灾", "烟感报警", "电动车充电报警"} <= set(inc.kind) and (inc.status == "误报").any()
+
+
+def test_key_place_classes_follow_seed_000(demo_db: Path) -> None:
+    kp = _read(demo_db, "SELECT category, inspection_class, last_inspection FROM key_place")
+    cls = kp.groupby("category")["inspection_class"].agg(set)
+    for cat in ("住宅小区", "自建出租房"):
+        assert cls[cat] == {1}
+    for cat in ("沿街商铺", "九小场所"):
+        assert cls[cat] == {2}
+    for cat in ("厂房仓库", "建筑工地", "高层建筑", "地下空间"):
+        assert cls[cat] == {3}
+    assert 0.01 < kp["last_inspection"].isna().mean() < 0.12
+
+
+def test_other_area_and_errors(tmp_path: Path) -> None:
+    counts = build_demo(tmp_path / "pingyang.duckdb", area="330326", scale=0.02, seed=3, end_date=END)
+    assert counts["grid"] > 1000 and counts["hazard"] == 1000
+    towns = _read(tmp_path / "pingyang.duckdb", "SELECT name FROM admin_area WHERE level = '街镇'")["name"]
+    assert {"昆阳镇", "鳌江镇", "水头镇"} <= set(towns)
+    with pytest.raises(ConfigError, match="310117"):
+        build_demo(tmp_path / "x.duckdb", area="999999")
+    with pytest.raises(ConfigError, match="end_date"):
+        build_demo(tmp_path / "x.duckdb", end_date="30/06/2025")
+
+
+def test_default_demo_build_time(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    counts = build_demo(tmp_path / "default.duckdb", end_date=END)
+    took = time.perf_counter() - t0
+    print(f"\ndefault demo (Songjiang, scale 1): {took:.1f} s; {counts}")
+    assert counts["hazard"] == 50_000 and counts["key_place"] == 2_000
+    assert 10_000 < counts["hydrant"] < 30_000 and 2 <= counts["fire_station"] <= 20
+    assert took < 60
