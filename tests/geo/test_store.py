@@ -1,0 +1,180 @@
+"""The DuckDB store: snapshot swap under concurrent readers, H3 cells, polygon covers, upserts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geo import store
+from geo.errors import StoreError
+
+ROOT = Path(__file__).resolve().parents[2]
+N_ROWS = 3000
+
+
+def hydrants(version: str, n: int = N_ROWS, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "编号": [f"H{i:05d}" for i in range(n)], "名称": [f"栓{i}" for i in range(n)], "状态": "正常",
+        "经度": rng.uniform(121.1, 121.4, n).round(6), "纬度": rng.uniform(30.9, 31.1, n).round(6),
+        "备注": version,
+    })
+
+
+READER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from geo import store
+    db, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    reader = store.Reader(db)
+    sql = ("SELECT count(*) AS n, count(DISTINCT remark) AS versions, min(remark) AS v, "
+           "(SELECT count(*) FROM ingest_log) AS ingests FROM hydrant")
+    seen, errors, fresh_seen = [], [], []
+    while not stop.exists():
+        try:
+            row = reader.query(sql).iloc[0]
+            seen.append([int(row.n), int(row.versions), row.v, int(row.ingests)])
+            con = store.connect(db)          # a new connection in the same process after swaps
+            r = con.execute(sql).fetchone()
+            fresh_seen.append([int(r[0]), int(r[1]), r[2], int(r[3])])
+            con.close()
+        except Exception as exc:  # the test fails on any error
+            errors.append(repr(exc))
+    final = reader.query(sql).iloc[0]
+    con = store.connect(db)
+    final_fresh = con.execute(sql).fetchone()
+    print(json.dumps({"seen": seen, "fresh": fresh_seen, "errors": errors, "version": reader.version,
+                      "final": [int(final.n), final.v, int(final.ingests)], "final_fresh": [final_fresh[0], final_fresh[2], final_fresh[3]]}))
+""")
+
+WRITER = textwrap.dedent("""
+    import sys
+    from geo.ingest import ingest_file
+    from geo.settings import Settings
+    db, a, b, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    for i in range(rounds):
+        ingest_file("hydrant", b if i % 2 == 0 else a, db=db, settings=Settings())
+""")
+
+
+def test_reader_in_another_process_sees_old_or_new_never_a_mix(tmp_path: Path, tmp_db: Path) -> None:
+    from geo.ingest import ingest_file
+    from geo.settings import Settings
+
+    a, b = tmp_path / "v1.csv", tmp_path / "v2.csv"
+    hydrants("v1").to_csv(a, index=False)
+    hydrants("v2", seed=1).to_csv(b, index=False)
+    ingest_file("hydrant", a, db=tmp_db, settings=Settings())
+    stop = tmp_path / "stop"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_db), str(stop)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # the reader is running before the first swap
+    rounds = 6
+    writer = subprocess.run([sys.executable, "-c", WRITER, str(tmp_db), str(a), str(b), str(rounds)], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert writer.returncode == 0, writer.stderr
+    time.sleep(0.5)
+    stop.touch()
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    result = json.loads(out)
+    assert result["errors"] == []
+    observed = result["seen"] + result["fresh"]
+    assert len(observed) > 10
+    for n, versions, v, ingests in observed:
+        # Every snapshot is whole: all rows of one file, one version, its own log count.
+        assert (n, versions) == (N_ROWS, 1)
+        assert v == ("v1" if ingests % 2 == 1 else "v2")
+    assert {v for _, _, v, _ in observed} == {"v1", "v2"}  # swaps happened while reading
+    assert result["version"] >= 2  # the long-lived Reader followed the swaps
+    # After the last swap both the long-lived Reader and a new connection see the newest snapshot.
+    last = "v1" if (1 + rounds) % 2 == 1 else "v2"
+    assert result["final"] == [N_ROWS, last, 1 + rounds]
+    assert result["final_fresh"] == [N_ROWS, last, 1 + rounds]
+
+
+def test_failed_write_leaves_the_old_snapshot(tmp_db: Path) -> None:
+    frame = gpd.GeoDataFrame({"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326)
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", frame)
+    with pytest.raises(RuntimeError), store.writer(tmp_db) as con:
+        con.execute("DELETE FROM hydrant")
+        raise RuntimeError("boom")
+    reader = store.connect(tmp_db)
+    assert reader.execute("SELECT count(*) FROM hydrant").fetchone()[0] == 1
+    assert not list(tmp_db.parent.glob(".*.tmp-*"))
+
+
+def test_connection_follows_swaps_in_the_same_process(tmp_db: Path) -> None:
+    frame = gpd.GeoDataFrame({"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326)
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", frame)
+    old = store.connect(tmp_db)
+    reader = store.Reader(tmp_db)
+    assert reader.query("SELECT count(*) AS n FROM hydrant")["n"][0] == 1
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", frame.assign(id="b"))
+    # An open connection keeps reading its snapshot; a new one and the Reader see the new snapshot.
+    assert old.execute("SELECT count(*) FROM hydrant").fetchone()[0] == 1
+    assert store.connect(tmp_db).execute("SELECT count(*) FROM hydrant").fetchone()[0] == 2
+    assert reader.query("SELECT count(*) AS n FROM hydrant")["n"][0] == 2
+
+
+def test_stored_h3_cells_equal_h3_latlng_to_cell(tmp_db: Path) -> None:
+    """res 10 is the point's own cell; res 7-9 are its parents (they nest, so counts roll up)."""
+    rng = np.random.default_rng(42)
+    n = 5000
+    lon, lat = rng.uniform(73.5, 135.0, n), rng.uniform(18.0, 53.5, n)
+    frame = gpd.GeoDataFrame({"id": [f"p{i}" for i in range(n)], "status": "正常"},
+                             geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", frame)
+    df = store.query(store.connect(tmp_db), "SELECT lon, lat, h3_r7, h3_r8, h3_r9, h3_r10 FROM hydrant")
+    sample = df.sample(500, random_state=1)
+    own = [h3.latlng_to_cell(la, lo, 10) for lo, la in zip(sample.lon, sample.lat, strict=True)]
+    assert [int(c) for c in sample["h3_r10"].to_numpy(dtype=np.uint64)] == [h3.str_to_int(c) for c in own]
+    for res in (7, 8, 9):
+        stored = [int(c) for c in sample[f"h3_r{res}"].to_numpy(dtype=np.uint64)]  # exact Python ints
+        assert stored == [h3.str_to_int(h3.cell_to_parent(c, res)) for c in own]
+        # The parent is the point's own cell at that resolution for the large majority of points.
+        direct = [h3.str_to_int(h3.latlng_to_cell(la, lo, res)) for lo, la in zip(sample.lon, sample.lat, strict=True)]
+        assert np.mean(np.array(stored, dtype=object) == np.array(direct, dtype=object)) > 0.85
+
+
+def test_polygon_cover_side_table_and_upsert(tmp_db: Path) -> None:
+    polys = [shapely.box(121.20, 31.00, 121.22, 31.02), shapely.box(121.22, 31.00, 121.24, 31.02)]
+    grid = gpd.GeoDataFrame({"id": ["g1", "g2"], "name": ["一", "二"]}, geometry=polys, crs=4326)
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "grid", grid)
+    con = store.connect(tmp_db)
+    cover = store.query(con, "SELECT id, res, cell FROM grid_h3cover")
+    for gid, poly in zip(["g1", "g2"], polys, strict=True):
+        for res in (9, 10):
+            got = {int(c) for c in cover[(cover.id == gid) & (cover.res == res)]["cell"]}
+            want = {h3.str_to_int(c) for c in h3.h3shape_to_cells(h3.geo_to_h3shape(poly.__geo_interface__), res)}
+            assert got == want and got
+    # Upserting g1 with a smaller polygon replaces its row and its cover, not g2's.
+    with store.writer(tmp_db) as w:
+        store.write_layer(w, "grid", grid.iloc[:1].set_geometry([shapely.box(121.20, 31.00, 121.21, 31.01)]))
+    con = store.connect(tmp_db)
+    assert store.query(con, "SELECT count(*) AS n FROM grid")["n"][0] == 2
+    counts = store.query(con, "SELECT id, count(*) AS n FROM grid_h3cover WHERE res = 10 GROUP BY id ORDER BY id")
+    assert counts["n"][0] < counts["n"][1]
+
+
+def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not found; build it with `onemap demo`"):
+        store.connect(tmp_path / "none.duckdb")
