@@ -468,3 +468,55 @@ def count_by(con: duckdb.DuckDBPyConnection, layer: str, field: str, filters: Ma
         bparams + fparams,
     ).df()
     return {str(k): int(v) for k, v in zip(df["v"], df["n"], strict=True)}
+
+
+# --------------------------------------------------------------------------- analysis overlays
+
+
+def cells_features(cells: np.ndarray, props: pd.DataFrame | None = None, tiles: str = "none") -> str:
+    """One hexagon feature per H3 cell (uint64) with its properties (hotspot bins, blind cells)."""
+    cells = np.asarray(cells, dtype=np.uint64)
+    if len(cells) == 0:
+        return EMPTY
+    frame = props.reset_index(drop=True) if props is not None else pd.DataFrame(index=range(len(cells)))
+    return feature_collection(h3index.cell_polygons(cells), frame, tiles, ndigits=5)
+
+
+def dissolved_cells(cells: np.ndarray, tiles: str = "none", props: dict[str, Any] | None = None) -> str:
+    """The union of H3 cells as one (Multi)Polygon feature (blind-spot areas, isochrones)."""
+    cells = np.unique(np.asarray(cells, dtype=np.uint64))
+    if len(cells) == 0:
+        return EMPTY
+    union = shapely.union_all(shapely.buffer(h3index.cell_polygons(cells), 1e-7))
+    return feature_collection(np.array([union], dtype=object), pd.DataFrame([props or {}]), tiles)
+
+
+def grouped_cells(cells: np.ndarray, groups: np.ndarray, props: pd.DataFrame | None = None,
+                  tiles: str = "none") -> str:
+    """One dissolved feature per group of H3 cells (first-due areas: cells per responder).
+
+    ``props`` (optional) is indexed by group value; the feature carries ``group`` and its row.
+    One union per group (groups are responders, not points).
+    """
+    cells = np.asarray(cells, dtype=np.uint64)
+    groups = np.asarray(groups)
+    if len(cells) == 0:
+        return EMPTY
+    polys = shapely.buffer(h3index.cell_polygons(cells), 1e-7)
+    frame = pd.DataFrame({"group": groups, "poly": polys})
+    keys, geoms = [], []
+    for key, part in frame.groupby("group", sort=True):
+        keys.append(key)
+        geoms.append(shapely.union_all(part["poly"].to_numpy()))
+    out = pd.DataFrame({"group": keys})
+    if props is not None:
+        out = out.join(props, on="group")
+    return feature_collection(np.array(geoms, dtype=object), out, tiles)
+
+
+def area_boxes(con: duckdb.DuckDBPyConnection, level: str) -> list[tuple[str, BBox]]:
+    """(name, box) of every admin area of one level (e.g. 街镇), for a wall rotating through towns."""
+    df = con.execute(
+        "SELECT name, ST_XMin(geom) w, ST_YMin(geom) s, ST_XMax(geom) e, ST_YMax(geom) n "
+        "FROM admin_area WHERE level = ? ORDER BY name", [level]).df()
+    return [(str(r.name), (float(r.w), float(r.s), float(r.e), float(r.n))) for r in df.itertuples()]

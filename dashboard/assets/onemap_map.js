@@ -128,7 +128,10 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         /* Fit the district into the map once it is laid out. */
         fitOnce: function (bounds) {
             if (!bounds) { return window.dash_clientside.no_update; }
-            return {bounds: bounds, transition: "fitBounds"};
+            // wait one layout pass so the map has its final size before fitting
+            return new Promise(function (resolve) {
+                setTimeout(function () { resolve({bounds: bounds, transition: "fitBounds"}); }, 150);
+            });
         },
         /* Data URLs of the map's layers for the current viewport, filters and snapshot. */
         layerUrls: function (bounds, zoom, filters, version, hexIds, ptsIds, initial) {

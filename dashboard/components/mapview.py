@@ -14,12 +14,13 @@ from typing import Any
 
 import dash_leaflet as dl
 import duckdb
+import numpy as np
 from dash import ALL, ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
 from dash_extensions.javascript import Namespace
 
 from dashboard.components import palettes
 from dashboard.i18n import t
-from geo import store
+from geo import mapdata, store
 from geo.mapdata import BBox
 from geo.settings import Settings
 from layers.base import LayerSpec
@@ -63,6 +64,12 @@ def version_id(page: str) -> str:
 
 
 # --------------------------------------------------------------------------- tiles
+
+
+def display_bounds(box: BBox, settings: Settings) -> list[list[float]]:
+    """A WGS-84 box as Leaflet bounds ``[[south, west], [north, east]]`` in the basemap's CRS."""
+    lon, lat = mapdata.to_display(np.array([box[0], box[2]]), np.array([box[1], box[3]]), settings.tiles)
+    return [[float(lat[0]), float(lon[0])], [float(lat[1]), float(lon[1])]]
 
 
 def tile_layers(settings: Settings) -> list[Any]:
@@ -239,7 +246,7 @@ def map_panel(
         overlays_control.append(dl.Overlay(dl.LayerGroup(children), name=spec.label(lang),
                                            checked=spec.name in shown))
     base = tile_layers(settings)
-    w, s, e, n = bounds or DEFAULT_BOUNDS
+    (s, w), (n, e) = display_bounds(bounds or DEFAULT_BOUNDS, settings)
     kwargs = {"preferCanvas": True, "zoomSnap": 1, "minZoom": 8, "maxZoom": 19}
     kwargs.update(map_kwargs or {})
     the_map = dl.Map(

@@ -1,0 +1,293 @@
+"""``/wall`` 指挥大屏: the command-centre wall display.
+
+Dark, full screen, no scrollbars at 1920x1080 and 3840x2160 (sizes in viewport units).
+KPI tiles, a ticker and the map refresh every ``Settings.wall_refresh_s`` through a
+``dcc.Interval`` reading the snapshot-following ``store.Reader``; the map layers refetch
+when the snapshot version changes. A new incident (or one an operator picks) brings up
+its dispatch picture; with ``Settings.wall_rotate_towns_s`` the map tours the towns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import dash
+import dash_leaflet as dl
+import numpy as np
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html
+
+from dashboard.components import context, engines, mapview
+from dashboard.components.chrome import kpi_tile, navbar
+from dashboard.i18n import lang_of, t
+from geo import coverage, dispatch, governance, mapdata
+from geo.errors import OnemapError
+from layers.registry import LAYERS, get_spec
+
+PAGE = "wall"
+dash.register_page(__name__, path="/wall", name="指挥大屏", title="一图作战 · 指挥大屏")
+
+KPIS: tuple[tuple[str, str, str], ...] = (
+    # (tile id suffix, label key, tone)
+    ("open", "kpi_open", "warn"),
+    ("major", "kpi_major", "alert"),
+    ("overdue", "kpi_overdue", "alert"),
+    ("listed", "kpi_listed", "warn"),
+    ("micro", "kpi_micro_reach", "ok"),
+    ("station", "kpi_station_reach", "ok"),
+    ("blind", "kpi_blind", "alert"),
+    ("alarms", "kpi_alarms_today", "warn"),
+)
+TOWN_LEVEL = "街镇"
+
+
+def open_statuses() -> list[str]:
+    """Hazard statuses before the last step of the closed loop (the spec lists the flow in order)."""
+    choices = get_spec("hazard").field("status").choices or ()
+    return list(choices[:-1])
+
+
+def map_filters(now: datetime) -> dict[str, Any]:
+    """The wall shows open hazards and today's incidents."""
+    out: dict[str, Any] = {}
+    if "hazard" in LAYERS:
+        out["hazard"] = {"f": {"status": open_statuses()}}
+    if "incident" in LAYERS:
+        out["incident"] = {"start": now.strftime("%Y-%m-%d")}
+    return out
+
+
+def layout(lang: str = "zh", **_: Any) -> html.Div:
+    """The wall: header, KPI column, map, ticker and dispatch column."""
+    lang = lang_of(lang)
+    settings = context.settings()
+    with context.connection() as con:
+        bounds = mapdata.data_bounds(con)
+        counts = mapview.layer_counts(con)
+    visible = mapview.default_visible(counts, settings)
+    tiles = [kpi_tile(f"wall-kpi-{key}", t(label, lang), tone=tone) for key, label, tone in KPIS]
+    the_map = mapview.map_panel(PAGE, lang, settings, bounds, visible=visible,
+                                clustered_layers=mapview.clustered(counts, settings),
+                                filters=map_filters(datetime.now()), dark=True,
+                                overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[])],
+                                map_kwargs={"zoomControl": False})
+    rotate = settings.wall_rotate_towns_s
+    return html.Div([
+        html.Header([
+            html.H1(t("wall_title", lang), className="om-wall-title"),
+            html.Div([html.Span(t("updated_at", lang) + " "), html.Span("–", id="wall-updated")],
+                     className="om-wall-clock"),
+            html.Div(id="wall-rotate-label", className="om-wall-rotate"),
+            navbar("/wall", lang, dark=True),
+        ], className="om-wall-header"),
+        html.Aside(tiles, className="om-wall-kpis"),
+        html.Main(the_map, className="om-wall-map"),
+        html.Aside([
+            html.Section([html.H2(t("ticker_title", lang)), html.Ul(id="wall-ticker", className="om-ticker")],
+                         className="om-wall-ticker"),
+            html.Section([
+                html.H2(t("dispatch_title", lang)),
+                dcc.Dropdown(id="wall-incident", placeholder=t("dispatch_pick", lang), clearable=True,
+                             className="om-wall-dropdown"),
+                html.Div(id="wall-dispatch", className="om-dispatch"),
+            ], className="om-wall-dispatch"),
+        ], className="om-wall-side"),
+        dcc.Interval(id="wall-interval", interval=int(settings.wall_refresh_s * 1000), n_intervals=0),
+        dcc.Interval(id="wall-rotate", interval=int(max(rotate, 1) * 1000), disabled=rotate <= 0, n_intervals=0),
+        dcc.Store(id="wall-lang", data=lang),
+        dcc.Store(id="wall-last-incident", data=None),
+    ], className="om-wall")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def reach_figures() -> dict[str, str]:
+    """Micro-station and fire-station reach (share of built-up area) and hydrant blind cells."""
+    try:
+        summary = coverage.summary(engines.base_coverage())
+        blind = engines.blind_spots().cells
+    except OnemapError:  # no roads, no responders: the wall keeps running without these tiles
+        return {"micro": "–", "station": "–", "blind": "–"}
+    res_min = int(blind["res"].min()) if len(blind) else 0
+    n_blind = int(blind.loc[blind["res"] == res_min, "blind"].sum()) if len(blind) else 0
+    return {"micro": _pct(summary.get("area_share_micro_station")),
+            "station": _pct(summary.get("area_share_fire_station")), "blind": f"{n_blind:,}"}
+
+
+def _time(value: Any) -> str:
+    ts = pd.Timestamp(value)
+    return "" if pd.isna(ts) else ts.strftime("%m-%d %H:%M")
+
+
+def ticker_items(kpis: governance.WallKpis, lang: str) -> list[html.Li]:
+    """Latest hazards and alarms merged by time (text only: no HTML from data)."""
+    rows = []
+    for r in kpis.latest_hazards.itertuples():
+        rows.append((pd.Timestamp(r.discovered_at), "hazard", t("ticker_hazard", lang), f"{r.category}",
+                     f"{r.town or ''} {r.community or ''}".strip(), r.severity == "重大"))
+    for r in kpis.latest_alarms.itertuples():
+        rows.append((pd.Timestamp(r.reported_at), "alarm", t("ticker_alarm", lang), f"{r.kind}",
+                     f"{r.town or ''} {r.community or ''}".strip(), r.kind == "火灾"))
+    rows.sort(key=lambda x: x[0], reverse=True)
+    n = max(len(kpis.latest_hazards), 1)
+    return [html.Li([html.Span(_time(ts), className="om-tk-time"),
+                     html.Span(badge, className=f"om-tk-badge om-tk-{kind}" + (" om-tk-major" if major else "")),
+                     html.Span(what, className="om-tk-what"), html.Span(where, className="om-tk-where")])
+            for ts, kind, badge, what, where, major in rows[:n]]
+
+
+@callback(
+    *[Output(f"wall-kpi-{key}", "children") for key, _, _ in KPIS],
+    Output("wall-ticker", "children"),
+    Output("wall-updated", "children"),
+    Output(mapview.version_id(PAGE), "data"),
+    Output(mapview.filters_id(PAGE), "data"),
+    Output("wall-incident", "options"),
+    Output("wall-incident", "value"),
+    Output("wall-last-incident", "data"),
+    Input("wall-interval", "n_intervals"),
+    State("wall-lang", "data"),
+    State(mapview.filters_id(PAGE), "data"),
+    State("wall-last-incident", "data"),
+    State("wall-incident", "value"),
+)
+def refresh(_n: int, lang: str, filters: dict[str, Any], last_incident: str | None, picked: str | None):
+    """Read the newest snapshot: KPIs, ticker, snapshot version (map refetch), incidents."""
+    lang = lang_of(lang)
+    now = datetime.now()
+    settings = context.settings()
+    version = context.version()
+    with context.connection() as con:
+        kpis = governance.wall_kpis(con, as_of=now, settings=settings)
+    reach = reach_figures()
+    values = {"open": f"{kpis.open_hazards:,}", "major": f"{kpis.open_major:,}", "overdue": f"{kpis.overdue:,}",
+              "listed": f"{kpis.listed_open:,}", "alarms": f"{kpis.alarms_today:,}", **reach}
+    alarms = kpis.latest_alarms
+    options = [{"label": f"{_time(r.reported_at)} {r.kind} {r.town or ''}", "value": str(r.id)}
+               for r in alarms.itertuples()]
+    newest = str(alarms["id"].iloc[0]) if len(alarms) else None
+    value = dash.no_update
+    if newest is not None and newest != last_incident and (last_incident is not None or not picked):
+        value = newest  # a new incident arrived (or the wall just started): show its dispatch picture
+    new_filters = map_filters(now)
+    return (*[values[key] for key, _, _ in KPIS], ticker_items(kpis, lang), now.strftime("%H:%M:%S"), version,
+            new_filters if new_filters != filters else dash.no_update, options, value, newest)
+
+
+def _route_layers(result: dispatch.DispatchResult) -> list[Any]:
+    tiles = context.settings().tiles
+    out: list[Any] = []
+    for r in result.responders.head(5).itertuples():
+        route = r.route if isinstance(r.route, list) else []
+        if len(route) >= 2:
+            lon, lat = mapdata.to_display([p[0] for p in route], [p[1] for p in route], tiles)
+            colour = "#56B4E9" if r.within_target else "#E69F00"
+            out.append(dl.Polyline(positions=[[float(a), float(b)] for a, b in zip(lat, lon, strict=True)],
+                                   color=colour, weight=6 if r.rank == 1 else 4, opacity=0.9))
+    for frame, colour, radius in ((result.hydrants, "#0072B2", 8), (result.water_sources, "#009E73", 10)):
+        if "lon" in frame and len(frame):
+            lon, lat = mapdata.to_display(frame["lon"].to_numpy(), frame["lat"].to_numpy(), tiles)
+            out += [dl.CircleMarker(center=[float(b), float(a)], radius=radius, color="#ffffff", weight=2,
+                                    fillColor=colour, fillOpacity=1) for a, b in zip(lon, lat, strict=True)]
+    lon, lat = mapdata.to_display([result.lon], [result.lat], tiles)
+    out.append(dl.CircleMarker(center=[float(lat[0]), float(lon[0])], radius=16, color="#F0E442", weight=5,
+                               fillColor="#D55E00", fillOpacity=0.9, className="om-incident-pulse"))
+    return out
+
+
+def _distance(row: Any, lang: str) -> str:
+    """Road distance, else straight-line distance (≈), else a dash."""
+    road = getattr(row, "road_m", float("nan"))
+    if pd.notna(road) and np.isfinite(road):
+        return f"{road:.0f}{t('metres', lang)}"
+    straight = getattr(row, "straight_m", float("nan"))
+    if pd.notna(straight) and np.isfinite(straight):
+        return f"≈{straight:.0f}{t('metres', lang)}"
+    return "–"
+
+
+def _dispatch_panel(result: dispatch.DispatchResult, lang: str) -> list[Any]:
+    rows = [html.Li([html.Span(f"{int(r.rank)}", className="om-dp-rank"), html.Span(str(r.name), className="om-dp-name"),
+                     html.Span(f"{r.eta_s / 60:.1f} {t('minutes_short', lang)}",
+                               className="om-dp-eta " + ("om-ok" if r.within_target else "om-late"))])
+            for r in result.responders.head(5).itertuples()]
+    parts: list[Any] = [html.H3(t("dispatch_responders", lang)), html.Ol(rows, className="om-dp-list")]
+    if len(result.hydrants):
+        parts += [html.H3(t("dispatch_hydrants", lang)),
+                  html.Div(" · ".join(f"{r.name or r.id} {_distance(r, lang)}"
+                                      for r in result.hydrants.head(3).itertuples()), className="om-dp-line")]
+    if len(result.water_sources):
+        parts += [html.H3(t("dispatch_water", lang)),
+                  html.Div(" · ".join(f"{r.name or r.id} {_distance(r, lang)}"
+                                      for r in result.water_sources.head(3).itertuples()), className="om-dp-line")]
+    if result.key_place:
+        place = result.key_place
+        parts += [html.H3(t("dispatch_place", lang)),
+                  html.Div(f"{place.get('name', '')} · {place.get('category', '')}", className="om-dp-line")]
+        if len(result.hazards):
+            parts += [html.Div(f"{t('dispatch_place_hazards', lang)}: " +
+                               "、".join(str(c) for c in result.hazards["category"].head(4)), className="om-dp-line")]
+    return parts
+
+
+@callback(
+    Output("wall-dispatch-layer", "children"),
+    Output("wall-dispatch", "children"),
+    Output(mapview.map_id(PAGE), "viewport", allow_duplicate=True),
+    Input("wall-incident", "value"),
+    State("wall-lang", "data"),
+    prevent_initial_call=True,
+)
+def show_dispatch(incident_id: str | None, lang: str):
+    """The dispatch picture of one incident: routes, water, key place, ranked responders."""
+    lang = lang_of(lang)
+    if not incident_id:
+        with context.connection() as con:
+            b = mapdata.data_bounds(con)
+        view = ({"bounds": mapview.display_bounds(b, context.settings()), "transition": "flyToBounds"}
+                if b else dash.no_update)
+        return [], html.Div(t("dispatch_pick", lang), className="om-dim"), view
+    with context.connection() as con:
+        row = con.execute("SELECT lon, lat FROM incident WHERE id = ?", [incident_id]).fetchone()
+    if row is None:
+        return [], html.Div(t("dispatch_none", lang), className="om-dim"), dash.no_update
+    try:
+        result = dispatch.dispatch(engines.scene(), float(row[0]), float(row[1]))
+    except OnemapError as exc:  # show why instead of a broken wall
+        return [], html.Div(f"{t('dispatch_unavailable', lang)}: {exc}", className="om-dim"), dash.no_update
+    tiles = context.settings().tiles
+    lon, lat = mapdata.to_display([row[0]], [row[1]], tiles)
+    pad = 0.02
+    view = {"bounds": [[float(lat[0]) - pad, float(lon[0]) - pad], [float(lat[0]) + pad, float(lon[0]) + pad]],
+            "transition": "flyToBounds"}
+    return _route_layers(result), _dispatch_panel(result, lang), view
+
+
+@callback(
+    Output(mapview.map_id(PAGE), "viewport", allow_duplicate=True),
+    Output("wall-rotate-label", "children"),
+    Input("wall-rotate", "n_intervals"),
+    State("wall-lang", "data"),
+    State("wall-incident", "value"),
+    prevent_initial_call=True,
+)
+def rotate_towns(n: int, lang: str, incident: str | None):
+    """Tour the towns (and the whole district) while nobody is looking at a dispatch."""
+    if incident:
+        return dash.no_update, dash.no_update
+    lang = lang_of(lang)
+    with context.connection() as con:
+        towns = mapdata.area_boxes(con, TOWN_LEVEL)
+        whole = mapdata.data_bounds(con)
+    stops = [(t("whole_district", lang), whole)] + towns
+    name, box = stops[n % len(stops)]
+    if box is None:
+        return dash.no_update, dash.no_update
+    return ({"bounds": mapview.display_bounds(box, context.settings()), "transition": "flyToBounds"},
+            f"{t('rotate_town', lang)} · {name}")
+
+
+mapview.register_map_callbacks(PAGE)
