@@ -129,7 +129,7 @@ def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, se
         trend.image, trend.image_alt = staticmap.to_png(fig), "隐患月度趋势图"
         table = pd.DataFrame({"月份": pd.to_datetime(flow["month"]).dt.strftime("%Y-%m"),
                               "新发现": flow["discovered"].map(num), "结案": flow["closed"].map(num)})
-        trend.tables.append(("各月数量", table.tail(TABLE_ROWS)))
+        trend.tables.append(("最近 12 个月", table.tail(12)))
     else:
         trend.notes.append("报告期内没有隐患记录。")
     sections.append(trend)
@@ -176,16 +176,27 @@ def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, se
         places = insp["places"].sum()
         share = insp["inspected_in_interval"].sum() / places if places else None
         summary.append(("排查合规率", pct(share), "重点场所在排查周期内完成检查的比例"))
-        ins.tables.append(("各街镇排查合规", pd.DataFrame({
-            "街镇": insp["town"], "等级": insp["inspection_class"].map(lambda c: f"{c}级"),
-            "场所数": insp["places"].map(num), "按期排查": insp["inspected_in_interval"].map(num),
-            "从未排查": insp["never_inspected"].map(num), "超期": insp["overdue"].map(num),
-            "合规率": insp["compliance"].map(pct), "周期(天)": insp["interval_days"].map(num),
-        })))
+        ins.tables.append(("各街镇排查合规", _inspection_table(insp)))
     else:
         ins.notes.append("数据库中没有重点场所。")
     sections.append(ins)
     return sections
+
+
+def _inspection_table(insp: pd.DataFrame) -> pd.DataFrame:
+    """One row per town: places, compliance per class and overall, never inspected."""
+    g = insp.groupby("town", sort=True)
+    total = g[["places", "inspected_in_interval", "never_inspected", "overdue"]].sum()
+    out = pd.DataFrame({"街镇": total.index, "场所数": total["places"].map(num).to_numpy()})
+    for cls in sorted(insp["inspection_class"].astype(str).unique()):
+        part = insp[insp["inspection_class"].astype(str) == cls].set_index("town")
+        share = (part["inspected_in_interval"] / part["places"].where(part["places"] > 0)).reindex(total.index)
+        out[f"{cls}级合规率"] = share.map(pct).to_numpy()
+    overall = total["inspected_in_interval"] / total["places"].where(total["places"] > 0)
+    out["总合规率"] = overall.map(pct).to_numpy()
+    out["从未排查"] = total["never_inspected"].map(num).to_numpy()
+    out["超期"] = total["overdue"].map(num).to_numpy()
+    return out
 
 
 def _area_only(flt: Filter) -> Filter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,23 @@ def render_html(data: ReportData) -> str:
     )
 
 
+def cjk_font_file(family: str = "Noto Sans CJK SC") -> str:
+    """The font file fontconfig (and so Chromium) uses for ``family``; ConfigError when it is not a CJK font.
+
+    Chromium falls back silently, and a fallback without CJK glyphs prints boxes: check first.
+    """
+    try:
+        found = subprocess.run(["fc-match", "--format=%{file}", family], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ConfigError(f"cannot ask fontconfig for {family!r} ({exc}); install fontconfig and fonts-noto-cjk") from exc
+    if "NotoSansCJK" not in found.replace(" ", "").replace("-", ""):
+        msg = (f"the report font {family!r} resolves to {found or 'nothing'}, not Noto Sans CJK: Chinese would print "
+               "as boxes; install the Debian package fonts-noto-cjk (`make browser`)")
+        raise ConfigError(msg)
+    return found
+
+
 def html_to_pdf(html_text: str, out: str | os.PathLike[str], *, timeout_ms: int = 60_000) -> Path:
     """Print HTML to an A4 PDF with headless Chromium (Playwright, the system Chromium; no downloads).
 
@@ -83,6 +101,7 @@ def html_to_pdf(html_text: str, out: str | os.PathLike[str], *, timeout_ms: int 
         msg = (f"Chromium not found at {CHROMIUM}; install the Debian package chromium (`make browser`) "
                "or set ONEMAP_CHROMIUM, or write the report as .html")
         raise ConfigError(msg)
+    cjk_font_file()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     footer = ('<div style="width:100%;font-size:8px;color:#777;text-align:center;'
