@@ -208,32 +208,46 @@ def _area_cells(result: CoverageResult, built_up_only: bool = True) -> pd.DataFr
     return cells[cells["built_up"]] if built_up_only else cells
 
 
+def _summary_arrays(
+    mode: str, n_resp: int, n_unsnapped: int, targets: dict[str, float],
+    area: np.ndarray, weight: np.ndarray, cell_eta: dict[str, np.ndarray], place_eta: dict[str, np.ndarray], n_places: int,
+) -> dict[str, Any]:
+    """District figures from arrays of the built-up res-10 cells and the key places."""
+    cov = np.zeros(len(area), dtype=bool)
+    pcov = np.zeros(n_places, dtype=bool)
+    per_layer = {}
+    total = float(area.sum())
+    for layer, target in targets.items():
+        ok = cell_eta[layer] <= target
+        cov |= ok
+        pcov |= place_eta[layer] <= target
+        per_layer[f"area_share_{layer}"] = round(float(area[ok].sum()) / total, 4) if total else None
+    covered = float(area[cov].sum())
+    wsum = float(weight.sum())
+    wcov = float(weight[cov].sum())
+    return {
+        "mode": mode, "responders": int(n_resp), "unsnapped": int(n_unsnapped),
+        "area_km2": round(total, 4), "covered_km2": round(covered, 4),
+        "area_share": round(covered / total, 4) if total else None,
+        "places": int(n_places), "places_covered": int(pcov.sum()),
+        "places_share": round(float(pcov.mean()), 4) if n_places else None,
+        "weight": round(wsum, 3), "weight_covered": round(wcov, 3),
+        "weight_share": round(wcov / wsum, 4) if wsum else None,
+        **per_layer,
+    }
+
+
 def summary(result: CoverageResult) -> dict[str, Any]:
     """District-wide figures: built-up area, key places and demand weight reached in time."""
     cells = _area_cells(result)
     places = result.key_places
-    area = float(cells["area_km2"].sum())
-    covered = float(cells.loc[cells["covered"], "area_km2"].sum())
-    weight = float(cells["weight"].sum())
-    weight_cov = float(cells.loc[cells["covered"], "weight"].sum())
-    out: dict[str, Any] = {
-        "mode": result.mode,
-        "responders": int(len(result.responders)),
-        "unsnapped": int(len(result.unsnapped)),
-        "area_km2": round(area, 4),
-        "covered_km2": round(covered, 4),
-        "area_share": round(covered / area, 4) if area else None,
-        "places": int(len(places)),
-        "places_covered": int(places["covered"].sum()) if len(places) else 0,
-        "places_share": round(float(places["covered"].mean()), 4) if len(places) else None,
-        "weight": round(weight, 3),
-        "weight_covered": round(weight_cov, 3),
-        "weight_share": round(weight_cov / weight, 4) if weight else None,
-    }
-    for layer in result.layers:
-        ok = cells[f"eta_{layer}"] <= result.targets_s[layer]
-        out[f"area_share_{layer}"] = round(float(cells.loc[ok, "area_km2"].sum()) / area, 4) if area else None
-    return out
+    targets = {layer: result.targets_s[layer] for layer in result.layers}
+    return _summary_arrays(
+        result.mode, len(result.responders), len(result.unsnapped), targets,
+        cells["area_km2"].to_numpy(np.float64), cells["weight"].to_numpy(np.float64),
+        {layer: cells[f"eta_{layer}"].to_numpy(np.float64) for layer in targets},
+        {layer: places[f"eta_{layer}"].to_numpy(np.float64) for layer in targets}, len(places),
+    )
 
 
 def figures(result: CoverageResult, level: str = "town") -> pd.DataFrame:
@@ -377,7 +391,12 @@ class WhatIf:
     after: dict[str, Any]
     diff: dict[str, float]
     changed_nodes: int
-    result: CoverageResult
+    _engine: Any = field(default=None, repr=False)
+
+    @property
+    def result(self) -> CoverageResult:
+        """The full coverage result after the edit (built on first access, from the engine's state)."""
+        return self._engine.result
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
@@ -400,75 +419,151 @@ class CoverageEngine:
 
     def __init__(self, scene: Scene) -> None:
         self.scene = scene
-        self.responders = scene.responders.reset_index(drop=True).copy()
-        self.responders["active"] = True
-        self._result = compute_coverage(scene, self.responders)
+        self._base = scene.responders.reset_index(drop=True).copy()
+        self._new_rows: list[dict[str, Any]] = []
+        self._ids = [str(i) for i in self._base["id"]]
+        self._layer = np.asarray(self._base["layer"], dtype=object)
+        self._node = self._base["node"].to_numpy(np.int64).copy()
+        self._turnout = self._base["turnout_s"].to_numpy(np.float64).copy()
+        self._active = np.ones(len(self._base), dtype=bool)
+        self._frame: pd.DataFrame | None = None
+        self._result: CoverageResult | None = compute_coverage(scene, self.responders)
         self.node_eta = {k: v.copy() for k, v in (self._result.node_eta or {}).items()}
         self.node_first = {k: v.copy() for k, v in (self._result.node_first or {}).items()}
+        cells = scene.cells
+        self._area_mask = ((cells["res"] == AREA_RES) & cells["built_up"]).to_numpy()
+        self._area = cells["area_km2"].to_numpy(np.float64)[self._area_mask]
+        self._weight = cells["weight"].to_numpy(np.float64)[self._area_mask]
+        self._cell_node = cells["node"].to_numpy(np.int64)[self._area_mask]
+        self._place_node = scene.key_places["node"].to_numpy(np.int64)
+        self._cell_order = np.argsort(self._cell_node, kind="stable")
+        self._place_order = np.argsort(self._place_node, kind="stable")
+        self._cell_eta = {k: _carry(v, self._cell_node, np.inf) for k, v in self.node_eta.items()}
+        self._place_eta = {k: _carry(v, self._place_node, np.inf) for k, v in self.node_eta.items()}
+        self._summary = summary(self._result)
 
     @property
     def result(self) -> CoverageResult:
-        """Coverage of the current responder set."""
+        """Coverage of the current responder set (frames rebuilt lazily after edits)."""
+        if self._result is None:
+            self._result = self._rebuild()
         return self._result
 
-    def _active(self) -> pd.DataFrame:
-        return self.responders[self.responders["active"]]
+    def summary(self) -> dict[str, Any]:
+        """District figures of the current responder set (cheap: from arrays)."""
+        return self._summary
+
+    @property
+    def responders(self) -> pd.DataFrame:
+        """Every responder the engine has seen (rows keep their position), with ``active``."""
+        if self._frame is None or len(self._frame) != len(self._ids):
+            frame = pd.concat([self._base, pd.DataFrame(self._new_rows)], ignore_index=True) \
+                if self._new_rows else self._base.copy()
+            self._frame = frame
+        self._frame["active"] = self._active
+        return self._frame
+
+    def _active_frame(self) -> pd.DataFrame:
+        resp = self.responders
+        return resp[resp["active"]]
+
+    def _layers(self) -> tuple[tuple[str, ...], dict[str, float], dict[str, float]]:
+        present = set(self._layer[self._active]) | set(self.node_eta)
+        layers = tuple(sorted(present, key=lambda s: (s != "micro_station", s)))
+        targets, turnouts = {}, {}
+        for layer in layers:
+            turnouts[layer], targets[layer] = layer_timing(layer, self.scene.settings)
+        return layers, targets, turnouts
 
     def _rebuild(self) -> CoverageResult:
         scene = self.scene
-        resp = self.responders
-        layers = tuple(sorted(set(resp.loc[resp["active"], "layer"]) | set(self.node_eta),
-                              key=lambda s: (s != "micro_station", s)))
-        targets, turnouts = {}, {}
-        for layer in layers:
-            turnouts[layer], targets[layer] = layer_timing(layer, scene.settings)
         if scene.mode == "radius":
-            res = compute_coverage(scene, self._active())
-        else:
-            for layer in layers:
-                self.node_eta.setdefault(layer, np.full(scene.graph.n_nodes, np.inf))
-                self.node_first.setdefault(layer, np.full(scene.graph.n_nodes, -1, dtype=np.int64))
-            res = _result_from_nodes(scene, resp, self.node_eta, self.node_first, layers, targets, turnouts)
-            res = replace(res, responders=self._active().reset_index(drop=True))
-        return res
+            return compute_coverage(scene, self._active_frame())
+        layers, targets, turnouts = self._layers()
+        res = _result_from_nodes(scene, self.responders, self.node_eta, self.node_first, layers, targets, turnouts)
+        return replace(res, responders=self._active_frame().reset_index(drop=True))
 
-    def _commit(self, action: str, rid: str, changed: int) -> WhatIf:
-        before = summary(self._result)
-        self._result = self._rebuild()
-        after = summary(self._result)
-        return WhatIf(action, rid, before, after, _diff(before, after), changed, self._result)
+    @staticmethod
+    def _members(order: np.ndarray, keys: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Positions whose node is in ``nodes`` (``order`` sorts ``keys``), without touching the rest."""
+        sorted_keys = keys[order]
+        lo = np.searchsorted(sorted_keys, nodes, "left")
+        hi = np.searchsorted(sorted_keys, nodes, "right")
+        n = hi - lo
+        if n.sum() == 0:
+            return np.zeros(0, dtype=np.int64)
+        start = np.repeat(lo - (np.cumsum(n) - n), n)
+        return order[start + np.arange(int(n.sum()))]
+
+    def _carry_changed(self, changed: dict[str, np.ndarray]) -> None:
+        """Carry new node times to the cells and places of the changed nodes only."""
+        n = len(self._cell_node)
+        for layer, nodes in changed.items():
+            if len(nodes) == 0:
+                continue
+            self._cell_eta.setdefault(layer, np.full(n, np.inf))
+            self._place_eta.setdefault(layer, np.full(len(self._place_node), np.inf))
+            c = self._members(self._cell_order, self._cell_node, nodes)
+            self._cell_eta[layer][c] = self.node_eta[layer][self._cell_node[c]]
+            q = self._members(self._place_order, self._place_node, nodes)
+            self._place_eta[layer][q] = self.node_eta[layer][self._place_node[q]]
+
+    def _summarise(self, changed: dict[str, np.ndarray]) -> dict[str, Any]:
+        if self.scene.mode == "radius":
+            return summary(self.result)
+        layers, targets, _ = self._layers()
+        n = self.scene.graph.n_nodes
+        for layer in layers:
+            self.node_eta.setdefault(layer, np.full(n, np.inf))
+            self.node_first.setdefault(layer, np.full(n, -1, dtype=np.int64))
+            self._cell_eta.setdefault(layer, np.full(len(self._cell_node), np.inf))
+            self._place_eta.setdefault(layer, np.full(len(self._place_node), np.inf))
+        self._carry_changed(changed)
+        return _summary_arrays("network", int(self._active.sum()), len(self.scene.unsnapped), targets,
+                               self._area, self._weight, self._cell_eta, self._place_eta, len(self._place_node))
+
+    def _commit(self, action: str, rid: str, changed: dict[str, np.ndarray]) -> WhatIf:
+        before = self._summary
+        self._result = None
+        self._summary = self._summarise(changed)
+        after = self._summary
+        n_changed = int(sum(len(v) for v in changed.values()))
+        return WhatIf(action, rid, before, after, _diff(before, after), n_changed, self)
 
     def _row_of(self, rid: str) -> int:
-        hit = np.nonzero((self.responders["id"] == str(rid)).to_numpy() & self.responders["active"].to_numpy())[0]
+        hit = [i for i, x in enumerate(self._ids) if x == str(rid) and self._active[i]]
         if len(hit) == 0:
-            known = self._active()["id"].head(10).tolist()
+            known = [x for i, x in enumerate(self._ids) if self._active[i]][:10]
             raise ValidationError(f"responder {rid!r} not found among active responders (e.g. {known})")
         return int(hit[0])
 
     # -- add
-    def _add_nodes(self, row: int) -> int:
+    def _add_nodes(self, row: int) -> np.ndarray:
         g = self.scene.graph
         assert g is not None
-        layer = self.responders.at[row, "layer"]
-        s = int(self.responders.at[row, "node"])
-        offset = float(self.responders.at[row, "turnout_s"])
+        layer = self._layer[row]
+        s = int(self._node[row])
+        offset = float(self._turnout[row])
         old = self.node_eta.setdefault(layer, np.full(g.n_nodes, np.inf))
         first = self.node_first.setdefault(layer, np.full(g.n_nodes, -1, dtype=np.int64))
         if not offset < old[s]:
-            return 0
+            return np.zeros(0, dtype=np.int64)
         maxout = g.max_out_seconds()
         gap = old[s] - offset
-        limit = max(gap if np.isfinite(gap) else 600.0, 1.0)
+        limit = max(2.0 * gap if np.isfinite(gap) else 600.0, 1.0)
         while True:
             dist = dijkstra(g.seconds, indices=s, limit=limit)
-            improved = offset + dist < old
-            frontier = improved & (dist + maxout > limit)
+            reached = np.flatnonzero(dist <= limit)  # the only O(n) step; the rest is on the reached part
+            d = dist[reached]
+            better = offset + d < old[reached]
+            frontier = better & (d + maxout[reached] > limit)
             if not frontier.any() or limit > 1e9:
                 break
             limit *= 2.0
-        old[improved] = offset + dist[improved]
+        improved = reached[better]
+        old[improved] = offset + d[better]
         first[improved] = row
-        return int(improved.sum())
+        return improved
 
     def add(self, rid: str, lon: float, lat: float, layer: str = "micro_station",
             name: str | None = None, station_class: str | None = None) -> WhatIf:
@@ -484,45 +579,49 @@ class CoverageEngine:
                        f"(snap distance {self.scene.settings.snap_distance_m:.0f} m); move it next to a road")
                 raise NetworkError(msg)
             node, snap_m = int(snap.node[0]), float(snap.distance_m[0])
-        row = len(self.responders)
+        row = len(self._ids)
         new = {"id": str(rid), "name": name or str(rid), "layer": layer, "kind": None, "station_class": station_class,
                "lon": float(lon), "lat": float(lat), "x": float(x[0]), "y": float(y[0]), "node": node,
                "snap_m": snap_m, "turnout_s": turnout, "target_s": target, "active": True}
-        self.responders = pd.concat([self.responders, pd.DataFrame([new])], ignore_index=True)
-        changed = self._add_nodes(row) if self.scene.mode == "network" else 0
+        self._new_rows.append(new)
+        self._ids.append(str(rid))
+        self._layer = np.append(self._layer, np.array([layer], dtype=object))
+        self._node = np.append(self._node, np.int64(node))
+        self._turnout = np.append(self._turnout, float(turnout))
+        self._active = np.append(self._active, True)
+        changed = {layer: self._add_nodes(row)} if self.scene.mode == "network" else {}
         return self._commit("add", str(rid), changed)
 
     # -- remove
-    def _remove_nodes(self, row: int) -> int:
+    def _remove_nodes(self, row: int) -> np.ndarray:
         g = self.scene.graph
         assert g is not None
-        layer = self.responders.at[row, "layer"]
+        layer = self._layer[row]
         eta, first = self.node_eta[layer], self.node_first[layer]
         area = np.nonzero(first == row)[0]
         if len(area) == 0:
-            return 0
+            return area
         in_area = np.zeros(g.n_nodes, dtype=bool)
         in_area[area] = True
         rev = g.reverse_seconds()[area]
         boundary = np.unique(rev.indices)
         boundary = boundary[~in_area[boundary] & np.isfinite(eta[boundary])]
         # other responders of the layer standing inside the area
-        resp = self.responders
-        inside = np.nonzero((resp["layer"] == layer).to_numpy() & resp["active"].to_numpy()
-                            & (np.arange(len(resp)) != row) & (resp["node"].to_numpy() >= 0))[0]
-        inside = inside[in_area[resp["node"].to_numpy(np.int64)[inside]]]
+        inside = np.nonzero((self._layer == layer) & self._active & (np.arange(len(self._ids)) != row)
+                            & (self._node >= 0))[0]
+        inside = inside[in_area[self._node[inside]]]
         nodes = np.concatenate([area, boundary])
         sub = g.seconds[nodes][:, nodes].tocoo()
         k = len(nodes)
         local = np.full(g.n_nodes, -1, dtype=np.int64)
         local[nodes] = np.arange(k)
-        seed_local = np.concatenate([local[boundary], local[resp["node"].to_numpy(np.int64)[inside]]])
-        seed_time = np.concatenate([eta[boundary], resp["turnout_s"].to_numpy(np.float64)[inside]])
+        seed_local = np.concatenate([local[boundary], local[self._node[inside]]])
+        seed_time = np.concatenate([eta[boundary], self._turnout[inside]])
         seed_owner = np.concatenate([first[boundary], inside])
         eta[area] = np.inf
         first[area] = -1
         if len(seed_local) == 0:
-            return len(area)
+            return area
         base = float(seed_time.min())
         w = seed_time - base + 1.0  # +1 s keeps the virtual edges non-zero; subtracted below
         rows = np.concatenate([sub.row, np.full(len(seed_local), k)])
@@ -545,13 +644,13 @@ class CoverageEngine:
         reached = np.isfinite(t)
         eta[area[reached]] = t[reached]
         first[area[reached]] = owner_local[parent[la[reached]]]
-        return len(area)
+        return area
 
     def remove(self, rid: str) -> WhatIf:
         """Remove a responder; only the nodes it served are recomputed."""
         row = self._row_of(rid)
-        self.responders.at[row, "active"] = False
-        changed = self._remove_nodes(row) if self.scene.mode == "network" else 0
+        self._active[row] = False
+        changed = {self._layer[row]: self._remove_nodes(row)} if self.scene.mode == "network" else {}
         return self._commit("remove", str(rid), changed)
 
     def move(self, rid: str, lon: float, lat: float) -> WhatIf:
@@ -563,10 +662,15 @@ class CoverageEngine:
                 msg = (f"cannot move {rid!r} to ({lon}, {lat}): {snap.distance_m[0]:.0f} m from the road network "
                        f"(snap distance {self.scene.settings.snap_distance_m:.0f} m)")
                 raise NetworkError(msg)
-        before = summary(self._result)
-        old = self.responders.loc[row].to_dict()
-        self.responders.at[row, "active"] = False
-        changed = self._remove_nodes(row) if self.scene.mode == "network" else 0
+        before = self._summary
+        nb = len(self._base)
+        old = self._base.loc[row].to_dict() if row < nb else dict(self._new_rows[row - nb])
+        self._active[row] = False
+        removed = 0
+        if self.scene.mode == "network":
+            area = self._remove_nodes(row)
+            self._carry_changed({old["layer"]: area})
+            removed = len(area)
         whatif = self.add(rid, lon, lat, old["layer"], old.get("name"), old.get("station_class"))
         return WhatIf("move", str(rid), before, whatif.after, _diff(before, whatif.after),
-                      changed + whatif.changed_nodes, whatif.result)
+                      removed + whatif.changed_nodes, self)

@@ -175,18 +175,10 @@ def build_problem(
     m = len(cand)
     rows, cols = [], []
     if scene.mode == "network" and m and len(demand):
-        g = scene.graph
-        dn = demand["node"].to_numpy(np.int64)
-        ok = dn >= 0
-        dpos = np.nonzero(ok)[0]
-        for a in range(0, m, BATCH):
-            idx = cand["node"].to_numpy(np.int64)[a:a + BATCH]
-            dist = np.atleast_2d(dijkstra(g.seconds, indices=idx, limit=reach_s))
-            hit = dist[:, dn[ok]] <= reach_s
-            cj, di = np.nonzero(hit)
-            rows.append(dpos[di])
-            cols.append(cj + a)
-    elif m and len(demand):
+        cover = cover_matrix(scene.graph.seconds, cand["node"].to_numpy(np.int64),
+                             demand["node"].to_numpy(np.int64), reach_s)
+        return SitingProblem(demand, cand, cover, scene.mode, layer)
+    if m and len(demand):
         tree = cKDTree(np.column_stack([demand["x"].to_numpy(), demand["y"].to_numpy()]))
         radius = reach_s * scene.settings.radius_mode_speed_kmh / 3.6
         lists = tree.query_ball_point(np.column_stack([cand["x"].to_numpy(), cand["y"].to_numpy()]), r=radius)
@@ -197,6 +189,26 @@ def build_problem(
     c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
     cover = sp.csr_array((np.ones(len(r), dtype=np.float64), (r, c)), shape=(len(demand), m))
     return SitingProblem(demand, cand, cover, scene.mode, layer)
+
+
+def cover_matrix(seconds: sp.csr_array, cand_nodes: np.ndarray, demand_nodes: np.ndarray, reach_s: float) -> sp.csr_array:
+    """Demand × candidates matrix: 1 where a candidate reaches the demand node within ``reach_s``.
+
+    Bounded Dijkstra (``limit=reach_s``) from candidates in batches; demand node −1 is never reached.
+    """
+    dn = np.asarray(demand_nodes, dtype=np.int64)
+    cn = np.asarray(cand_nodes, dtype=np.int64)
+    ok = dn >= 0
+    dpos = np.nonzero(ok)[0]
+    rows, cols = [], []
+    for a in range(0, len(cn), BATCH):
+        dist = np.atleast_2d(dijkstra(seconds, indices=cn[a:a + BATCH], limit=reach_s))
+        cj, di = np.nonzero(dist[:, dn[ok]] <= reach_s)
+        rows.append(dpos[di])
+        cols.append(cj + a)
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    return sp.csr_array((np.ones(len(r)), (r, c)), shape=(len(dn), len(cn)))
 
 
 def _picks_frame(problem: SitingProblem, picks: np.ndarray) -> pd.DataFrame:

@@ -166,6 +166,7 @@ def test_whatif_edits_equal_a_full_recompute(helsinki_scene) -> None:
         assert np.array_equal(np.isfinite(a), np.isfinite(b))
         assert np.allclose(a[np.isfinite(a)], b[np.isfinite(b)], atol=1e-9)
     assert (engine.result.cells["covered"].to_numpy() == full.cells["covered"].to_numpy()).all()
+    assert engine.summary() == coverage.summary(full)  # the incrementally carried figures agree
     # every node's named responder really reaches it in that time
     from scipy.sparse.csgraph import dijkstra
 
