@@ -220,7 +220,8 @@ def export_frame(
         msg = f"cannot write {out_path.name}: a GeoPackage needs geometry and these rows have none; export to .csv or .parquet"
         raise ConfigError(msg)
     out_path.unlink(missing_ok=True)
-    data.to_file(out_path, layer=name, driver="GPKG", engine="pyogrio")
+    # Keep each geometry as it is (no promotion of polygons to multipolygons): exact round trip.
+    data.to_file(out_path, layer=name, driver="GPKG", engine="pyogrio", promote_to_multi=False)
     return out_path
 
 
@@ -487,13 +488,13 @@ def _geojson_column(frame: pd.DataFrame, column: str = "geometry") -> pd.DataFra
 def _blind_cells(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
     from geo import water
 
-    return water.hydrant_blind_spots(_coverage(con, settings)[0]).cells
+    return water.hydrant_blind_spots(_coverage(con, settings)[0]).blind_cells.reset_index(drop=True)
 
 
 def _blind_places(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
     from geo import water
 
-    return water.hydrant_blind_spots(_coverage(con, settings)[0]).key_places
+    return water.hydrant_blind_spots(_coverage(con, settings)[0]).blind_places.reset_index(drop=True)
 
 
 def _spacing(con: duckdb.DuckDBPyConnection, settings: Settings, flt: Any) -> pd.DataFrame:
