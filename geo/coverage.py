@@ -441,6 +441,9 @@ class CoverageEngine:
         self._cell_eta = {k: _carry(v, self._cell_node, np.inf) for k, v in self.node_eta.items()}
         self._place_eta = {k: _carry(v, self._place_node, np.inf) for k, v in self.node_eta.items()}
         self._summary = summary(self._result)
+        if scene.graph is not None and scene.mode == "network":
+            scene.graph.reverse_seconds()  # built once here, so no edit pays for it
+            scene.graph.max_out_seconds()
 
     @property
     def result(self) -> CoverageResult:
@@ -550,7 +553,8 @@ class CoverageEngine:
             return np.zeros(0, dtype=np.int64)
         maxout = g.max_out_seconds()
         gap = old[s] - offset
-        limit = max(2.0 * gap if np.isfinite(gap) else 600.0, 1.0)
+        target = layer_timing(layer, self.scene.settings)[1]
+        limit = max(gap if np.isfinite(gap) else 2.0 * target, 1.0)
         while True:
             dist = dijkstra(g.seconds, indices=s, limit=limit)
             reached = np.flatnonzero(dist <= limit)  # the only O(n) step; the rest is on the reached part

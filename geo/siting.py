@@ -40,19 +40,29 @@ def greedy_mclp(cover: sp.csr_array, weights: np.ndarray, k: int) -> tuple[np.nd
     ``cover`` is demand × candidates (non-zero = the candidate reaches the demand point).
     Stops early when no candidate adds weight. One sparse mat-vec per pick.
     """
-    by_cand = sp.csr_array(cover.T, dtype=np.float64)
-    left = np.asarray(weights, dtype=np.float64).copy()
+    by_dem = sp.csr_array(cover, dtype=np.float64)
+    by_cand = sp.csr_array(by_dem.T)
+    w = np.asarray(weights, dtype=np.float64)
+    gain = by_cand @ w
+    done = np.zeros(len(w), dtype=bool)
+    cp, ci = by_cand.indptr, by_cand.indices
+    dp, di = by_dem.indptr, by_dem.indices
     picks, gains = [], []
     for _ in range(int(k)):
-        gain = by_cand @ left
-        if len(picks):
-            gain[np.asarray(picks)] = -1.0
         j = int(np.argmax(gain)) if len(gain) else -1
         if j < 0 or gain[j] <= 0:
             break
         picks.append(j)
         gains.append(float(gain[j]))
-        left[by_cand[[j]].indices] = 0.0
+        new = ci[cp[j]:cp[j + 1]]
+        new = new[~done[new]]
+        done[new] = True
+        # every candidate reaching a newly covered demand point loses its weight (lazy update)
+        n = dp[new + 1] - dp[new]
+        if n.sum():
+            idx = np.repeat(dp[new] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+            np.subtract.at(gain, di[idx], np.repeat(w[new], n))
+        gain[j] = -np.inf
     return np.asarray(picks, dtype=np.int64), np.asarray(gains, dtype=np.float64)
 
 
