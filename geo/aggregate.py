@@ -13,7 +13,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+from h3ronpy import cells_to_string
 
 from geo import h3index
 from geo.errors import ValidationError
@@ -223,11 +226,20 @@ def count_by_cell(
     col = h3index.cell_column(res)
     flt = flt or Filter()
     where, params = flt.sql(layer)
-    sql = (f'SELECT "{col}" AS cell, lower(hex("{col}")) AS h3, count(*) AS count FROM {layer} '
-           f'WHERE {where} AND "{col}" IS NOT NULL GROUP BY ALL ORDER BY cell')
-    df = con.execute(sql, params).df()
-    df["cell"] = df["cell"].astype("uint64")
-    return df
+    sql = f'SELECT "{col}" AS cell, count(*) AS count FROM {layer} WHERE {where} AND "{col}" IS NOT NULL GROUP BY ALL'
+    got = con.execute(sql, params).fetchnumpy()
+    cells = np.asarray(got["cell"], dtype=np.uint64)
+    order = np.argsort(cells)
+    cells = cells[order]
+    return pd.DataFrame({"cell": cells, "h3": cells_to_hex(cells), "count": np.asarray(got["count"], dtype=np.int64)[order]})
+
+
+def cells_to_hex(cells: np.ndarray) -> np.ndarray:
+    """H3 cells (uint64) as hex strings, vectorised (h3ronpy)."""
+    cells = np.asarray(cells, dtype=np.uint64)
+    if not len(cells):
+        return np.array([], dtype=object)
+    return pa.array(cells_to_string(cells)).to_numpy(zero_copy_only=False)
 
 
 def count_by_area(

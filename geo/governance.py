@@ -70,41 +70,36 @@ def _deadline_case(settings: Settings) -> tuple[str, list[Any]]:
     return f"coalesce(deadline, CAST(discovered_at AS DATE) + CAST(CASE severity {whens} END AS INTEGER))", params
 
 
-def _hazard_cte(
-    flt: Filter, as_of: datetime, settings: Settings, recurring: bool = True
-) -> tuple[str, list[Any]]:
-    """``WITH h AS (...)``: filtered hazards up to ``as_of`` with is_closed, days_to_close, due, recurrent."""
+def _hazard_cte(flt: Filter, as_of: datetime, settings: Settings) -> tuple[str, list[Any]]:
+    """``h AS (...)``: filtered hazards up to ``as_of`` with is_closed, days_to_close and due."""
     where, wparams = flt.sql("hazard")
     due, dparams = _deadline_case(settings)
-    params: list[Any] = []
-    rec_cte, rec_join, rec_col = "", "", "FALSE AS recurrent"
-    if recurring:
-        window = int(settings.recurring_window_days)
-        lower = ""
-        rparams: list[Any] = [as_of]
-        if flt.start is not None:  # earlier hazards matter only within the window before start
-            lower = " AND discovered_at >= ?"
-            rparams.append(flt.start - timedelta(days=window))
-        rec_cte = f"""rec AS (
-            SELECT id AS rid, discovered_at - lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at) AS gap
-            FROM hazard WHERE place_id IS NOT NULL AND discovered_at <= ?{lower}
-        ), """
-        params += rparams
-        rec_join = " LEFT JOIN rec ON rec.rid = hazard.id"
-        rec_col = "coalesce(rec.gap <= to_days(CAST(? AS INTEGER)), FALSE) AS recurrent"
-    closed = f"coalesce(closed_at <= ?, status = {CLOSED})"
-    sql = f"""WITH {rec_cte}h AS (
-        SELECT hazard.*, {closed} AS is_closed,
+    sql = f"""h AS (
+        SELECT *, coalesce(closed_at <= ?, status = {CLOSED}) AS is_closed,
                CASE WHEN closed_at <= ? THEN date_diff('second', discovered_at, closed_at) / 86400.0 END AS days_to_close,
-               {due} AS due, {rec_col}
-        FROM hazard{rec_join}
-        WHERE discovered_at <= ? AND {where}
+               {due} AS due
+        FROM hazard WHERE discovered_at <= ? AND {where}
     )"""
-    params += [as_of, as_of, *dparams]
-    if recurring:
-        params.append(int(settings.recurring_window_days))
-    params += [as_of, *wparams]
-    return sql, params
+    return sql, [as_of, as_of, *dparams, as_of, *wparams]
+
+
+def _recurrence_cte(flt: Filter, as_of: datetime, settings: Settings) -> tuple[str, list[Any]]:
+    """``r AS (...)``: hazards with a place passing ``flt``, with ``gap`` since the previous hazard there.
+
+    The gap is taken over all hazards of the place (any category, before the window too),
+    then the filter applies; only hazards with a place_id go through the window sort.
+    """
+    where, wparams = flt.sql("hazard")
+    lower, lparams = "", []
+    if flt.start is not None:  # earlier hazards matter only within the window before start
+        lower, lparams = " AND discovered_at >= ?", [flt.start - timedelta(days=int(settings.recurring_window_days))]
+    sql = f"""r AS (
+        SELECT * FROM (
+            SELECT *, discovered_at - lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at) AS gap
+            FROM hazard WHERE place_id IS NOT NULL AND discovered_at <= ?{lower}
+        ) WHERE {where}
+    )"""
+    return sql, [as_of, *lparams, *wparams]
 
 
 def closed_loop(
@@ -132,29 +127,45 @@ def closed_loop(
     settings = settings or Settings()
     flt = flt or Filter()
     t = _as_of(as_of)
-    cte, params = _hazard_cte(flt, t, settings)
+    hcte, hparams = _hazard_cte(flt, t, settings)
+    rcte, rparams = _recurrence_cte(flt, t, settings)
     exprs = _group_exprs(by, GROUPS)
-    keys = ", ".join(f'"{b}"' for b in by)
-    sql = f"""{cte}
-    SELECT {''.join(e + ', ' for e in exprs)}
-        count(*) AS discovered,
-        count(*) FILTER (WHERE is_closed) AS closed,
-        count(*) FILTER (WHERE NOT is_closed) AS open,
-        quantile_cont(days_to_close, 0.5) AS median_days_to_close,
-        quantile_cont(days_to_close, 0.9) AS p90_days_to_close,
-        count(*) FILTER (WHERE NOT is_closed AND due < CAST(? AS DATE)) AS overdue,
-        count(*) FILTER (WHERE NOT is_closed AND severity = {MAJOR}) AS open_major,
-        count(*) FILTER (WHERE supervision = {LISTED_TOWN}) AS listed_town,
-        count(*) FILTER (WHERE supervision = {LISTED_DISTRICT}) AS listed_district,
-        count(*) FILTER (WHERE supervision IN ({LISTED_TOWN}, {LISTED_DISTRICT}) AND NOT is_closed) AS listed_open,
-        count(DISTINCT place_id) FILTER (WHERE recurrent) AS recurring_places,
-        count(DISTINCT place_id) AS places_with_hazards,
-        count(*) FILTER (WHERE is_closed AND closed_at IS NOT NULL AND CAST(closed_at AS DATE) <= due) AS closed_on_time,
-        count(*) FILTER (WHERE is_closed AND severity = {GENERAL}) AS general_closed,
-        count(*) FILTER (WHERE is_closed AND severity = {GENERAL} AND handled_by = {IN_GRID}) AS general_closed_in_grid
-    FROM h {"GROUP BY ALL ORDER BY " + keys if by else ""}
+    select = "".join(e + ", " for e in exprs)
+    group = " GROUP BY ALL" if by else ""
+    on = " AND ".join(f'main."{b}" IS NOT DISTINCT FROM rp."{b}"' for b in by) or "TRUE"
+    keys = ", ".join(f'main."{b}"' for b in by)
+    sql = f"""WITH {hcte}, {rcte},
+    main AS (
+        SELECT {select}
+            count(*) AS discovered,
+            count(*) FILTER (WHERE is_closed) AS closed,
+            count(*) FILTER (WHERE NOT is_closed) AS open,
+            quantile_cont(days_to_close, [0.5, 0.9]) AS q,
+            count(*) FILTER (WHERE NOT is_closed AND due < CAST(? AS DATE)) AS overdue,
+            count(*) FILTER (WHERE NOT is_closed AND severity = {MAJOR}) AS open_major,
+            count(*) FILTER (WHERE supervision = {LISTED_TOWN}) AS listed_town,
+            count(*) FILTER (WHERE supervision = {LISTED_DISTRICT}) AS listed_district,
+            count(*) FILTER (WHERE supervision IN ({LISTED_TOWN}, {LISTED_DISTRICT}) AND NOT is_closed) AS listed_open,
+            count(*) FILTER (WHERE is_closed AND closed_at IS NOT NULL AND CAST(closed_at AS DATE) <= due) AS closed_on_time,
+            count(*) FILTER (WHERE is_closed AND severity = {GENERAL}) AS general_closed,
+            count(*) FILTER (WHERE is_closed AND severity = {GENERAL} AND handled_by = {IN_GRID}) AS general_closed_in_grid
+        FROM h{group}
+    ),
+    rp AS (
+        SELECT {select}
+            count(DISTINCT place_id) FILTER (WHERE gap <= to_days(CAST(? AS INTEGER))) AS recurring_places,
+            count(DISTINCT place_id) AS places_with_hazards
+        FROM r{group}
+    )
+    SELECT {"".join(f'main."{b}", ' for b in by)} discovered, closed, open,
+        main.q[1] AS median_days_to_close, main.q[2] AS p90_days_to_close,
+        overdue, open_major, listed_town, listed_district, listed_open,
+        coalesce(rp.recurring_places, 0) AS recurring_places, coalesce(rp.places_with_hazards, 0) AS places_with_hazards,
+        closed_on_time, general_closed, general_closed_in_grid
+    FROM main LEFT JOIN rp ON {on}
+    {"ORDER BY " + keys if by else ""}
     """
-    df = con.execute(sql, [*params, t]).df()
+    df = con.execute(sql, [*hparams, *rparams, t, int(settings.recurring_window_days)]).df()
     counts = [c for c in df.columns if c not in by and "days" not in c]
     df[counts] = df[counts].fillna(0).astype(np.int64)
     df.insert(len(by) + 3, "rectification_rate", _rate(df["closed"], df["discovered"]))
@@ -213,15 +224,15 @@ def recurring_places(
     """
     settings = settings or Settings()
     flt = flt or Filter()
-    cte, params = _hazard_cte(flt, _as_of(as_of), settings)
-    sql = f"""{cte}
+    rcte, params = _recurrence_cte(flt, _as_of(as_of), settings)
+    sql = f"""WITH {rcte}
     SELECT place_id, any_value(town) AS town, any_value(community) AS community, any_value(grid_id) AS grid_id,
-           count(*) AS hazards, count(*) FILTER (WHERE recurrent) AS recurrences,
+           count(*) AS hazards, count(*) FILTER (WHERE gap <= to_days(CAST(? AS INTEGER))) AS recurrences,
            min(discovered_at) AS first, max(discovered_at) AS last
-    FROM h WHERE place_id IS NOT NULL GROUP BY place_id HAVING count(*) FILTER (WHERE recurrent) > 0
+    FROM r GROUP BY place_id HAVING recurrences > 0
     ORDER BY recurrences DESC, hazards DESC, place_id
     """
-    return con.execute(sql, params).df()
+    return con.execute(sql, [*params, int(settings.recurring_window_days)]).df()
 
 
 def overdue_hazards(
@@ -239,8 +250,8 @@ def overdue_hazards(
     settings = settings or Settings()
     flt = flt or Filter()
     t = _as_of(as_of)
-    cte, params = _hazard_cte(flt, t, settings, recurring=False)
-    sql = f"""{cte}
+    cte, params = _hazard_cte(flt, t, settings)
+    sql = f"""WITH {cte}
     SELECT id, category, severity, status, supervision, town, community, grid_id, discovered_at,
            due AS deadline, date_diff('day', due, CAST(? AS DATE)) AS days_overdue, lon, lat
     FROM h WHERE NOT is_closed AND due < CAST(? AS DATE)

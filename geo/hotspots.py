@@ -19,7 +19,7 @@ import pyarrow as pa
 from scipy import sparse, stats
 
 from geo import h3index
-from geo.aggregate import Filter, count_by_cell
+from geo.aggregate import Filter, cells_to_hex, count_by_cell
 from geo.errors import ValidationError
 from geo.settings import Settings
 from geo.store import COVER_RESOLUTIONS, cover_table
@@ -30,14 +30,6 @@ BIN_NAMES: dict[int, str] = {
 BIN_ZH: dict[int, str] = {
     3: "热点(99%)", 2: "热点(95%)", 1: "热点(90%)", 0: "不显著", -1: "冷点(90%)", -2: "冷点(95%)", -3: "冷点(99%)",
 }
-
-
-def cells_to_hex(cells: np.ndarray) -> np.ndarray:
-    """H3 cells (uint64) as hex strings, vectorised."""
-    cells = np.asarray(cells, dtype=np.uint64)
-    if not len(cells):
-        return np.array([], dtype=object)
-    return pa.array(h3ronpy.cells_to_string(cells)).to_numpy(zero_copy_only=False)
 
 
 def k_ring_weights(cells: np.ndarray, k: int, star: bool = True) -> sparse.csr_array:

@@ -19,9 +19,9 @@ import pandas as pd
 from scipy import stats
 
 from geo import h3index
-from geo.aggregate import AREA_COLUMNS, Filter, TimeLike, time_field, to_timestamp
+from geo.aggregate import AREA_COLUMNS, Filter, TimeLike, cells_to_hex, time_field, to_timestamp
 from geo.errors import ValidationError
-from geo.hotspots import bh_adjust, cells_to_hex, gi_star_z, k_ring_weights, study_cells
+from geo.hotspots import bh_adjust, gi_star_z, k_ring_weights, study_cells
 from geo.settings import Settings
 
 CATEGORY_ZH: dict[str, str] = {
