@@ -43,14 +43,17 @@ class DispatchResult:
 
 
 def _water(frame: pd.DataFrame, road_m: np.ndarray, straight_m: np.ndarray, n: int, extra: list[str]) -> pd.DataFrame:
-    cols = ["id", "name", "status", *extra, "lon", "lat"]
-    usable = frame["working"].astype(bool).to_numpy() if len(frame) else np.zeros(0, dtype=bool)
-    out = frame.loc[usable, [c for c in cols if c in frame]].copy()
-    out["road_m"] = np.round(road_m[usable], 1)
-    out["straight_m"] = np.round(straight_m[usable], 1)
-    key = out["road_m"].where(np.isfinite(out["road_m"]), np.inf)
-    out = out.assign(_k=key).sort_values(["_k", "straight_m"]).drop(columns="_k").head(n)
-    return out.reset_index(drop=True)
+    """The ``n`` nearest usable sites (by road metres, then straight metres); only they become rows."""
+    cols = [c for c in ["id", "name", "status", *extra, "lon", "lat"] if c in frame]
+    if len(frame) == 0:
+        return pd.DataFrame({c: [] for c in [*cols, "road_m", "straight_m"]})
+    idx = np.flatnonzero(frame["working"].to_numpy(dtype=bool))
+    road = np.where(np.isfinite(road_m[idx]), road_m[idx], np.inf)
+    top = idx[np.lexsort((straight_m[idx], road))[:n]]
+    out = frame.iloc[top][cols].reset_index(drop=True)
+    out["road_m"] = np.round(road_m[top], 1)
+    out["straight_m"] = np.round(straight_m[top], 1)
+    return out
 
 
 def dispatch(
@@ -84,20 +87,26 @@ def dispatch(
         travel = np.where(rn >= 0, dist[np.maximum(rn, 0)], np.inf)
     else:
         travel = straight_r / (s.radius_mode_speed_kmh / 3.6)
-    out = resp[["id", "name", "layer"]].copy()
-    out["eta_s"] = turnout + travel
-    out["turnout_s"] = turnout
-    out["travel_s"] = travel
-    out["within_target"] = out["eta_s"] <= resp["target_s"].to_numpy(np.float64)
-    out = out[np.isfinite(out["eta_s"].to_numpy())].sort_values(["eta_s", "id"]).head(n_responders)
+    eta = turnout + travel
+    finite = np.flatnonzero(np.isfinite(eta))
+    ids = resp["id"].to_numpy(dtype=object).astype(str) if len(resp) else np.zeros(0, dtype=str)
+    top = finite[np.lexsort((ids[finite], eta[finite]))[:n_responders]]
+    out = resp.iloc[top][["id", "name", "layer"]].copy()
+    out.index = top
+    out["eta_s"] = eta[top]
+    out["turnout_s"] = turnout[top]
+    out["travel_s"] = travel[top]
+    out["within_target"] = eta[top] <= resp["target_s"].to_numpy(np.float64)[top]
+    rlon, rlat, rnode = (resp["lon"].to_numpy(np.float64), resp["lat"].to_numpy(np.float64),
+                         resp["node"].to_numpy(np.int64))
     routes, dists = [], []
     for i in out.index:  # one route per listed responder (n_responders, not per node)
         if mode == "network":
-            path = g.path(pred, int(resp.at[i, "node"]))[::-1]  # responder → incident
-            routes.append([[float(resp.at[i, "lon"]), float(resp.at[i, "lat"])], *g.path_lonlat(path), [lon, lat]])
+            path = g.path(pred, int(rnode[i]))[::-1]  # responder → incident
+            routes.append([[float(rlon[i]), float(rlat[i])], *g.path_lonlat(path), [lon, lat]])
             dists.append(float(np.asarray(g.metres[path[:-1], path[1:]]).sum()) if len(path) > 1 else 0.0)
         else:
-            routes.append([[float(resp.at[i, "lon"]), float(resp.at[i, "lat"])], [lon, lat]])
+            routes.append([[float(rlon[i]), float(rlat[i])], [lon, lat]])
             dists.append(float(straight_r[i]))
     out["distance_m"] = np.round(dists, 1)
     out["route"] = routes
@@ -126,11 +135,10 @@ def dispatch(
     # the key place there and its open hazards
     place: dict[str, Any] | None = None
     hz = scene.hazards
-    open_hz = hz[hz["open"].astype(bool)] if len(hz) else hz
-    near_hz = pd.Series(False, index=open_hz.index)
+    open_hz = hz[hz["open"].to_numpy(dtype=bool)] if len(hz) else hz
+    near_hz = np.zeros(len(open_hz), dtype=bool)
     if len(open_hz):
-        near_hz = pd.Series(np.hypot(open_hz["x"].to_numpy() - x0, open_hz["y"].to_numpy() - y0)
-                            <= s.dispatch_place_radius_m, index=open_hz.index)
+        near_hz = np.hypot(open_hz["x"].to_numpy() - x0, open_hz["y"].to_numpy() - y0) <= s.dispatch_place_radius_m
     kp = scene.key_places
     if len(kp):
         d, i = cKDTree(np.column_stack([kp["x"].to_numpy(), kp["y"].to_numpy()])).query([x0, y0])
@@ -139,10 +147,11 @@ def dispatch(
             keep = ("id", "name", "category", "inspection_class", "town", "community", "grid_id", "lon", "lat")
             place = {k: _plain(v) for k, v in row.items() if k in keep}
             place["distance_m"] = round(float(d), 1)
-            near_hz |= open_hz["place_id"].astype(str) == str(row["id"]) if len(open_hz) else near_hz
+            if len(open_hz):
+                near_hz |= open_hz["place_id"].to_numpy(dtype=object) == str(row["id"])
     cols = [c for c in ("id", "category", "severity", "status", "supervision", "discovered_at", "deadline",
                         "description", "place_id", "lon", "lat") if c in open_hz]
-    hazards = open_hz.loc[near_hz.to_numpy(), cols].reset_index(drop=True) if len(open_hz) else open_hz
+    hazards = open_hz.iloc[np.flatnonzero(near_hz)][cols].reset_index(drop=True) if len(open_hz) else open_hz
     return DispatchResult(mode, float(lon), float(lat), node, snap_m, out, hydrants, waters, place, hazards, note)
 
 
