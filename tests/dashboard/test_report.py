@@ -159,7 +159,7 @@ def test_town_and_period_report_from_the_cli(demo_db: Path, tmp_path: Path, caps
     assert summary["发现隐患"] == f"{n:,}"
     assert result["town"] == town and result["period"] == [str(since), str(until - timedelta(days=1))]
     text = out.read_text(encoding="utf-8")
-    assert f"{town}" in text and f'class="mark"' in text  # the town's row is marked in the ranking
+    assert f"{town}" in text and 'class="mark"' in text  # the town's row is marked in the ranking
 
 
 def test_bad_requests_are_clear(demo_db: Path, tmp_path: Path) -> None:
