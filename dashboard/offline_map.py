@@ -49,7 +49,7 @@ class OfflineMap:
 
     path: Path
     size_bytes: int
-    layers: tuple[tuple[str, str, int], ...]  # (layer, "points" | "hexagons" | "polygons", features)
+    layers: tuple[tuple[str, str, int, bool], ...]  # (layer, "points"|"hexagons"|"polygons", features, shown)
 
 
 # --------------------------------------------------------------------------- assets
@@ -151,7 +151,8 @@ def _point_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int) -> fol
     )
 
 
-def _hex_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int, res: int) -> tuple[folium.GeoJson, int]:
+def _hex_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int, res: int,
+               show: bool = True) -> tuple[folium.GeoJson, int]:
     data = json.loads(mapdata.hex_features(con, spec.name, res))
     classes = {str(i): c for i, c in enumerate(HEX_COLORS)}
     fields = ["count"]
@@ -163,6 +164,7 @@ def _hex_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int, res: int
     layer = folium.GeoJson(
         data,
         name=f"{spec.zh} ({n}, H3 {res}级六边形)",
+        show=show,
         on_each_feature=_style_js(classes, "cls", HEX_COLORS[0], 0.7),
         tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True),
     )
@@ -190,7 +192,7 @@ def build_map(
     max_points: int = 3000,
     hex_res: int = 8,
     title: str = "一图作战 离线地图",
-) -> tuple[folium.Map, list[tuple[str, str, int]]]:
+) -> tuple[folium.Map, list[tuple[str, str, int, bool]]]:
     """A folium map of the stored layers (no tiles) with a layer control and a legend.
 
     Parameters
@@ -199,6 +201,7 @@ def build_map(
         Layer names (default: every layer with rows), drawn in the specs' z-order.
     max_points
         A point layer with more rows is drawn as H3 hexagons (hazards and incidents always are).
+        Only one hexagon layer starts visible (hazards when drawn); the others are in the layer control.
     hex_res
         H3 resolution of those hexagons (one of the stored 7-10).
     """
@@ -227,21 +230,26 @@ def build_map(
     m = folium.Map(location=center, zoom_start=11, tiles=None, attribution_control=False, control_scale=True)
     if west is not None:
         m.fit_bounds([[south, west], [north, east]])
-    drawn: list[tuple[str, str, int]] = []
+    drawn: list[tuple[str, str, int, bool]] = []
     legend: list[tuple[str, str]] = []
     for spec in specs:
         n = counts.get(spec.name, 0)
         if spec.geometry == "polygon":
             layer, k = _polygon_layer(con, spec)
-            drawn.append((spec.name, "polygons", k))
+            drawn.append((spec.name, "polygons", k, True))
             legend.append((spec.zh, spec.style.color))
         elif aggregated(spec):
-            layer, k = _hex_layer(con, spec, n, hex_res)
-            drawn.append((spec.name, "hexagons", k))
+            # One hexagon layer at a time reads well: hazards first, the others one click away.
+            if "hazard" in names:
+                show = spec.name == "hazard"
+            else:
+                show = not any(mode == "hexagons" and shown for _, mode, _, shown in drawn)
+            layer, k = _hex_layer(con, spec, n, hex_res, show=show)
+            drawn.append((spec.name, "hexagons", k, show))
             legend.append((f"{spec.zh} (六边形: 数量由浅到深)", HEX_COLORS[-2]))
         else:
             layer = _point_layer(con, spec, n)
-            drawn.append((spec.name, "points", n))
+            drawn.append((spec.name, "points", n, True))
             if spec.style.colors:
                 legend += [(f"{spec.zh}: {v}", c) for v, c in spec.style.colors.items()]
             else:

@@ -31,12 +31,13 @@ def export_map_cmd(db, config, out, layers, max_points, hex_res, title, as_json)
     result = export_map(out, db, names, settings=settings, max_points=max_points, hex_res=hex_res, title=title)
     if as_json:
         click.echo(json.dumps({"out": str(result.path), "size_bytes": result.size_bytes,
-                               "layers": [{"layer": n, "drawn_as": m, "features": k} for n, m, k in result.layers]},
+                               "layers": [{"layer": n, "drawn_as": m, "features": k, "shown": v}
+                                          for n, m, k, v in result.layers]},
                               ensure_ascii=False, indent=2))
         return
     click.echo(f"onemap: wrote {result.path} ({result.size_bytes / 1e6:.1f} MB)")
-    for name, mode, n in result.layers:
-        click.echo(f"  {name:<14} {mode:<9} {n:>8,}")
+    for name, mode, n, shown in result.layers:
+        click.echo(f"  {name:<14} {mode:<9} {n:>8,}{'' if shown else '  (hidden at start)'}")
 
 
 def _filter(towns: tuple[str, ...], since: str | None, until: str | None):  # noqa: ANN202

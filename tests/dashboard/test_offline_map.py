@@ -67,7 +67,7 @@ def test_offline_map_shows_its_layers_with_network_blocked(exported: offline_map
     assert blocked == []
     assert info["errors"] == []
     assert info["leaflet"] == "1.9.4"
-    drawn = {name: (mode, n) for name, mode, n in exported.layers}
+    drawn = {name: (mode, n, shown) for name, mode, n, shown in exported.layers}
     # Every layer with rows is listed in the layer control under its Chinese name.
     con = store.connect(demo_db)
     counts = {k: v for k, v in store.table_counts(con).items() if v}
@@ -80,7 +80,9 @@ def test_offline_map_shows_its_layers_with_network_blocked(exported: offline_map
     # Hazards are hexagons, not one marker per hazard; every feature is an SVG path.
     assert drawn["hazard"][0] == "hexagons"
     assert drawn["hazard"][1] < counts["hazard"]
-    assert info["paths"] >= sum(n for _, n in drawn.values())
+    assert drawn["hazard"][2]  # hazards shown; other hexagon layers wait in the layer control
+    assert sum(mode == "hexagons" and shown for mode, _, shown in drawn.values()) == 1
+    assert info["paths"] >= sum(n for _, n, shown in drawn.values() if shown)
     assert "离线地图" in info["title"]
     shot = exported.path.with_suffix(".png")
     (artifacts_dir / "offline_map.png").write_bytes(shot.read_bytes())
