@@ -84,6 +84,22 @@ class _Locator:
         out["town"] = self.grids["town"].to_numpy()[idx]
         return out, shapely.points(lon, lat)
 
+    def points_many(self, frames: dict[str, pd.DataFrame]) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+        """``points`` for several frames at once (one exact assignment over all points)."""
+        names = list(frames)
+        sizes = [len(frames[n]) for n in names]
+        both, pts = self.points(pd.concat([frames[n][["x", "y"]] for n in names], ignore_index=True))
+        out: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
+        start = 0
+        for name, size in zip(names, sizes, strict=True):  # per layer
+            sl = slice(start, start + size)
+            df = frames[name].reset_index(drop=True).copy()
+            for col in ("grid_id", "community", "town"):
+                df[col] = both[col].to_numpy()[sl]
+            out[name] = (df, pts[sl])
+            start += size
+        return out
+
     def town_index(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Index into the area's towns of points in metres."""
         lon, lat = self.space.to_lonlat(x, y)
@@ -179,34 +195,26 @@ def build_demo(
 
 def _point_layers(space: Space, roads: Roads, admin: Admin, loc: _Locator, settings: Settings, scale: float,
                   seed: int, end: datetime, say: Callable[[str], None]) -> dict[str, gpd.GeoDataFrame]:
+    from data import demo_events as de
     from data import demo_points as dp
 
-    out: dict[str, gpd.GeoDataFrame] = {}
     say("hydrants and water sources")
-    hyd, pts = loc.points(dp.hydrants(space, roads, settings, scale, _stage_seed(seed, "hydrant"), end))
-    out["hydrant"] = _frame("hydrant", hyd, pts)
-    ws, pts = loc.points(dp.water_sources(space, roads, dp.rivers(space, _stage_seed(seed, "rivers")),
-                                          _stage_seed(seed, "water"), end))
-    out["water_source"] = _frame("water_source", ws, pts)
-    say("key places")
+    raw: dict[str, pd.DataFrame] = {
+        "hydrant": dp.hydrants(space, roads, settings, scale, _stage_seed(seed, "hydrant"), end),
+        "water_source": dp.water_sources(space, roads, dp.rivers(space, _stage_seed(seed, "rivers")),
+                                         _stage_seed(seed, "water"), end),
+    }
+    say("key places and stations")
     places = dp.key_places(space, roads, settings, scale, _stage_seed(seed, "places"), end, loc.town_index)
-    kp, pts = loc.points(places)
-    out["key_place"] = _frame("key_place", kp, pts)
-    say("stations")
-    fs, pts = loc.points(dp.fire_stations(space, roads, admin, _stage_seed(seed, "stations")))
-    out["fire_station"] = _frame("fire_station", fs, pts)
-    ms, pts = loc.points(dp.micro_stations(space, roads, admin, places, _stage_seed(seed, "micro")))
-    out["micro_station"] = _frame("micro_station", ms, pts)
-    from data import demo_events as de
-
+    raw["key_place"] = places
+    raw["fire_station"] = dp.fire_stations(space, roads, admin, _stage_seed(seed, "stations"))
+    raw["micro_station"] = dp.micro_stations(space, roads, admin, places, scale, _stage_seed(seed, "micro"))
     say("hazards and incidents")
-    hz = de.hazards(space, roads, kp, settings, scale, _stage_seed(seed, "hazards"), end)
-    hz, pts = loc.points(hz)
-    out["hazard"] = _frame("hazard", hz, pts)
-    inc = de.incidents(space, roads, kp, fs, ms, settings, scale, _stage_seed(seed, "incidents"), end)
-    inc, pts = loc.points(inc)
-    out["incident"] = _frame("incident", inc, pts)
-    return out
+    raw["hazard"] = de.hazards(space, roads, places, settings, scale, _stage_seed(seed, "hazards"), end)
+    raw["incident"] = de.incidents(space, roads, places, raw["fire_station"], raw["micro_station"], settings, scale,
+                                   _stage_seed(seed, "incidents"), end)
+    say("assigning points to grids")
+    return {layer: _frame(layer, df, pts) for layer, (df, pts) in loc.points_many(raw).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

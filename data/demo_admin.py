@@ -44,7 +44,10 @@ def _hex_lattice(bounds: tuple[float, float, float, float], spacing: float) -> n
 def _clipped_voronoi(xy: np.ndarray, boundary: shapely.Geometry) -> np.ndarray:
     cells = shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=boundary.envelope.buffer(5000), ordered=True)
     polys = np.asarray(shapely.get_parts(cells))
-    return shapely.intersection(polys, boundary)
+    shapely.prepare(boundary)
+    cut = ~shapely.contains_properly(boundary, polys)  # only cells crossing the boundary need clipping
+    polys[cut] = shapely.intersection(polys[cut], boundary)
+    return polys
 
 
 def _seed_points(space: Space, rng: np.random.Generator) -> np.ndarray:

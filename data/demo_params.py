@@ -16,9 +16,11 @@ class DemoProfile:
 
     # --- space ---------------------------------------------------------------------
     town_inset_m: float = 1500.0  # a town centre outside the boundary moves this far inside
-    street_radius_m: float = 2600.0  # built-up radius around a street (街道) centre
+    street_radius_m: float = 3000.0  # built-up radius around a street (街道) centre
     town_radius_m: float = 1500.0  # built-up radius around a town (镇) centre
     town_centre_weight: float = 0.8  # built-up intensity at a town centre (a street's is 1)
+    urban_noise: float = 0.35  # roughness of built-up edges (share of the intensity)
+    noise_wavelength_m: tuple[float, float] = (3000.0, 9000.0)  # scale of that roughness
     built_up_threshold: float = 0.35  # intensity above which a place counts as built-up
     old_centre_radius_m: float = 900.0  # old-neighbourhood hotspot radius
     emerging_radius_m: float = 1200.0  # emerging hazard area radius

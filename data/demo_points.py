@@ -241,7 +241,8 @@ def fire_stations(space: Space, roads: Roads, admin: Admin, rng: np.random.Gener
     return df.drop(columns="t")
 
 
-def micro_stations(space: Space, roads: Roads, admin: Admin, places: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def micro_stations(space: Space, roads: Roads, admin: Admin, places: pd.DataFrame, scale: float,
+                   rng: np.random.Generator) -> pd.DataFrame:
     """One community micro station per community, key-unit stations, a high-spec one per street."""
     p = space.profile
     g = admin.grids
@@ -255,7 +256,7 @@ def micro_stations(space: Space, roads: Roads, admin: Admin, places: pd.DataFram
     com["status"] = rng.choice(np.array(["在用", "建设中", "规划"], dtype=object), n, p=[0.88, 0.09, 0.03])
     # Key-unit stations at some class-3 places.
     c3 = places[places["inspection_class"] == 3]
-    k = max(1, int(round(len(c3) * p.key_unit_micro_share)))
+    k = max(1, int(round(len(c3) / scale * p.key_unit_micro_share)))  # stations do not scale
     pick = c3.iloc[np.sort(rng.choice(len(c3), size=min(k, len(c3)), replace=False))]
     key = pd.DataFrame({"name": np.char.add(pick["name"].to_numpy().astype(str), "微型消防站").astype(object),
                         "kind": "重点单位", "staff": rng.integers(4, 9, len(pick)), "duty_24h": True,

@@ -137,7 +137,7 @@ def make_roads(space: Space, rng: np.random.Generator) -> Roads:
     # Edges must stay inside the district (a straight edge can cut a bay of the boundary).
     segs = shapely.linestrings(np.stack([np.column_stack([X.ravel()[u], Y.ravel()[u]]),
                                          np.column_stack([X.ravel()[v], Y.ravel()[v]])], axis=1))
-    ok = ~drop & shapely.within(segs, space.boundary)
+    ok = ~drop & shapely.contains(space.boundary, segs)  # prepared boundary: fast
     u, v, line, is_row, hw, mx, my = u[ok], v[ok], line[ok], is_row[ok], hw[ok], mx[ok], my[ok]
 
     # One-way side streets in old centres, alternating direction by line.

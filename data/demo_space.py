@@ -18,6 +18,14 @@ from data.demo_params import DemoProfile
 from geo.store import local_metric_crs
 
 
+def _random_waves(rng: np.random.Generator, profile: DemoProfile, k: int = 6) -> np.ndarray:
+    wavelength = rng.uniform(*profile.noise_wavelength_m, k)
+    angle = rng.uniform(0, np.pi, k)
+    kx, ky = 2 * np.pi / wavelength * np.cos(angle), 2 * np.pi / wavelength * np.sin(angle)
+    amp = np.full(k, 1.0 / np.sqrt(k * 0.5))
+    return np.column_stack([kx, ky, rng.uniform(0, 2 * np.pi, k), amp])
+
+
 @dataclass
 class Space:
     """Boundary and town centres of one area in metres, with the fields that shape the demo."""
@@ -32,6 +40,7 @@ class Space:
     emerging: np.ndarray  # bool per town
     _fwd: Transformer
     _inv: Transformer
+    _waves: np.ndarray  # (k, 4): kx, ky, phase, amplitude of the smooth noise that roughens built-up edges
 
     @classmethod
     def build(cls, area: Area, profile: DemoProfile, rng: np.random.Generator) -> Space:
@@ -63,7 +72,7 @@ class Space:
             is_street=np.array([t.is_street for t in area.towns]),
             old_centre=np.array([t.old_centre for t in area.towns]),
             emerging=np.array([t.emerging for t in area.towns]),
-            _fwd=fwd, _inv=inv,
+            _fwd=fwd, _inv=inv, _waves=_random_waves(rng, profile),
         )
 
     # ------------------------------------------------------------------ projection
@@ -89,12 +98,20 @@ class Space:
             np.maximum(out, w * np.exp(-d2 / (r * r)), out=out)
         return out
 
+    def noise(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Smooth seeded noise in about [-1, 1] (a few plane waves of several km)."""
+        out = np.zeros(np.shape(x), dtype=np.float64)
+        for kx, ky, phase, amp in self._waves:  # a handful of waves
+            out += amp * np.sin(kx * x + ky * y + phase)
+        return out
+
     def urban(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Built-up intensity in [0, 1]: 1 at a street's centre, falling off with distance."""
+        """Built-up intensity in [0, 1]: 1 at a street's centre, falling off with distance, rough edges."""
         p = self.profile
         weight = np.where(self.is_street, 1.0, p.town_centre_weight)
         radius = np.where(self.is_street, p.street_radius_m, p.town_radius_m)
-        return self._bumps(x, y, weight, radius)
+        bumps = self._bumps(x, y, weight, radius)
+        return np.clip(bumps * (1.0 + p.urban_noise * self.noise(x, y)), 0.0, 1.0)
 
     def old(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Old-neighbourhood intensity in [0, 1] (where hazards cluster)."""
