@@ -55,7 +55,9 @@ def multi_source_times(
     for offset in np.unique(offsets_s):
         pos = np.nonzero(offsets_s == offset)[0]
         nodes = source_nodes[pos]
-        dist, _, src = dijkstra(seconds, indices=nodes, min_only=True, return_predecessors=True, limit=limit)
+        dist, _, src = dijkstra(
+            seconds, indices=nodes, min_only=True, return_predecessors=True, limit=limit
+        )
         # map a source node to the first responder standing there
         owner = np.full(n, -1, dtype=np.int64)
         owner[nodes[::-1]] = pos[::-1]
@@ -67,7 +69,12 @@ def multi_source_times(
 
 
 def radius_times(
-    x: np.ndarray, y: np.ndarray, rx: np.ndarray, ry: np.ndarray, offsets_s: np.ndarray, speed_kmh: float
+    x: np.ndarray,
+    y: np.ndarray,
+    rx: np.ndarray,
+    ry: np.ndarray,
+    offsets_s: np.ndarray,
+    speed_kmh: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Straight-line ETA = offset + distance / speed from the best responder (KD-tree per offset)."""
     eta = np.full(len(x), np.inf)
@@ -114,8 +121,13 @@ class CoverageResult:
 
 
 def _combine(
-    scene: Scene, responders: pd.DataFrame, layers: tuple[str, ...],
-    eta: dict[str, np.ndarray], first: dict[str, np.ndarray], frame: pd.DataFrame, targets: dict[str, float],
+    scene: Scene,
+    responders: pd.DataFrame,
+    layers: tuple[str, ...],
+    eta: dict[str, np.ndarray],
+    first: dict[str, np.ndarray],
+    frame: pd.DataFrame,
+    targets: dict[str, float],
 ) -> pd.DataFrame:
     """Add per-layer and combined ETA, first responder and covered flag to cells or places."""
     out = frame.copy()
@@ -147,8 +159,13 @@ def _carry(values: np.ndarray, nodes: np.ndarray, fill: float | int) -> np.ndarr
 
 
 def _result_from_nodes(
-    scene: Scene, responders: pd.DataFrame, node_eta: dict[str, np.ndarray], node_first: dict[str, np.ndarray],
-    layers: tuple[str, ...], targets: dict[str, float], turnouts: dict[str, float],
+    scene: Scene,
+    responders: pd.DataFrame,
+    node_eta: dict[str, np.ndarray],
+    node_first: dict[str, np.ndarray],
+    layers: tuple[str, ...],
+    targets: dict[str, float],
+    turnouts: dict[str, float],
 ) -> CoverageResult:
     cell_nodes = scene.cells["node"].to_numpy(np.int64)
     place_nodes = scene.key_places["node"].to_numpy(np.int64)
@@ -158,11 +175,25 @@ def _result_from_nodes(
     pf = {k: _carry(v, place_nodes, -1).astype(np.int64) for k, v in node_first.items()}
     cells = _combine(scene, responders, layers, ce, cf, scene.cells, targets)
     places = _combine(scene, responders, layers, pe, pf, scene.key_places, targets)
-    return CoverageResult("network", scene.settings, layers, targets, turnouts, responders, scene.unsnapped,
-                          cells, places, node_eta, node_first, scene)
+    return CoverageResult(
+        "network",
+        scene.settings,
+        layers,
+        targets,
+        turnouts,
+        responders,
+        scene.unsnapped,
+        cells,
+        places,
+        node_eta,
+        node_first,
+        scene,
+    )
 
 
-def _layer_info(scene: Scene, responders: pd.DataFrame) -> tuple[tuple[str, ...], dict[str, float], dict[str, float]]:
+def _layer_info(
+    scene: Scene, responders: pd.DataFrame
+) -> tuple[tuple[str, ...], dict[str, float], dict[str, float]]:
     layers = tuple(sorted(set(responders["layer"]), key=lambda s: (s != "micro_station", s)))
     targets, turnouts = {}, {}
     for layer in layers:
@@ -181,20 +212,44 @@ def compute_coverage(scene: Scene, responders: pd.DataFrame | None = None) -> Co
             sel = np.nonzero((resp["layer"] == layer).to_numpy())[0]
             rx, ry = resp["x"].to_numpy()[sel], resp["y"].to_numpy()[sel]
             off = resp["turnout_s"].to_numpy(np.float64)[sel]
-            e, w = radius_times(scene.cells["x"].to_numpy(), scene.cells["y"].to_numpy(), rx, ry, off, speed)
+            e, w = radius_times(
+                scene.cells["x"].to_numpy(), scene.cells["y"].to_numpy(), rx, ry, off, speed
+            )
             eta_c[layer], first_c[layer] = e, np.where(w >= 0, sel[np.maximum(w, 0)], -1)
-            e, w = radius_times(scene.key_places["x"].to_numpy(), scene.key_places["y"].to_numpy(), rx, ry, off, speed)
+            e, w = radius_times(
+                scene.key_places["x"].to_numpy(),
+                scene.key_places["y"].to_numpy(),
+                rx,
+                ry,
+                off,
+                speed,
+            )
             eta_p[layer], first_p[layer] = e, np.where(w >= 0, sel[np.maximum(w, 0)], -1)
         cells = _combine(scene, resp, layers, eta_c, first_c, scene.cells, targets)
         places = _combine(scene, resp, layers, eta_p, first_p, scene.key_places, targets)
-        return CoverageResult("radius", scene.settings, layers, targets, turnouts, resp, scene.unsnapped,
-                              cells, places, None, None, scene)
+        return CoverageResult(
+            "radius",
+            scene.settings,
+            layers,
+            targets,
+            turnouts,
+            resp,
+            scene.unsnapped,
+            cells,
+            places,
+            None,
+            None,
+            scene,
+        )
     assert scene.graph is not None
     node_eta, node_first = {}, {}
     for layer in layers:
         sel = np.nonzero((resp["layer"] == layer).to_numpy())[0]
-        e, w = multi_source_times(scene.graph.seconds, resp["node"].to_numpy(np.int64)[sel],
-                                  resp["turnout_s"].to_numpy(np.float64)[sel])
+        e, w = multi_source_times(
+            scene.graph.seconds,
+            resp["node"].to_numpy(np.int64)[sel],
+            resp["turnout_s"].to_numpy(np.float64)[sel],
+        )
         node_eta[layer] = e
         node_first[layer] = np.where(w >= 0, sel[np.maximum(w, 0)], -1)
     return _result_from_nodes(scene, resp, node_eta, node_first, layers, targets, turnouts)
@@ -209,8 +264,15 @@ def _area_cells(result: CoverageResult, built_up_only: bool = True) -> pd.DataFr
 
 
 def _summary_arrays(
-    mode: str, n_resp: int, n_unsnapped: int, targets: dict[str, float],
-    area: np.ndarray, weight: np.ndarray, cell_eta: dict[str, np.ndarray], place_eta: dict[str, np.ndarray], n_places: int,
+    mode: str,
+    n_resp: int,
+    n_unsnapped: int,
+    targets: dict[str, float],
+    area: np.ndarray,
+    weight: np.ndarray,
+    cell_eta: dict[str, np.ndarray],
+    place_eta: dict[str, np.ndarray],
+    n_places: int,
 ) -> dict[str, Any]:
     """District figures from arrays of the built-up res-10 cells and the key places."""
     cov = np.zeros(len(area), dtype=bool)
@@ -221,17 +283,24 @@ def _summary_arrays(
         ok = cell_eta[layer] <= target
         cov |= ok
         pcov |= place_eta[layer] <= target
-        per_layer[f"area_share_{layer}"] = round(float(area[ok].sum()) / total, 4) if total else None
+        per_layer[f"area_share_{layer}"] = (
+            round(float(area[ok].sum()) / total, 4) if total else None
+        )
     covered = float(area[cov].sum())
     wsum = float(weight.sum())
     wcov = float(weight[cov].sum())
     return {
-        "mode": mode, "responders": int(n_resp), "unsnapped": int(n_unsnapped),
-        "area_km2": round(total, 4), "covered_km2": round(covered, 4),
+        "mode": mode,
+        "responders": int(n_resp),
+        "unsnapped": int(n_unsnapped),
+        "area_km2": round(total, 4),
+        "covered_km2": round(covered, 4),
         "area_share": round(covered / total, 4) if total else None,
-        "places": int(n_places), "places_covered": int(pcov.sum()),
+        "places": int(n_places),
+        "places_covered": int(pcov.sum()),
         "places_share": round(float(pcov.mean()), 4) if n_places else None,
-        "weight": round(wsum, 3), "weight_covered": round(wcov, 3),
+        "weight": round(wsum, 3),
+        "weight_covered": round(wcov, 3),
         "weight_share": round(wcov / wsum, 4) if wsum else None,
         **per_layer,
     }
@@ -243,10 +312,15 @@ def summary(result: CoverageResult) -> dict[str, Any]:
     places = result.key_places
     targets = {layer: result.targets_s[layer] for layer in result.layers}
     return _summary_arrays(
-        result.mode, len(result.responders), len(result.unsnapped), targets,
-        cells["area_km2"].to_numpy(np.float64), cells["weight"].to_numpy(np.float64),
+        result.mode,
+        len(result.responders),
+        len(result.unsnapped),
+        targets,
+        cells["area_km2"].to_numpy(np.float64),
+        cells["weight"].to_numpy(np.float64),
         {layer: cells[f"eta_{layer}"].to_numpy(np.float64) for layer in targets},
-        {layer: places[f"eta_{layer}"].to_numpy(np.float64) for layer in targets}, len(places),
+        {layer: places[f"eta_{layer}"].to_numpy(np.float64) for layer in targets},
+        len(places),
     )
 
 
@@ -259,10 +333,18 @@ def figures(result: CoverageResult, level: str = "town") -> pd.DataFrame:
     cells["cov_km2"] = np.where(cells["covered"], cells["area_km2"], 0.0)
     cells["cov_w"] = np.where(cells["covered"], cells["weight"], 0.0)
     key = cells[col].fillna("(未分配)")
-    g = cells.groupby(key).agg(area_km2=("area_km2", "sum"), covered_km2=("cov_km2", "sum"),
-                               weight=("weight", "sum"), weight_covered=("cov_w", "sum"))
+    g = cells.groupby(key).agg(
+        area_km2=("area_km2", "sum"),
+        covered_km2=("cov_km2", "sum"),
+        weight=("weight", "sum"),
+        weight_covered=("cov_w", "sum"),
+    )
     places = result.key_places.copy()
-    pkey = places[col].fillna("(未分配)") if col in places else pd.Series("(未分配)", index=places.index)
+    pkey = (
+        places[col].fillna("(未分配)")
+        if col in places
+        else pd.Series("(未分配)", index=places.index)
+    )
     pg = places.groupby(pkey).agg(places=("covered", "size"), places_covered=("covered", "sum"))
     out = g.join(pg, how="outer").fillna(0.0)
     for cls in ("1", "2", "3"):
@@ -297,14 +379,22 @@ def first_due_areas(result: CoverageResult, layer: str = "fire_station") -> pd.D
         areas = reached.groupby(col)["area_km2"].sum()
         counts = reached.groupby(col)["covered"].size()
     limits = result.settings.station_area_limits_km2
-    out = pd.DataFrame({
-        "id": resp["id"].to_numpy(), "name": resp["name"].to_numpy(), "layer": layer,
-        "station_class": resp["station_class"].to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "id": resp["id"].to_numpy(),
+            "name": resp["name"].to_numpy(),
+            "layer": layer,
+            "station_class": resp["station_class"].to_numpy(),
+        }
+    )
     out["area_km2"] = out["id"].map(areas).fillna(0.0).round(4)
     out["cells"] = out["id"].map(counts).fillna(0).astype(int)
-    out["limit_km2"] = out["station_class"].map(lambda c: limits.get(c) if isinstance(c, str) else None)
-    out["over_limit"] = out["limit_km2"].notna() & (out["area_km2"] > out["limit_km2"].fillna(np.inf))
+    out["limit_km2"] = out["station_class"].map(
+        lambda c: limits.get(c) if isinstance(c, str) else None
+    )
+    out["over_limit"] = out["limit_km2"].notna() & (
+        out["area_km2"] > out["limit_km2"].fillna(np.inf)
+    )
     return out.sort_values("area_km2", ascending=False).reset_index(drop=True)
 
 
@@ -328,8 +418,21 @@ def uncovered_clusters(result: CoverageResult, top: int = 10) -> pd.DataFrame:
     holds most of it, its worst ETA and its outline (GeoJSON geometry).
     """
     res = result.settings.coverage_cluster_res
-    cells = result.cells[(result.cells["res"] == res) & result.cells["built_up"] & ~result.cells["covered"]]
-    cols = ["rank", "cells", "area_km2", "weight", "places", "lon", "lat", "town", "worst_eta_s", "geometry"]
+    cells = result.cells[
+        (result.cells["res"] == res) & result.cells["built_up"] & ~result.cells["covered"]
+    ]
+    cols = [
+        "rank",
+        "cells",
+        "area_km2",
+        "weight",
+        "places",
+        "lon",
+        "lat",
+        "town",
+        "worst_eta_s",
+        "geometry",
+    ]
     if len(cells) == 0:
         return pd.DataFrame({c: [] for c in cols})
     cells = cells.sort_values("cell").reset_index(drop=True)
@@ -347,10 +450,20 @@ def uncovered_clusters(result: CoverageResult, top: int = 10) -> pd.DataFrame:
         pcount = pd.Series(label[pos[hit]]).value_counts()
     else:
         pcount = pd.Series(dtype=int)
-    g = cells.groupby("cluster").agg(cells=("cell", "size"), area_km2=("area_km2", "sum"), weight=("weight", "sum"),
-                                     lon=("lon", "mean"), lat=("lat", "mean"), worst_eta_s=("eta_s", "max"))
+    g = cells.groupby("cluster").agg(
+        cells=("cell", "size"),
+        area_km2=("area_km2", "sum"),
+        weight=("weight", "sum"),
+        lon=("lon", "mean"),
+        lat=("lat", "mean"),
+        worst_eta_s=("eta_s", "max"),
+    )
     g["places"] = g.index.map(pcount).fillna(0).astype(int)
-    towns = cells.dropna(subset=["town"]).groupby("cluster")["town"].agg(lambda s: s.value_counts().index[0])
+    towns = (
+        cells.dropna(subset=["town"])
+        .groupby("cluster")["town"]
+        .agg(lambda s: s.value_counts().index[0])
+    )
     g["town"] = g.index.map(towns)
     g = g.sort_values(["weight", "area_km2"], ascending=False).head(top)
     members = cells.groupby("cluster")["cell"].apply(lambda s: s.to_numpy(np.uint64))
@@ -361,7 +474,10 @@ def uncovered_clusters(result: CoverageResult, top: int = 10) -> pd.DataFrame:
 
 
 def isochrones(
-    result: CoverageResult, minutes: list[float] | None = None, layer: str | None = None, res: int = AREA_RES
+    result: CoverageResult,
+    minutes: list[float] | None = None,
+    layer: str | None = None,
+    res: int = AREA_RES,
 ) -> dict[float, dict[str, Any] | None]:
     """Areas reached within each number of minutes (ETA incl. turnout) as GeoJSON geometries.
 
@@ -460,8 +576,11 @@ class CoverageEngine:
     def responders(self) -> pd.DataFrame:
         """Every responder the engine has seen (rows keep their position), with ``active``."""
         if self._frame is None or len(self._frame) != len(self._ids):
-            frame = pd.concat([self._base, pd.DataFrame(self._new_rows)], ignore_index=True) \
-                if self._new_rows else self._base.copy()
+            frame = (
+                pd.concat([self._base, pd.DataFrame(self._new_rows)], ignore_index=True)
+                if self._new_rows
+                else self._base.copy()
+            )
             self._frame = frame
         self._frame["active"] = self._active
         return self._frame
@@ -483,7 +602,9 @@ class CoverageEngine:
         if scene.mode == "radius":
             return compute_coverage(scene, self._active_frame())
         layers, targets, turnouts = self._layers()
-        res = _result_from_nodes(scene, self.responders, self.node_eta, self.node_first, layers, targets, turnouts)
+        res = _result_from_nodes(
+            scene, self.responders, self.node_eta, self.node_first, layers, targets, turnouts
+        )
         return replace(res, responders=self._active_frame().reset_index(drop=True))
 
     @staticmethod
@@ -522,8 +643,17 @@ class CoverageEngine:
             self._cell_eta.setdefault(layer, np.full(len(self._cell_node), np.inf))
             self._place_eta.setdefault(layer, np.full(len(self._place_node), np.inf))
         self._carry_changed(changed)
-        return _summary_arrays("network", int(self._active.sum()), len(self.scene.unsnapped), targets,
-                               self._area, self._weight, self._cell_eta, self._place_eta, len(self._place_node))
+        return _summary_arrays(
+            "network",
+            int(self._active.sum()),
+            len(self.scene.unsnapped),
+            targets,
+            self._area,
+            self._weight,
+            self._cell_eta,
+            self._place_eta,
+            len(self._place_node),
+        )
 
     def _commit(self, action: str, rid: str, changed: dict[str, np.ndarray]) -> WhatIf:
         before = self._summary
@@ -537,7 +667,9 @@ class CoverageEngine:
         hit = [i for i, x in enumerate(self._ids) if x == str(rid) and self._active[i]]
         if len(hit) == 0:
             known = [x for i, x in enumerate(self._ids) if self._active[i]][:10]
-            raise ValidationError(f"responder {rid!r} not found among active responders (e.g. {known})")
+            raise ValidationError(
+                f"responder {rid!r} not found among active responders (e.g. {known})"
+            )
         return int(hit[0])
 
     # -- add
@@ -557,7 +689,9 @@ class CoverageEngine:
         limit = max(gap if np.isfinite(gap) else 2.0 * target, 1.0)
         while True:
             dist = dijkstra(g.seconds, indices=s, limit=limit)
-            reached = np.flatnonzero(dist <= limit)  # the only O(n) step; the rest is on the reached part
+            reached = np.flatnonzero(
+                dist <= limit
+            )  # the only O(n) step; the rest is on the reached part
             d = dist[reached]
             better = offset + d < old[reached]
             frontier = better & (d + maxout[reached] > limit)
@@ -569,8 +703,15 @@ class CoverageEngine:
         first[improved] = row
         return improved
 
-    def add(self, rid: str, lon: float, lat: float, layer: str = "micro_station",
-            name: str | None = None, station_class: str | None = None) -> WhatIf:
+    def add(
+        self,
+        rid: str,
+        lon: float,
+        lat: float,
+        layer: str = "micro_station",
+        name: str | None = None,
+        station_class: str | None = None,
+    ) -> WhatIf:
         """Add a responder at lon/lat; returns the new figures and the difference."""
         turnout, target = layer_timing(layer, self.scene.settings)
         x, y = self.scene.project([lon], [lat])
@@ -579,14 +720,29 @@ class CoverageEngine:
         if self.scene.mode == "network":
             snap = self.scene.graph.snap([lon], [lat], self.scene.settings.snap_distance_m)
             if not snap.ok[0]:
-                msg = (f"new responder {rid!r} at ({lon}, {lat}) is {snap.distance_m[0]:.0f} m from the road network "
-                       f"(snap distance {self.scene.settings.snap_distance_m:.0f} m); move it next to a road")
+                msg = (
+                    f"new responder {rid!r} at ({lon}, {lat}) is {snap.distance_m[0]:.0f} m from the road network "
+                    f"(snap distance {self.scene.settings.snap_distance_m:.0f} m); move it next to a road"
+                )
                 raise NetworkError(msg)
             node, snap_m = int(snap.node[0]), float(snap.distance_m[0])
         row = len(self._ids)
-        new = {"id": str(rid), "name": name or str(rid), "layer": layer, "kind": None, "station_class": station_class,
-               "lon": float(lon), "lat": float(lat), "x": float(x[0]), "y": float(y[0]), "node": node,
-               "snap_m": snap_m, "turnout_s": turnout, "target_s": target, "active": True}
+        new = {
+            "id": str(rid),
+            "name": name or str(rid),
+            "layer": layer,
+            "kind": None,
+            "station_class": station_class,
+            "lon": float(lon),
+            "lat": float(lat),
+            "x": float(x[0]),
+            "y": float(y[0]),
+            "node": node,
+            "snap_m": snap_m,
+            "turnout_s": turnout,
+            "target_s": target,
+            "active": True,
+        }
         self._new_rows.append(new)
         self._ids.append(str(rid))
         self._layer = np.append(self._layer, np.array([layer], dtype=object))
@@ -611,8 +767,12 @@ class CoverageEngine:
         boundary = np.unique(rev.indices)
         boundary = boundary[~in_area[boundary] & np.isfinite(eta[boundary])]
         # other responders of the layer standing inside the area
-        inside = np.nonzero((self._layer == layer) & self._active & (np.arange(len(self._ids)) != row)
-                            & (self._node >= 0))[0]
+        inside = np.nonzero(
+            (self._layer == layer)
+            & self._active
+            & (np.arange(len(self._ids)) != row)
+            & (self._node >= 0)
+        )[0]
         inside = inside[in_area[self._node[inside]]]
         nodes = np.concatenate([area, boundary])
         sub = g.seconds[nodes][:, nodes].tocoo()
@@ -654,7 +814,9 @@ class CoverageEngine:
         """Remove a responder; only the nodes it served are recomputed."""
         row = self._row_of(rid)
         self._active[row] = False
-        changed = {self._layer[row]: self._remove_nodes(row)} if self.scene.mode == "network" else {}
+        changed = (
+            {self._layer[row]: self._remove_nodes(row)} if self.scene.mode == "network" else {}
+        )
         return self._commit("remove", str(rid), changed)
 
     def move(self, rid: str, lon: float, lat: float) -> WhatIf:
@@ -663,8 +825,10 @@ class CoverageEngine:
         if self.scene.mode == "network":
             snap = self.scene.graph.snap([lon], [lat], self.scene.settings.snap_distance_m)
             if not snap.ok[0]:
-                msg = (f"cannot move {rid!r} to ({lon}, {lat}): {snap.distance_m[0]:.0f} m from the road network "
-                       f"(snap distance {self.scene.settings.snap_distance_m:.0f} m)")
+                msg = (
+                    f"cannot move {rid!r} to ({lon}, {lat}): {snap.distance_m[0]:.0f} m from the road network "
+                    f"(snap distance {self.scene.settings.snap_distance_m:.0f} m)"
+                )
                 raise NetworkError(msg)
         before = self._summary
         nb = len(self._base)
@@ -676,5 +840,12 @@ class CoverageEngine:
             self._carry_changed({old["layer"]: area})
             removed = len(area)
         whatif = self.add(rid, lon, lat, old["layer"], old.get("name"), old.get("station_class"))
-        return WhatIf("move", str(rid), before, whatif.after, _diff(before, whatif.after),
-                      removed + whatif.changed_nodes, self)
+        return WhatIf(
+            "move",
+            str(rid),
+            before,
+            whatif.after,
+            _diff(before, whatif.after),
+            removed + whatif.changed_nodes,
+            self,
+        )

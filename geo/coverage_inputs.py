@@ -57,7 +57,9 @@ class Scene:
 
     def project(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
         """lon/lat → metres in the scene's local projection."""
-        x, y = transformer(self.crs).transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        x, y = transformer(self.crs).transform(
+            np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        )
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     @property
@@ -93,15 +95,21 @@ def _snap_points(frame: pd.DataFrame, graph: RoadGraph | None, settings: Setting
         out["node"] = np.full(len(out), -1, dtype=np.int64)
         out["snap_m"] = np.full(len(out), np.nan)
         return out
-    snap = graph.snap(out["lon"].to_numpy(np.float64), out["lat"].to_numpy(np.float64), settings.snap_distance_m)
+    snap = graph.snap(
+        out["lon"].to_numpy(np.float64), out["lat"].to_numpy(np.float64), settings.snap_distance_m
+    )
     out["node"] = snap.node
     out["snap_m"] = snap.distance_m
     return out
 
 
 def _metric_crs_for(frames: Sequence[pd.DataFrame]) -> str:
-    lons = np.concatenate([f["lon"].to_numpy(np.float64) for f in frames if len(f)] or [np.zeros(1)])
-    lats = np.concatenate([f["lat"].to_numpy(np.float64) for f in frames if len(f)] or [np.zeros(1)])
+    lons = np.concatenate(
+        [f["lon"].to_numpy(np.float64) for f in frames if len(f)] or [np.zeros(1)]
+    )
+    lats = np.concatenate(
+        [f["lat"].to_numpy(np.float64) for f in frames if len(f)] or [np.zeros(1)]
+    )
     lon0, lat0 = float(np.nanmean(lons)), float(np.nanmean(lats))
     return f"+proj=tmerc +lat_0={lat0:.4f} +lon_0={lon0:.4f} +k=1 +datum=WGS84 +units=m +no_defs"
 
@@ -115,17 +123,28 @@ def _cells_from_points(lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
 
 
 def _prepare_cells(
-    cells: pd.DataFrame, graph: RoadGraph | None, key_places: pd.DataFrame, hazards: pd.DataFrame,
-    settings: Settings, project: Any,
+    cells: pd.DataFrame,
+    graph: RoadGraph | None,
+    key_places: pd.DataFrame,
+    hazards: pd.DataFrame,
+    settings: Settings,
+    project: Any,
 ) -> pd.DataFrame:
     """Cells with area, flags, demand weight, centre metres and nearest road node."""
-    out = _with_columns(cells, {"built_up": True, "grid_id": None, "community": None, "town": None, "population": 0.0})
+    out = _with_columns(
+        cells,
+        {"built_up": True, "grid_id": None, "community": None, "town": None, "population": 0.0},
+    )
     out["cell"] = out["cell"].astype(np.uint64)
     out["res"] = out["res"].astype(np.int64)
     out = out.drop_duplicates(["res", "cell"]).reset_index(drop=True)
     out["built_up"] = out["built_up"].fillna(False).astype(bool)
     cell_arr = out["cell"].to_numpy(np.uint64)
-    out["area_km2"] = pa.array(h3ronpy.cells_area_km2(cell_arr)).to_numpy(zero_copy_only=False) if len(out) else []
+    out["area_km2"] = (
+        pa.array(h3ronpy.cells_area_km2(cell_arr)).to_numpy(zero_copy_only=False)
+        if len(out)
+        else []
+    )
     lon, lat = h3index.cell_centres(cell_arr) if len(out) else (np.zeros(0), np.zeros(0))
     out["lon"], out["lat"] = lon, lat
     out["x"], out["y"] = project(lon, lat)
@@ -138,7 +157,9 @@ def _prepare_cells(
         for name, frame in (("places", key_places), ("hazards", hazards)):
             if len(frame) and col in frame:
                 counts = frame[col].value_counts()
-                out.loc[sel, name] = out.loc[sel, "cell"].map(counts).fillna(0).astype(np.int64).to_numpy()
+                out.loc[sel, name] = (
+                    out.loc[sel, "cell"].map(counts).fillna(0).astype(np.int64).to_numpy()
+                )
     pop = pd.to_numeric(out["population"], errors="coerce").fillna(0.0)
     out["weight"] = (
         settings.siting_weight_cell
@@ -179,7 +200,9 @@ def make_scene(
     """
     settings = settings or Settings()
     if mode == "network" and graph is None:
-        raise NetworkError("network mode needs road data; import roads with `onemap roads FILE` or use --mode radius")
+        raise NetworkError(
+            "network mode needs road data; import roads with `onemap roads FILE` or use --mode radius"
+        )
     chosen: Mode = "network" if (graph is not None and mode != "radius") else "radius"
     use_graph = graph if chosen == "network" else None
     resp = _with_columns(responders, {"name": None, "kind": None, "station_class": None})
@@ -190,29 +213,77 @@ def make_scene(
         resp["turnout_s"] = resp["layer"].map(lambda layer: timing[layer][0]).astype(float)
     if "target_s" not in resp:
         resp["target_s"] = resp["layer"].map(lambda layer: timing[layer][1]).astype(float)
-    places = _with_columns(key_places, {"id": None, "name": None, "category": None, "inspection_class": None,
-                                        "town": None, "community": None, "grid_id": None, "lon": np.nan, "lat": np.nan})
-    hz = _with_columns(hazards, {"id": None, "category": None, "severity": None, "status": None, "place_id": None,
-                                 "lon": np.nan, "lat": np.nan})
-    hyd = _with_columns(hydrants, {"id": None, "name": None, "status": None, "lon": np.nan, "lat": np.nan})
-    ws = _with_columns(water_sources, {"id": None, "name": None, "kind": None, "capacity_m3": np.nan,
-                                       "status": None, "lon": np.nan, "lat": np.nan})
+    places = _with_columns(
+        key_places,
+        {
+            "id": None,
+            "name": None,
+            "category": None,
+            "inspection_class": None,
+            "town": None,
+            "community": None,
+            "grid_id": None,
+            "lon": np.nan,
+            "lat": np.nan,
+        },
+    )
+    hz = _with_columns(
+        hazards,
+        {
+            "id": None,
+            "category": None,
+            "severity": None,
+            "status": None,
+            "place_id": None,
+            "lon": np.nan,
+            "lat": np.nan,
+        },
+    )
+    hyd = _with_columns(
+        hydrants, {"id": None, "name": None, "status": None, "lon": np.nan, "lat": np.nan}
+    )
+    ws = _with_columns(
+        water_sources,
+        {
+            "id": None,
+            "name": None,
+            "kind": None,
+            "capacity_m3": np.nan,
+            "status": None,
+            "lon": np.nan,
+            "lat": np.nan,
+        },
+    )
     for frame in (places, hz, hyd, ws):
         if len(frame):
-            cells_ = h3index.index_points(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64), CELL_RESOLUTIONS)
+            cells_ = h3index.index_points(
+                frame["lon"].to_numpy(np.float64),
+                frame["lat"].to_numpy(np.float64),
+                CELL_RESOLUTIONS,
+            )
             for res, arr in cells_.items():
                 frame[h3index.cell_column(res)] = arr
     hz["open"] = ~hz["status"].isin(OPEN_HAZARD_EXCLUDED) if len(hz) else pd.Series(dtype=bool)
-    hyd["working"] = hyd["status"].isin(settings.hydrant_working_statuses) if len(hyd) else pd.Series(dtype=bool)
-    ws["working"] = (ws["status"].isna() | ws["status"].isin(settings.water_source_working_statuses)) if len(ws) else pd.Series(dtype=bool)
+    hyd["working"] = (
+        hyd["status"].isin(settings.hydrant_working_statuses) if len(hyd) else pd.Series(dtype=bool)
+    )
+    ws["working"] = (
+        (ws["status"].isna() | ws["status"].isin(settings.water_source_working_statuses))
+        if len(ws)
+        else pd.Series(dtype=bool)
+    )
     crs = use_graph.crs if use_graph is not None else _metric_crs_for([resp, places, hyd, ws])
 
     def project(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
-        x, y = transformer(crs).transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        x, y = transformer(crs).transform(
+            np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        )
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     for frame in (resp, places, hyd, ws, hz):
-        frame["x"], frame["y"] = project(frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64))
+        frame["x"], frame["y"] = project(
+            frame["lon"].to_numpy(np.float64), frame["lat"].to_numpy(np.float64)
+        )
         _snap_points(frame, use_graph, settings)
     if chosen == "network":
         far = resp["node"] < 0
@@ -225,8 +296,12 @@ def make_scene(
             cells = _cells_from_points(use_graph.lon, use_graph.lat)
         else:
             pts = [f for f in (places, resp) if len(f)]
-            lon = np.concatenate([f["lon"].to_numpy(np.float64) for f in pts]) if pts else np.zeros(0)
-            lat = np.concatenate([f["lat"].to_numpy(np.float64) for f in pts]) if pts else np.zeros(0)
+            lon = (
+                np.concatenate([f["lon"].to_numpy(np.float64) for f in pts]) if pts else np.zeros(0)
+            )
+            lat = (
+                np.concatenate([f["lat"].to_numpy(np.float64) for f in pts]) if pts else np.zeros(0)
+            )
             cells = _cells_from_points(lon, lat)
     open_hz = hz[hz["open"].astype(bool)] if len(hz) else hz
     cell_frame = _prepare_cells(cells, use_graph, places, open_hz, settings, project)
@@ -236,8 +311,13 @@ def make_scene(
 # --------------------------------------------------------------------------- from the store
 
 
-def _read_points(con: Any, layer: str, columns: Sequence[str], where: str | None = None,
-                 params: Sequence[Any] | None = None) -> pd.DataFrame:
+def _read_points(
+    con: Any,
+    layer: str,
+    columns: Sequence[str],
+    where: str | None = None,
+    params: Sequence[Any] | None = None,
+) -> pd.DataFrame:
     from geo import store
 
     have = {r[0] for r in con.execute(f"DESCRIBE {layer}").fetchall()}
@@ -258,12 +338,15 @@ def read_cells(con: Any) -> pd.DataFrame | None:
     n = con.execute("SELECT count(*) FROM grid").fetchone()[0]
     if n == 0:
         return None
-    frame = store.query(con, """
+    frame = store.query(
+        con,
+        """
         SELECT c.cell, c.res::BIGINT AS res, g.id AS grid_id, g.community, g.town,
                coalesce(g.built_up, false) AS built_up,
                coalesce(g.population, 0)::DOUBLE / count(*) OVER (PARTITION BY c.id, c.res) AS population
         FROM grid_h3cover c JOIN grid g ON g.id = c.id
-    """)
+    """,
+    )
     if not frame["built_up"].any():
         frame["built_up"] = True
     return frame
@@ -288,20 +371,64 @@ def load_scene(
     graph = load_graph(con, settings) if mode != "radius" else None
     parts = []
     for layer in layers:
-        frame = _read_points(con, layer, ["id", "name", "kind", "station_class", "status", "lon", "lat", "town"],
-                             responder_where, responder_params)
-        frame = frame[frame["status"].isna() | frame["status"].isin(settings.responder_active_statuses)] \
-            if "status" in frame else frame
+        frame = _read_points(
+            con,
+            layer,
+            ["id", "name", "kind", "station_class", "status", "lon", "lat", "town"],
+            responder_where,
+            responder_params,
+        )
+        frame = (
+            frame[frame["status"].isna() | frame["status"].isin(settings.responder_active_statuses)]
+            if "status" in frame
+            else frame
+        )
         frame = frame.assign(layer=layer)
         parts.append(frame)
-    responders = pd.concat(parts, ignore_index=True) if parts else _empty(["id", "layer", "lon", "lat"])
-    places = _read_points(con, "key_place", ["id", "name", "category", "inspection_class", "town", "community",
-                                             "grid_id", "lon", "lat"])
-    hazards = _read_points(con, "hazard", ["id", "category", "severity", "status", "place_id", "supervision",
-                                           "discovered_at", "deadline", "description", "lon", "lat"],
-                           "status <> ?", ["结案"])
-    hydrants = _read_points(con, "hydrant", ["id", "name", "status", "hydrant_type", "pipe_diameter_mm",
-                                             "pressure_mpa", "lon", "lat"])
-    waters = _read_points(con, "water_source", ["id", "name", "kind", "capacity_m3", "status", "lon", "lat"])
+    responders = (
+        pd.concat(parts, ignore_index=True) if parts else _empty(["id", "layer", "lon", "lat"])
+    )
+    places = _read_points(
+        con,
+        "key_place",
+        [
+            "id",
+            "name",
+            "category",
+            "inspection_class",
+            "town",
+            "community",
+            "grid_id",
+            "lon",
+            "lat",
+        ],
+    )
+    hazards = _read_points(
+        con,
+        "hazard",
+        [
+            "id",
+            "category",
+            "severity",
+            "status",
+            "place_id",
+            "supervision",
+            "discovered_at",
+            "deadline",
+            "description",
+            "lon",
+            "lat",
+        ],
+        "status <> ?",
+        ["结案"],
+    )
+    hydrants = _read_points(
+        con,
+        "hydrant",
+        ["id", "name", "status", "hydrant_type", "pipe_diameter_mm", "pressure_mpa", "lon", "lat"],
+    )
+    waters = _read_points(
+        con, "water_source", ["id", "name", "kind", "capacity_m3", "status", "lon", "lat"]
+    )
     cells = read_cells(con)
     return make_scene(responders, graph, cells, places, hazards, hydrants, waters, settings, mode)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ from geo import h3index
 from geo.errors import NetworkError, ReadError
 from geo.settings import Settings
 
-MIN_EDGE_SECONDS = 1e-6  # a zero-length edge still is an edge (csgraph drops true zeros in some ops)
+MIN_EDGE_SECONDS = (
+    1e-6  # a zero-length edge still is an edge (csgraph drops true zeros in some ops)
+)
 _FORWARD = {"yes", "true", "1", "f", "ft"}
 _BACKWARD = {"-1", "reverse", "t", "tf"}
 _ROUNDABOUT = re.compile(r'"junction"\s*:\s*"(?:roundabout|circular)"')
@@ -47,9 +49,13 @@ def edge_speeds(highway: Any, maxspeed: Any, settings: Settings) -> np.ndarray:
     hw = pd.Series(np.asarray(highway, dtype=object)).astype("string").fillna("").str.lower()
     hw = hw.str.replace(r"_link$", "", regex=True)
     default = float(table.get("default", 30.0))
-    by_class = hw.map({k: float(v) for k, v in table.items()}).astype("float64").fillna(default).to_numpy()
+    by_class = (
+        hw.map({k: float(v) for k, v in table.items()}).astype("float64").fillna(default).to_numpy()
+    )
     ms = pd.Series(np.asarray(maxspeed, dtype=object)).astype("string").str.lower()
-    number = pd.to_numeric(ms.str.extract(r"^\s*(\d+(?:\.\d+)?)", expand=False), errors="coerce").astype("Float64")
+    number = pd.to_numeric(
+        ms.str.extract(r"^\s*(\d+(?:\.\d+)?)", expand=False), errors="coerce"
+    ).astype("Float64")
     number = number.where(~ms.str.contains("mph", na=False), number * 1.609344)
     given = number.to_numpy(dtype="float64", na_value=np.nan)
     return np.where(np.isfinite(given) & (given > 0), given, by_class)
@@ -57,8 +63,16 @@ def edge_speeds(highway: Any, maxspeed: Any, settings: Settings) -> np.ndarray:
 
 def _oneway_flags(oneway: Any, roundabout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(forward allowed, backward allowed) per way from OSM / Geofabrik ``oneway`` values."""
-    ow = pd.Series(np.asarray(oneway, dtype=object)).astype("string").fillna("").str.strip().str.lower()
-    forward_only = ow.isin(_FORWARD).to_numpy() | (roundabout & ~ow.isin(_BACKWARD | {"no", "false", "0", "b"}).to_numpy())
+    ow = (
+        pd.Series(np.asarray(oneway, dtype=object))
+        .astype("string")
+        .fillna("")
+        .str.strip()
+        .str.lower()
+    )
+    forward_only = ow.isin(_FORWARD).to_numpy() | (
+        roundabout & ~ow.isin(_BACKWARD | {"no", "false", "0", "b"}).to_numpy()
+    )
     backward_only = ow.isin(_BACKWARD).to_numpy()
     return ~backward_only, ~forward_only
 
@@ -67,17 +81,42 @@ def _oneway_flags(oneway: Any, roundabout: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _directed(
-    u: np.ndarray, v: np.ndarray, length_m: np.ndarray, speed: np.ndarray, highway: np.ndarray,
-    name: np.ndarray, forward: np.ndarray, backward: np.ndarray, lines: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    length_m: np.ndarray,
+    speed: np.ndarray,
+    highway: np.ndarray,
+    name: np.ndarray,
+    forward: np.ndarray,
+    backward: np.ndarray,
+    lines: np.ndarray,
 ) -> pd.DataFrame:
     """One row per allowed direction of travel."""
     oneway = ~(forward & backward)
-    f = pd.DataFrame({"u": u[forward], "v": v[forward], "length_m": length_m[forward], "speed_kmh": speed[forward],
-                      "highway": highway[forward], "name": name[forward], "oneway": oneway[forward],
-                      "geom": shapely.to_wkt(lines[forward], rounding_precision=7)})
-    b = pd.DataFrame({"u": v[backward], "v": u[backward], "length_m": length_m[backward], "speed_kmh": speed[backward],
-                      "highway": highway[backward], "name": name[backward], "oneway": oneway[backward],
-                      "geom": shapely.to_wkt(shapely.reverse(lines[backward]), rounding_precision=7)})
+    f = pd.DataFrame(
+        {
+            "u": u[forward],
+            "v": v[forward],
+            "length_m": length_m[forward],
+            "speed_kmh": speed[forward],
+            "highway": highway[forward],
+            "name": name[forward],
+            "oneway": oneway[forward],
+            "geom": shapely.to_wkt(lines[forward], rounding_precision=7),
+        }
+    )
+    b = pd.DataFrame(
+        {
+            "u": v[backward],
+            "v": u[backward],
+            "length_m": length_m[backward],
+            "speed_kmh": speed[backward],
+            "highway": highway[backward],
+            "name": name[backward],
+            "oneway": oneway[backward],
+            "geom": shapely.to_wkt(shapely.reverse(lines[backward]), rounding_precision=7),
+        }
+    )
     out = pd.concat([f, b], ignore_index=True)
     out["u"] = out["u"].astype("int64")
     out["v"] = out["v"].astype("int64")
@@ -96,21 +135,47 @@ def _read_pbf(path: Path, settings: Settings) -> tuple[pd.DataFrame, pd.DataFram
         raise ReadError(f"{path}: no drivable roads found (pyrosm network_type='driving')")
 
     def col(name: str) -> np.ndarray:
-        return edges[name].to_numpy(dtype=object) if name in edges else np.full(len(edges), None, dtype=object)
+        return (
+            edges[name].to_numpy(dtype=object)
+            if name in edges
+            else np.full(len(edges), None, dtype=object)
+        )
 
-    tags = edges["tags"].astype("string").fillna("") if "tags" in edges else pd.Series([""] * len(edges))
+    tags = (
+        edges["tags"].astype("string").fillna("")
+        if "tags" in edges
+        else pd.Series([""] * len(edges))
+    )
     roundabout = tags.str.contains(_ROUNDABOUT).to_numpy()
     if "junction" in edges:
-        roundabout |= edges["junction"].astype("string").isin(["roundabout", "circular"]).fillna(False).to_numpy()
+        roundabout |= (
+            edges["junction"]
+            .astype("string")
+            .isin(["roundabout", "circular"])
+            .fillna(False)
+            .to_numpy()
+        )
     forward, backward = _oneway_flags(col("oneway"), roundabout)
     highway = col("highway")
     speed = edge_speeds(highway, col("maxspeed"), settings)
     table = _directed(
-        edges["u"].to_numpy(np.int64), edges["v"].to_numpy(np.int64), edges["length"].to_numpy(np.float64),
-        speed, highway, col("name"), forward, backward, edges.geometry.to_numpy(),
+        edges["u"].to_numpy(np.int64),
+        edges["v"].to_numpy(np.int64),
+        edges["length"].to_numpy(np.float64),
+        speed,
+        highway,
+        col("name"),
+        forward,
+        backward,
+        edges.geometry.to_numpy(),
     )
-    node_frame = pd.DataFrame({"node_id": nodes["id"].to_numpy(np.int64), "lon": nodes["lon"].to_numpy(np.float64),
-                               "lat": nodes["lat"].to_numpy(np.float64)})
+    node_frame = pd.DataFrame(
+        {
+            "node_id": nodes["id"].to_numpy(np.int64),
+            "lon": nodes["lon"].to_numpy(np.float64),
+            "lat": nodes["lat"].to_numpy(np.float64),
+        }
+    )
     return node_frame, table
 
 
@@ -128,7 +193,9 @@ def _pick(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
     return np.full(len(frame), None, dtype=object)
 
 
-def _read_lines(path: Path, settings: Settings, crs: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read_lines(
+    path: Path, settings: Settings, crs: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """GeoPackage / Shapefile / GeoJSON lines, split at every vertex (shared vertices join roads)."""
     import geopandas as gpd
 
@@ -146,17 +213,23 @@ def _read_lines(path: Path, settings: Settings, crs: str | None) -> tuple[pd.Dat
         raise ReadError(f"{path}: no road lines")
     source_crs = crs or (frame.crs.to_string() if frame.crs is not None else None)
     if source_crs is None:
-        raise ReadError(f"{path}: the file has no CRS; pass --crs (wgs84, cgcs2000, gcj02, bd09 or EPSG:xxxx)")
+        raise ReadError(
+            f"{path}: the file has no CRS; pass --crs (wgs84, cgcs2000, gcj02, bd09 or EPSG:xxxx)"
+        )
     coords, which = shapely.get_coordinates(frame.geometry.to_numpy(), return_index=True)
     lon, lat = crsmod.to_wgs84(coords[:, 0], coords[:, 1], source_crs)
     # nodes: distinct vertex positions (rounded to ~1 cm)
-    uniq, node_of = np.unique(np.stack([np.round(lon, 7), np.round(lat, 7)], axis=1), axis=0, return_inverse=True)
+    uniq, node_of = np.unique(
+        np.stack([np.round(lon, 7), np.round(lat, 7)], axis=1), axis=0, return_inverse=True
+    )
     node_of = node_of.ravel()
     same_line = which[1:] == which[:-1]
     a = np.nonzero(same_line)[0]
     u, v = node_of[a], node_of[a + 1]
     line_of = which[a]
-    seg = shapely.linestrings(np.stack([np.stack([lon[a], lat[a]], 1), np.stack([lon[a + 1], lat[a + 1]], 1)], 1))
+    seg = shapely.linestrings(
+        np.stack([np.stack([lon[a], lat[a]], 1), np.stack([lon[a + 1], lat[a + 1]], 1)], 1)
+    )
     tf = Transformer.from_crs(4326, _metric_crs(lon, lat), always_xy=True)
     x0, y0 = tf.transform(lon[a], lat[a])
     x1, y1 = tf.transform(lon[a + 1], lat[a + 1])
@@ -164,11 +237,24 @@ def _read_lines(path: Path, settings: Settings, crs: str | None) -> tuple[pd.Dat
     keep = u != v
     highway = _pick(frame, _HIGHWAY_COLS)[line_of]
     speed = edge_speeds(highway, _pick(frame, _MAXSPEED_COLS)[line_of], settings)
-    forward, backward = _oneway_flags(_pick(frame, _ONEWAY_COLS)[line_of], np.zeros(len(a), dtype=bool))
+    forward, backward = _oneway_flags(
+        _pick(frame, _ONEWAY_COLS)[line_of], np.zeros(len(a), dtype=bool)
+    )
     m = keep
-    table = _directed(u[m], v[m], length[m], speed[m], highway[m], _pick(frame, _NAME_COLS)[line_of][m],
-                      forward[m], backward[m], seg[m])
-    nodes = pd.DataFrame({"node_id": np.arange(len(uniq), dtype=np.int64), "lon": uniq[:, 0], "lat": uniq[:, 1]})
+    table = _directed(
+        u[m],
+        v[m],
+        length[m],
+        speed[m],
+        highway[m],
+        _pick(frame, _NAME_COLS)[line_of][m],
+        forward[m],
+        backward[m],
+        seg[m],
+    )
+    nodes = pd.DataFrame(
+        {"node_id": np.arange(len(uniq), dtype=np.int64), "lon": uniq[:, 0], "lat": uniq[:, 1]}
+    )
     return nodes, table
 
 
@@ -191,7 +277,9 @@ def read_roads(
     elif p.suffix.lower() in {".gpkg", ".shp", ".geojson", ".json", ".fgb"}:
         nodes, edges = _read_lines(p, settings, crs)
     else:
-        raise ReadError(f"{p}: unknown road file type {p.suffix!r}; use an OSM .pbf, .gpkg, .shp or .geojson")
+        raise ReadError(
+            f"{p}: unknown road file type {p.suffix!r}; use an OSM .pbf, .gpkg, .shp or .geojson"
+        )
     used = np.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
     nodes = nodes[nodes["node_id"].isin(used)].drop_duplicates("node_id").reset_index(drop=True)
     cells = h3index.index_points(nodes["lon"].to_numpy(), nodes["lat"].to_numpy(), (9, 10))
@@ -201,8 +289,10 @@ def read_roads(
 
 
 def import_roads(
-    path: str | os.PathLike[str], db: str | os.PathLike[str] | None = None,
-    settings: Settings | None = None, crs: str | None = None,
+    path: str | os.PathLike[str],
+    db: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+    crs: str | None = None,
 ) -> dict[str, Any]:
     """Read a road file and replace ``road_nodes``/``road_edges`` in the store; returns counts."""
     from geo import store
@@ -213,10 +303,22 @@ def import_roads(
         store.write_table(con, "road_nodes", nodes)
         store.write_table(con, "road_edges", edges)
     return {
-        "file": str(path), "nodes": len(nodes), "directed_edges": len(edges),
+        "file": str(path),
+        "nodes": len(nodes),
+        "directed_edges": len(edges),
         "oneway_edges": int(edges["oneway"].sum()),
-        "road_km": round(float(edges.loc[~edges["oneway"], "length_m"].sum() / 2 + edges.loc[edges["oneway"], "length_m"].sum()) / 1000, 3),
-        "speed_kmh_by_class": {str(k): float(v) for k, v in edges.groupby(edges["highway"].astype(str))["speed_kmh"].median().items()},
+        "road_km": round(
+            float(
+                edges.loc[~edges["oneway"], "length_m"].sum() / 2
+                + edges.loc[edges["oneway"], "length_m"].sum()
+            )
+            / 1000,
+            3,
+        ),
+        "speed_kmh_by_class": {
+            str(k): float(v)
+            for k, v in edges.groupby(edges["highway"].astype(str))["speed_kmh"].median().items()
+        },
     }
 
 
@@ -289,7 +391,9 @@ class RoadGraph:
 
     def project(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """lon/lat → metres in the graph's local projection."""
-        x, y = transformer(self.crs).transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+        x, y = transformer(self.crs).transform(
+            np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        )
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     def snap(self, lon: np.ndarray, lat: np.ndarray, max_distance_m: float) -> Snap:
@@ -297,7 +401,11 @@ class RoadGraph:
         lon = np.atleast_1d(np.asarray(lon, dtype=np.float64))
         lat = np.atleast_1d(np.asarray(lat, dtype=np.float64))
         if len(lon) == 0:
-            return Snap(np.array([], dtype=np.int64), np.array([], dtype=np.float64), np.array([], dtype=bool))
+            return Snap(
+                np.array([], dtype=np.int64),
+                np.array([], dtype=np.float64),
+                np.array([], dtype=bool),
+            )
         x, y = self.project(lon, lat)
         valid = np.isfinite(x) & np.isfinite(y)
         dist = np.full(len(lon), np.inf)
@@ -334,7 +442,9 @@ class RoadGraph:
         return np.column_stack([self.lon[nodes], self.lat[nodes]]).round(7).tolist()
 
 
-def graph_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame, settings: Settings | None = None) -> RoadGraph:
+def graph_from_tables(
+    nodes: pd.DataFrame, edges: pd.DataFrame, settings: Settings | None = None
+) -> RoadGraph:
     """Build the graph from ``nodes(node_id, lon, lat)`` and directed ``edges(u, v, length_m, speed_kmh)``.
 
     Self-loops are dropped; of parallel edges the fastest is kept (and the shortest for the
@@ -359,28 +469,41 @@ def graph_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame, settings: Settin
     v_ok = (v < len(ids_sorted)) & (ids_sorted[np.minimum(v, len(ids_sorted) - 1)] == v_raw)
     if not (u_ok & v_ok).all():
         bad = np.nonzero(~(u_ok & v_ok))[0]
-        msg = (f"road_edges: {len(bad)} edge(s) refer to nodes missing from road_nodes, e.g. row {int(bad[0])} "
-               f"(u={int(u_raw[bad[0]])}, v={int(v_raw[bad[0]])}); re-import the roads")
+        msg = (
+            f"road_edges: {len(bad)} edge(s) refer to nodes missing from road_nodes, e.g. row {int(bad[0])} "
+            f"(u={int(u_raw[bad[0]])}, v={int(v_raw[bad[0]])}); re-import the roads"
+        )
         raise NetworkError(msg)
     length = edges["length_m"].to_numpy(np.float64)
     speed = edges["speed_kmh"].to_numpy(np.float64)
     bad = ~(np.isfinite(speed) & (speed > 0)) | ~(np.isfinite(length) & (length >= 0))
     if bad.any():
         i = int(np.nonzero(bad)[0][0])
-        msg = (f"road_edges row {i}: speed_kmh={float(speed[i])}, length_m={float(length[i])}; speeds must be > 0 and "
-               f"lengths ≥ 0 ({int(bad.sum())} bad rows)")
+        msg = (
+            f"road_edges row {i}: speed_kmh={float(speed[i])}, length_m={float(length[i])}; speeds must be > 0 and "
+            f"lengths ≥ 0 ({int(bad.sum())} bad rows)"
+        )
         raise NetworkError(msg)
     seconds = np.maximum(length / (speed * settings.urban_slowdown_factor / 3.6), MIN_EDGE_SECONDS)
     n = len(ids_sorted)
     keep = u != v
-    u, v, seconds, length = u[keep], v[keep], seconds[keep], np.maximum(length[keep], MIN_EDGE_SECONDS)
+    u, v, seconds, length = (
+        u[keep],
+        v[keep],
+        seconds[keep],
+        np.maximum(length[keep], MIN_EDGE_SECONDS),
+    )
     sec_m = _dedupe_csr(u, v, seconds, length, n)
-    walk = _dedupe_csr(np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([length, length]), None, n)[0]
+    walk = _dedupe_csr(
+        np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([length, length]), None, n
+    )[0]
     crs = _metric_crs(lon, lat)
     tf = Transformer.from_crs(4326, crs, always_xy=True)
     x, y = tf.transform(lon, lat)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    return RoadGraph(ids_sorted, lon, lat, x, y, crs, sec_m[0], sec_m[1], walk, cKDTree(np.column_stack([x, y])))
+    return RoadGraph(
+        ids_sorted, lon, lat, x, y, crs, sec_m[0], sec_m[1], walk, cKDTree(np.column_stack([x, y]))
+    )
 
 
 def _dedupe_csr(

@@ -54,7 +54,7 @@ def greedy_mclp(cover: sp.csr_array, weights: np.ndarray, k: int) -> tuple[np.nd
             break
         picks.append(j)
         gains.append(float(gain[j]))
-        new = ci[cp[j]:cp[j + 1]]
+        new = ci[cp[j] : cp[j + 1]]
         new = new[~done[new]]
         done[new] = True
         # every candidate reaching a newly covered demand point loses its weight (lazy update)
@@ -87,8 +87,13 @@ def exact_mclp(
     budget = sp.csr_array(np.concatenate([np.ones(m), np.zeros(n)])[None, :])
     cons = [LinearConstraint(link, -np.inf, 0.0), LinearConstraint(budget, 0.0, float(k))]
     integrality = np.concatenate([np.ones(m), np.zeros(n)])
-    res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(0.0, 1.0),
-               options={"time_limit": float(time_limit_s)})
+    res = milp(
+        c,
+        constraints=cons,
+        integrality=integrality,
+        bounds=Bounds(0.0, 1.0),
+        options={"time_limit": float(time_limit_s)},
+    )
     if res.x is None:
         raise ValidationError(f"exact maximal covering found no solution: {res.message}")
     picks = np.nonzero(res.x[:m] > 0.5)[0]
@@ -122,9 +127,9 @@ class SitingResult:
 class SitingProblem:
     """A maximal-covering instance built from a coverage result."""
 
-    demand: pd.DataFrame        # cells: cell, lon, lat, weight, area_km2, node
-    candidates: pd.DataFrame    # lon, lat, node (−1 in radius mode), x, y
-    cover: sp.csr_array         # demand × candidates
+    demand: pd.DataFrame  # cells: cell, lon, lat, weight, area_km2, node
+    candidates: pd.DataFrame  # lon, lat, node (−1 in radius mode), x, y
+    cover: sp.csr_array  # demand × candidates
     mode: str
     layer: str
 
@@ -138,8 +143,10 @@ def _coverage_of(source: CoverageEngine | CoverageResult | Scene) -> CoverageRes
 
 
 def build_problem(
-    source: CoverageEngine | CoverageResult | Scene, candidates: pd.DataFrame | None = None,
-    layer: str = "micro_station", max_candidates: int = 500,
+    source: CoverageEngine | CoverageResult | Scene,
+    candidates: pd.DataFrame | None = None,
+    layer: str = "micro_station",
+    max_candidates: int = 500,
 ) -> SitingProblem:
     """Demand cells (uncovered built-up res-10 cells), candidates and the coverage matrix.
 
@@ -151,11 +158,15 @@ def build_problem(
     result = _coverage_of(source)
     scene = result.scene
     if scene is None:
-        raise ValidationError("the coverage result has no scene; compute it with compute_coverage(scene)")
+        raise ValidationError(
+            "the coverage result has no scene; compute it with compute_coverage(scene)"
+        )
     turnout, target = layer_timing(layer, scene.settings)
     reach_s = target - turnout
     cells = result.cells
-    demand = cells[(cells["res"] == AREA_RES) & cells["built_up"] & ~cells["covered"]].reset_index(drop=True)
+    demand = cells[(cells["res"] == AREA_RES) & cells["built_up"] & ~cells["covered"]].reset_index(
+        drop=True
+    )
     if candidates is None:
         cand = demand[demand["node"] >= 0] if scene.mode == "network" else demand
         cand = cand.assign(parent=h3index.parent_cells(cand["cell"].to_numpy(np.uint64), 8))
@@ -170,30 +181,49 @@ def build_problem(
         if scene.mode == "network":
             g = scene.graph
             nodes = cand["node"].to_numpy(np.int64)
-            cand["lon"], cand["lat"], cand["x"], cand["y"] = g.lon[nodes], g.lat[nodes], g.x[nodes], g.y[nodes]
+            cand["lon"], cand["lat"], cand["x"], cand["y"] = (
+                g.lon[nodes],
+                g.lat[nodes],
+                g.x[nodes],
+                g.y[nodes],
+            )
     else:
         cand = candidates.reset_index(drop=True)[["lon", "lat"]].copy()
         cand["x"], cand["y"] = scene.project(cand["lon"].to_numpy(), cand["lat"].to_numpy())
         cand["node"] = -1
         if scene.mode == "network":
-            snap = scene.graph.snap(cand["lon"].to_numpy(), cand["lat"].to_numpy(), scene.settings.snap_distance_m)
+            snap = scene.graph.snap(
+                cand["lon"].to_numpy(), cand["lat"].to_numpy(), scene.settings.snap_distance_m
+            )
             cand["node"] = snap.node
             cand = cand[snap.ok].reset_index(drop=True)
             if len(cand) == 0:
-                raise NetworkError(f"none of the {len(snap.ok)} candidate sites is within "
-                                   f"{scene.settings.snap_distance_m:.0f} m of a road")
+                raise NetworkError(
+                    f"none of the {len(snap.ok)} candidate sites is within "
+                    f"{scene.settings.snap_distance_m:.0f} m of a road"
+                )
     m = len(cand)
     rows, cols = [], []
     if scene.mode == "network" and m and len(demand):
-        cover = cover_matrix(scene.graph.seconds, cand["node"].to_numpy(np.int64),
-                             demand["node"].to_numpy(np.int64), reach_s)
+        cover = cover_matrix(
+            scene.graph.seconds,
+            cand["node"].to_numpy(np.int64),
+            demand["node"].to_numpy(np.int64),
+            reach_s,
+        )
         return SitingProblem(demand, cand, cover, scene.mode, layer)
     if m and len(demand):
         tree = cKDTree(np.column_stack([demand["x"].to_numpy(), demand["y"].to_numpy()]))
         radius = reach_s * scene.settings.radius_mode_speed_kmh / 3.6
-        lists = tree.query_ball_point(np.column_stack([cand["x"].to_numpy(), cand["y"].to_numpy()]), r=radius)
+        lists = tree.query_ball_point(
+            np.column_stack([cand["x"].to_numpy(), cand["y"].to_numpy()]), r=radius
+        )
         lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=m)
-        rows.append(np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if lengths.sum() else np.zeros(0, np.int64))
+        rows.append(
+            np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])
+            if lengths.sum()
+            else np.zeros(0, np.int64)
+        )
         cols.append(np.repeat(np.arange(m), lengths))
     r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
@@ -201,7 +231,9 @@ def build_problem(
     return SitingProblem(demand, cand, cover, scene.mode, layer)
 
 
-def cover_matrix(seconds: sp.csr_array, cand_nodes: np.ndarray, demand_nodes: np.ndarray, reach_s: float) -> sp.csr_array:
+def cover_matrix(
+    seconds: sp.csr_array, cand_nodes: np.ndarray, demand_nodes: np.ndarray, reach_s: float
+) -> sp.csr_array:
     """Demand × candidates matrix: 1 where a candidate reaches the demand node within ``reach_s``.
 
     Bounded Dijkstra (``limit=reach_s``) from candidates in batches; demand node −1 is never reached.
@@ -212,7 +244,7 @@ def cover_matrix(seconds: sp.csr_array, cand_nodes: np.ndarray, demand_nodes: np
     dpos = np.nonzero(ok)[0]
     rows, cols = [], []
     for a in range(0, len(cn), BATCH):
-        dist = np.atleast_2d(dijkstra(seconds, indices=cn[a:a + BATCH], limit=reach_s))
+        dist = np.atleast_2d(dijkstra(seconds, indices=cn[a : a + BATCH], limit=reach_s))
         cj, di = np.nonzero(dist[:, dn[ok]] <= reach_s)
         rows.append(dpos[di])
         cols.append(cj + a)
@@ -236,17 +268,40 @@ def _picks_frame(problem: SitingProblem, picks: np.ndarray) -> pd.DataFrame:
         done[new] = True
         gain = float(w[new].sum())
         cum += gain
-        rows.append({"rank": rank, "node": int(problem.candidates.at[int(j), "node"]),
-                     "lon": float(problem.candidates.at[int(j), "lon"]), "lat": float(problem.candidates.at[int(j), "lat"]),
-                     "gain_weight": round(gain, 3), "gain_cells": int(len(new)), "gain_km2": round(float(area[new].sum()), 4),
-                     "cumulative_weight": round(cum, 3), "cumulative_share": round(cum / total, 4) if total else None})
-    cols = ["rank", "node", "lon", "lat", "gain_weight", "gain_cells", "gain_km2", "cumulative_weight", "cumulative_share"]
+        rows.append(
+            {
+                "rank": rank,
+                "node": int(problem.candidates.at[int(j), "node"]),
+                "lon": float(problem.candidates.at[int(j), "lon"]),
+                "lat": float(problem.candidates.at[int(j), "lat"]),
+                "gain_weight": round(gain, 3),
+                "gain_cells": int(len(new)),
+                "gain_km2": round(float(area[new].sum()), 4),
+                "cumulative_weight": round(cum, 3),
+                "cumulative_share": round(cum / total, 4) if total else None,
+            }
+        )
+    cols = [
+        "rank",
+        "node",
+        "lon",
+        "lat",
+        "gain_weight",
+        "gain_cells",
+        "gain_km2",
+        "cumulative_weight",
+        "cumulative_share",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
 def suggest_sites(
-    source: CoverageEngine | CoverageResult | Scene, k: int, candidates: pd.DataFrame | None = None,
-    layer: str = "micro_station", exact: bool = False, max_candidates: int = 500,
+    source: CoverageEngine | CoverageResult | Scene,
+    k: int,
+    candidates: pd.DataFrame | None = None,
+    layer: str = "micro_station",
+    exact: bool = False,
+    max_candidates: int = 500,
     time_limit_s: float | None = None,
 ) -> SitingResult:
     """Greedy maximal covering (Church & ReVelle 1974): k new sites and the gain of each.
@@ -264,26 +319,64 @@ def suggest_sites(
     frame = _picks_frame(problem, picks)
     out: dict[str, Any] = {}
     if exact:
-        limit = time_limit_s if time_limit_s is not None else _coverage_of(source).settings.siting_exact_time_limit_s
+        limit = (
+            time_limit_s
+            if time_limit_s is not None
+            else _coverage_of(source).settings.siting_exact_time_limit_s
+        )
         xp, obj, _ = exact_mclp(problem.cover, w, k, limit)
-        out = {"exact_objective": round(obj, 6), "exact_picks": _picks_frame(problem, xp),
-               "gap": round((obj - float(gains.sum())) / obj, 6) if obj > 0 else 0.0}
-    return SitingResult("greedy", problem.mode, layer, int(k), frame, float(gains.sum()), float(w.sum()),
-                        len(w), len(problem.candidates), took, **out)
+        out = {
+            "exact_objective": round(obj, 6),
+            "exact_picks": _picks_frame(problem, xp),
+            "gap": round((obj - float(gains.sum())) / obj, 6) if obj > 0 else 0.0,
+        }
+    return SitingResult(
+        "greedy",
+        problem.mode,
+        layer,
+        int(k),
+        frame,
+        float(gains.sum()),
+        float(w.sum()),
+        len(w),
+        len(problem.candidates),
+        took,
+        **out,
+    )
 
 
 def exact_sites(
-    source: CoverageEngine | CoverageResult | Scene, k: int, candidates: pd.DataFrame | None = None,
-    layer: str = "micro_station", max_candidates: int = 500, time_limit_s: float | None = None,
+    source: CoverageEngine | CoverageResult | Scene,
+    k: int,
+    candidates: pd.DataFrame | None = None,
+    layer: str = "micro_station",
+    max_candidates: int = 500,
+    time_limit_s: float | None = None,
 ) -> SitingResult:
     """Exact maximal covering with ``scipy.optimize.milp`` (HiGHS), with the greedy gap."""
     problem = build_problem(source, candidates, layer, max_candidates)
     w = problem.demand["weight"].to_numpy(np.float64)
-    limit = time_limit_s if time_limit_s is not None else _coverage_of(source).settings.siting_exact_time_limit_s
+    limit = (
+        time_limit_s
+        if time_limit_s is not None
+        else _coverage_of(source).settings.siting_exact_time_limit_s
+    )
     t0 = time.perf_counter()
     xp, obj, _ = exact_mclp(problem.cover, w, k, limit)
     took = time.perf_counter() - t0
     _, gains = greedy_mclp(problem.cover, w, k)
     gap = (obj - float(gains.sum())) / obj if obj > 0 else 0.0
-    return SitingResult("exact", problem.mode, layer, int(k), _picks_frame(problem, xp), obj, float(w.sum()),
-                        len(w), len(problem.candidates), took, exact_objective=obj, gap=round(gap, 6))
+    return SitingResult(
+        "exact",
+        problem.mode,
+        layer,
+        int(k),
+        _picks_frame(problem, xp),
+        obj,
+        float(w.sum()),
+        len(w),
+        len(problem.candidates),
+        took,
+        exact_objective=obj,
+        gap=round(gap, 6),
+    )

@@ -55,9 +55,26 @@ def _nearest(frame: pd.DataFrame, sites: pd.DataFrame) -> tuple[np.ndarray, np.n
 def hydrant_blind_spots(scene: Scene) -> WaterBlindSpots:
     """Built-up cells (by centre) and key places farther than the protection radius from a working hydrant."""
     radius = scene.settings.hydrant_protection_radius_m
-    working = scene.hydrants[scene.hydrants["working"].astype(bool)] if len(scene.hydrants) else scene.hydrants
-    cells = scene.cells[scene.cells["built_up"]][["cell", "res", "lon", "lat", "x", "y", "area_km2", "grid_id",
-                                                  "community", "town", "weight"]].copy()
+    working = (
+        scene.hydrants[scene.hydrants["working"].astype(bool)]
+        if len(scene.hydrants)
+        else scene.hydrants
+    )
+    cells = scene.cells[scene.cells["built_up"]][
+        [
+            "cell",
+            "res",
+            "lon",
+            "lat",
+            "x",
+            "y",
+            "area_km2",
+            "grid_id",
+            "community",
+            "town",
+            "weight",
+        ]
+    ].copy()
     cells["hydrant_m"], cells["hydrant_id"] = _nearest(cells, working)
     cells["blind"] = cells["hydrant_m"] > radius
     places = scene.key_places.copy()
@@ -113,8 +130,13 @@ def hydrant_spacing(scene: Scene) -> pd.DataFrame:
         frame = pd.DataFrame({"a": first[lo], "b": first[hi], "spacing_m": length})
         frame = frame.groupby(["a", "b"], as_index=False)["spacing_m"].min()
         mode = "network"
-    out = pd.DataFrame({"a_id": ids[frame["a"].to_numpy()], "b_id": ids[frame["b"].to_numpy()],
-                        "spacing_m": frame["spacing_m"].to_numpy().round(2)})
+    out = pd.DataFrame(
+        {
+            "a_id": ids[frame["a"].to_numpy()],
+            "b_id": ids[frame["b"].to_numpy()],
+            "spacing_m": frame["spacing_m"].to_numpy().round(2),
+        }
+    )
     out["over_limit"] = out["spacing_m"] > limit
     out["mode"] = mode
     return out.sort_values("spacing_m", ascending=False).reset_index(drop=True)[cols]
@@ -131,7 +153,9 @@ def nearest_water(scene: Scene) -> pd.DataFrame:
     places = scene.key_places
     ws = scene.water_sources
     usable = ws[ws["working"].astype(bool)].reset_index(drop=True) if len(ws) else ws
-    out = pd.DataFrame({"place_id": places["id"].to_numpy(), "place_name": places["name"].to_numpy()})
+    out = pd.DataFrame(
+        {"place_id": places["id"].to_numpy(), "place_name": places["name"].to_numpy()}
+    )
     if len(usable) == 0 or len(places) == 0:
         for c in ("source_id", "source_name", "kind", "capacity_m3", "road_m", "straight_m"):
             out[c] = None if c in ("source_id", "source_name", "kind") else np.nan
@@ -145,8 +169,13 @@ def nearest_water(scene: Scene) -> pd.DataFrame:
         ok = pn >= 0
         who = np.where(ok, owner[np.maximum(pn, 0)], -1)
         src_row = np.where(who >= 0, first[np.maximum(who, 0)], -1)
-        road = np.where(who >= 0, dist[np.maximum(pn, 0)] + places["snap_m"].to_numpy(np.float64)
-                        + on["snap_m"].to_numpy(np.float64)[np.maximum(src_row, 0)], np.inf)
+        road = np.where(
+            who >= 0,
+            dist[np.maximum(pn, 0)]
+            + places["snap_m"].to_numpy(np.float64)
+            + on["snap_m"].to_numpy(np.float64)[np.maximum(src_row, 0)],
+            np.inf,
+        )
         pick = on
     else:
         pick = usable
@@ -158,8 +187,13 @@ def nearest_water(scene: Scene) -> pd.DataFrame:
     out["source_id"] = np.where(has, pick["id"].to_numpy(dtype=object)[r], None)
     out["source_name"] = np.where(has, pick["name"].to_numpy(dtype=object)[r], None)
     out["kind"] = np.where(has, pick["kind"].to_numpy(dtype=object)[r], None)
-    out["capacity_m3"] = np.where(has, pd.to_numeric(pick["capacity_m3"], errors="coerce").to_numpy(np.float64)[r], np.nan)
+    out["capacity_m3"] = np.where(
+        has, pd.to_numeric(pick["capacity_m3"], errors="coerce").to_numpy(np.float64)[r], np.nan
+    )
     out["road_m"] = np.round(road, 1)
-    straight = np.hypot(places["x"].to_numpy() - pick["x"].to_numpy()[r], places["y"].to_numpy() - pick["y"].to_numpy()[r])
+    straight = np.hypot(
+        places["x"].to_numpy() - pick["x"].to_numpy()[r],
+        places["y"].to_numpy() - pick["y"].to_numpy()[r],
+    )
     out["straight_m"] = np.where(has, straight.round(1), np.nan)
     return out

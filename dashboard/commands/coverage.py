@@ -30,8 +30,10 @@ def _plain(v: Any) -> Any:
 
 def _records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
     cols = [c for c in (columns or list(frame.columns)) if c in frame]
-    return [{k: (v if isinstance(v, (list, dict)) else _plain(v)) for k, v in row.items()}
-            for row in frame[cols].to_dict(orient="records")]
+    return [
+        {k: (v if isinstance(v, (list, dict)) else _plain(v)) for k, v in row.items()}
+        for row in frame[cols].to_dict(orient="records")
+    ]
 
 
 def _echo_json(data: dict[str, Any]) -> None:
@@ -55,7 +57,11 @@ def _scene(db: str | None, config: str | None, mode: str = "auto", layers: str |
 @click.argument("file", type=click.Path(dir_okay=False))
 @db_option
 @config_option
-@click.option("--crs", default=None, help="CRS of a GIS line file without one (wgs84, cgcs2000, gcj02, bd09, EPSG:xxxx).")
+@click.option(
+    "--crs",
+    default=None,
+    help="CRS of a GIS line file without one (wgs84, cgcs2000, gcj02, bd09, EPSG:xxxx).",
+)
 @json_option
 def roads(file, db, config, crs, as_json) -> None:
     """Load drivable roads from an OSM .pbf or GeoPackage/Shapefile lines into the database."""
@@ -66,10 +72,14 @@ def roads(file, db, config, crs, as_json) -> None:
     if as_json:
         _echo_json(summary)
         return
-    click.echo(f"roads: {summary['nodes']:,} nodes, {summary['directed_edges']:,} directed edges "
-               f"({summary['oneway_edges']:,} one-way), {summary['road_km']:,} km of road")
+    click.echo(
+        f"roads: {summary['nodes']:,} nodes, {summary['directed_edges']:,} directed edges "
+        f"({summary['oneway_edges']:,} one-way), {summary['road_km']:,} km of road"
+    )
     for cls, speed in sorted(summary["speed_kmh_by_class"].items()):
-        click.echo(f"  {cls:<16} {speed:>5.0f} km/h (median free-flow; × {settings.urban_slowdown_factor} in traffic)")
+        click.echo(
+            f"  {cls:<16} {speed:>5.0f} km/h (median free-flow; × {settings.urban_slowdown_factor} in traffic)"
+        )
 
 
 def _minutes(text: str | None, settings: Settings) -> list[float]:
@@ -78,18 +88,37 @@ def _minutes(text: str | None, settings: Settings) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"--minutes must be numbers separated by commas, got {text!r}") from None
+        raise click.BadParameter(
+            f"--minutes must be numbers separated by commas, got {text!r}"
+        ) from None
 
 
 @click.command(name="coverage")
 @db_option
 @config_option
-@click.option("--mode", type=click.Choice(["auto", "network", "radius"]), default="auto", show_default=True,
-              help="network: road travel times; radius: straight lines (no road data); auto: network if roads exist.")
-@click.option("--layers", default=None, help="Responder layers, comma separated (default micro_station,fire_station).")
-@click.option("--level", type=click.Choice(["town", "community", "grid"]), default="town", show_default=True)
-@click.option("--top", default=10, show_default=True, type=int, help="How many uncovered clusters to list.")
-@click.option("--minutes", default=None, help="Isochrone minutes for --json, e.g. 1,3,5 (default from settings).")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "network", "radius"]),
+    default="auto",
+    show_default=True,
+    help="network: road travel times; radius: straight lines (no road data); auto: network if roads exist.",
+)
+@click.option(
+    "--layers",
+    default=None,
+    help="Responder layers, comma separated (default micro_station,fire_station).",
+)
+@click.option(
+    "--level", type=click.Choice(["town", "community", "grid"]), default="town", show_default=True
+)
+@click.option(
+    "--top", default=10, show_default=True, type=int, help="How many uncovered clusters to list."
+)
+@click.option(
+    "--minutes",
+    default=None,
+    help="Isochrone minutes for --json, e.g. 1,3,5 (default from settings).",
+)
 @json_option
 def coverage_cmd(db, config, mode, layers, level, top, minutes, as_json) -> None:
     """Who reaches where in time: shares per area, first-due areas, worst uncovered clusters."""
@@ -103,35 +132,61 @@ def coverage_cmd(db, config, mode, layers, level, top, minutes, as_json) -> None
     clusters = coverage.uncovered_clusters(result, top)
     if as_json:
         mins = _minutes(minutes, scene.settings)
-        _echo_json({
-            "mode": result.mode,
-            "minutes": {layer: result.targets_s[layer] / 60.0 for layer in result.layers},
-            "turnout_s": dict(result.turnouts_s),
-            "responders": _records(result.responders, ["id", "name", "layer", "station_class", "lon", "lat", "snap_m"]),
-            "unsnapped": _records(result.unsnapped, ["id", "name", "layer", "lon", "lat", "snap_m"]),
-            "summary": summ,
-            "areas": _records(figs),
-            "first_due": _records(due),
-            "uncovered": _records(clusters.drop(columns=["geometry"])),
-            "isochrones": {str(m): g for m, g in coverage.isochrones(result, mins).items()},
-        })
+        _echo_json(
+            {
+                "mode": result.mode,
+                "minutes": {layer: result.targets_s[layer] / 60.0 for layer in result.layers},
+                "turnout_s": dict(result.turnouts_s),
+                "responders": _records(
+                    result.responders,
+                    ["id", "name", "layer", "station_class", "lon", "lat", "snap_m"],
+                ),
+                "unsnapped": _records(
+                    result.unsnapped, ["id", "name", "layer", "lon", "lat", "snap_m"]
+                ),
+                "summary": summ,
+                "areas": _records(figs),
+                "first_due": _records(due),
+                "uncovered": _records(clusters.drop(columns=["geometry"])),
+                "isochrones": {str(m): g for m, g in coverage.isochrones(result, mins).items()},
+            }
+        )
         return
-    click.echo(f"mode: {result.mode}   responders: {summ['responders']}   not on the road network: {summ['unsnapped']}")
+    click.echo(
+        f"mode: {result.mode}   responders: {summ['responders']}   not on the road network: {summ['unsnapped']}"
+    )
     for layer in result.layers:
-        click.echo(f"  {layer}: target {result.targets_s[layer] / 60:.0f} min incl. turnout {result.turnouts_s[layer]:.0f} s"
-                   f" → built-up area reached {summ[f'area_share_{layer}']:.1%}" if summ[f"area_share_{layer}"] is not None
-                   else f"  {layer}: no built-up cells")
+        click.echo(
+            f"  {layer}: target {result.targets_s[layer] / 60:.0f} min incl. turnout {result.turnouts_s[layer]:.0f} s"
+            f" → built-up area reached {summ[f'area_share_{layer}']:.1%}"
+            if summ[f"area_share_{layer}"] is not None
+            else f"  {layer}: no built-up cells"
+        )
     if summ["area_share"] is not None:
-        click.echo(f"built-up area reached: {summ['covered_km2']:.2f} of {summ['area_km2']:.2f} km² ({summ['area_share']:.1%})")
+        click.echo(
+            f"built-up area reached: {summ['covered_km2']:.2f} of {summ['area_km2']:.2f} km² ({summ['area_share']:.1%})"
+        )
     if summ["places_share"] is not None:
-        click.echo(f"key places reached: {summ['places_covered']} of {summ['places']} ({summ['places_share']:.1%})")
+        click.echo(
+            f"key places reached: {summ['places_covered']} of {summ['places']} ({summ['places_share']:.1%})"
+        )
     for row in result.unsnapped.itertuples():
-        click.echo(f"  not snapped: {row.layer} {row.id} is {row.snap_m:.0f} m from the nearest road")
+        click.echo(
+            f"  not snapped: {row.layer} {row.id} is {row.snap_m:.0f} m from the nearest road"
+        )
     click.echo(f"\nper {level} (worst first):")
-    click.echo(figs[["name", "area_km2", "area_share", "places", "places_share", "weight_share"]].round(3).to_string(index=False))
+    click.echo(
+        figs[["name", "area_km2", "area_share", "places", "places_share", "weight_share"]]
+        .round(3)
+        .to_string(index=False)
+    )
     if len(due):
         click.echo("\nfirst-due areas of fire stations (建标152 limits):")
-        click.echo(due[["id", "name", "station_class", "area_km2", "limit_km2", "over_limit"]].to_string(index=False))
+        click.echo(
+            due[["id", "name", "station_class", "area_km2", "limit_km2", "over_limit"]].to_string(
+                index=False
+            )
+        )
     if len(clusters):
         click.echo("\nworst uncovered clusters:")
         click.echo(clusters.drop(columns=["geometry"]).round(4).to_string(index=False))
@@ -141,11 +196,27 @@ def coverage_cmd(db, config, mode, layers, level, top, minutes, as_json) -> None
 @click.argument("k", type=int)
 @db_option
 @config_option
-@click.option("--candidates", "candidates_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="CSV with lon,lat columns of candidate sites (default: road nodes in uncovered built-up cells).")
-@click.option("--layer", type=click.Choice(["micro_station", "fire_station"]), default="micro_station", show_default=True)
-@click.option("--exact", is_flag=True, help="Also solve the exact maximal covering (HiGHS) and show the greedy gap.")
-@click.option("--mode", type=click.Choice(["auto", "network", "radius"]), default="auto", show_default=True)
+@click.option(
+    "--candidates",
+    "candidates_file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="CSV with lon,lat columns of candidate sites (default: road nodes in uncovered built-up cells).",
+)
+@click.option(
+    "--layer",
+    type=click.Choice(["micro_station", "fire_station"]),
+    default="micro_station",
+    show_default=True,
+)
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Also solve the exact maximal covering (HiGHS) and show the greedy gap.",
+)
+@click.option(
+    "--mode", type=click.Choice(["auto", "network", "radius"]), default="auto", show_default=True
+)
 @json_option
 def site(k, db, config, candidates_file, layer, exact, mode, as_json) -> None:
     """Suggest K new responder sites (greedy maximal covering, Church & ReVelle 1974)."""
@@ -159,21 +230,37 @@ def site(k, db, config, candidates_file, layer, exact, mode, as_json) -> None:
         lon = next((cols[c] for c in ("lon", "lng", "longitude", "经度", "x") if c in cols), None)
         lat = next((cols[c] for c in ("lat", "latitude", "纬度", "y") if c in cols), None)
         if lon is None or lat is None:
-            raise ReadError(f"{candidates_file}: needs lon and lat columns; headers seen: {list(cands.columns)}")
+            raise ReadError(
+                f"{candidates_file}: needs lon and lat columns; headers seen: {list(cands.columns)}"
+            )
         cands = cands.rename(columns={lon: "lon", lat: "lat"})
     result = siting.suggest_sites(scene, k, cands, layer, exact=exact)
     if as_json:
-        _echo_json({"mode": result.mode, "method": result.method, "layer": result.layer, "k": result.k,
-                    "objective": result.objective, "demand_weight": result.demand_weight,
-                    "demand_cells": result.demand_cells, "candidates": result.candidates,
-                    "exact_objective": result.exact_objective, "gap": result.gap,
-                    "sites": _records(result.picks)})
+        _echo_json(
+            {
+                "mode": result.mode,
+                "method": result.method,
+                "layer": result.layer,
+                "k": result.k,
+                "objective": result.objective,
+                "demand_weight": result.demand_weight,
+                "demand_cells": result.demand_cells,
+                "candidates": result.candidates,
+                "exact_objective": result.exact_objective,
+                "gap": result.gap,
+                "sites": _records(result.picks),
+            }
+        )
         return
-    click.echo(f"mode: {result.mode}; {result.demand_cells} uncovered built-up cells (weight {result.demand_weight:.1f}), "
-               f"{result.candidates} candidate sites")
+    click.echo(
+        f"mode: {result.mode}; {result.demand_cells} uncovered built-up cells (weight {result.demand_weight:.1f}), "
+        f"{result.candidates} candidate sites"
+    )
     click.echo(result.picks.to_string(index=False))
     if result.exact_objective is not None:
-        click.echo(f"exact optimum (HiGHS): {result.exact_objective:.1f}; greedy {result.objective:.1f}; gap {result.gap:.2%}")
+        click.echo(
+            f"exact optimum (HiGHS): {result.exact_objective:.1f}; greedy {result.objective:.1f}; gap {result.gap:.2%}"
+        )
 
 
 @click.command(name="dispatch")
@@ -181,8 +268,20 @@ def site(k, db, config, candidates_file, layer, exact, mode, as_json) -> None:
 @click.argument("lat", type=float)
 @db_option
 @config_option
-@click.option("--crs", default="wgs84", show_default=True, help="CRS of LON LAT: wgs84, cgcs2000, gcj02 (AMap), bd09 (Baidu).")
-@click.option("-n", "n_responders", default=10, show_default=True, type=int, help="How many responders to list.")
+@click.option(
+    "--crs",
+    default="wgs84",
+    show_default=True,
+    help="CRS of LON LAT: wgs84, cgcs2000, gcj02 (AMap), bd09 (Baidu).",
+)
+@click.option(
+    "-n",
+    "n_responders",
+    default=10,
+    show_default=True,
+    type=int,
+    help="How many responders to list.",
+)
 @json_option
 def dispatch_cmd(lon, lat, db, config, crs, n_responders, as_json) -> None:
     """For a point: responders by ETA with routes, nearest working hydrants and water, the place and its hazards."""
@@ -198,8 +297,10 @@ def dispatch_cmd(lon, lat, db, config, crs, n_responders, as_json) -> None:
     click.echo(f"mode: {result.mode}" + (f"  ({result.note})" if result.note else ""))
     if result.key_place:
         kp = result.key_place
-        click.echo(f"place: {kp.get('name')} ({kp.get('category')}, class {kp.get('inspection_class')}), "
-                   f"{kp.get('distance_m')} m away")
+        click.echo(
+            f"place: {kp.get('name')} ({kp.get('category')}, class {kp.get('inspection_class')}), "
+            f"{kp.get('distance_m')} m away"
+        )
     for h in result.hazards.itertuples():
         click.echo(f"  open hazard: {h.category} [{h.severity}] {h.status}")
     click.echo("responders by ETA:")
@@ -207,7 +308,9 @@ def dispatch_cmd(lon, lat, db, config, crs, n_responders, as_json) -> None:
     click.echo("working hydrants:")
     click.echo(result.hydrants.drop(columns=["lon", "lat"], errors="ignore").to_string(index=False))
     click.echo("water sources:")
-    click.echo(result.water_sources.drop(columns=["lon", "lat"], errors="ignore").to_string(index=False))
+    click.echo(
+        result.water_sources.drop(columns=["lon", "lat"], errors="ignore").to_string(index=False)
+    )
 
 
 COMMANDS: list[click.Command] = [roads, coverage_cmd, site, dispatch_cmd]

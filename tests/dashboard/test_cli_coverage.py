@@ -15,7 +15,6 @@ import shapely
 from click.testing import CliRunner
 
 from dashboard.cli import cli
-
 from geo import store
 
 ONEMAP = [sys.executable, "-m", "dashboard.cli"]
@@ -30,7 +29,9 @@ def ll(east: float, north: float) -> tuple[float, float]:
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """A real `onemap` process (for exit codes and error lines)."""
-    return subprocess.run([*ONEMAP, *args], capture_output=True, text=True, timeout=120, env={**os.environ})
+    return subprocess.run(
+        [*ONEMAP, *args], capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
 
 
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,28 +55,95 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for k in range(11):  # every street has a vertex at each crossing, so the streets join there
         lines.append(shapely.LineString([ll(k * 300, j * 300) for j in range(11)]))
         lines.append(shapely.LineString([ll(j * 300, k * 300) for j in range(11)]))
-    roads = gpd.GeoDataFrame({"highway": "residential", "oneway": "no", "name": [f"路{i}" for i in range(len(lines))]},
-                             geometry=lines, crs=4326)
+    roads = gpd.GeoDataFrame(
+        {"highway": "residential", "oneway": "no", "name": [f"路{i}" for i in range(len(lines))]},
+        geometry=lines,
+        crs=4326,
+    )
     roads_path = tmp / "roads.gpkg"
     roads.to_file(roads_path)
     db = tmp / "onemap.duckdb"
     out = invoke("roads", str(roads_path), "--db", str(db), "--json")
     assert out.returncode == 0, out.stderr
     with store.writer(db) as con:
-        store.write_layer(con, "micro_station", points([
-            {"id": "M1", "name": "一号微站", "status": "在用", "e": 300, "n": 300},
-            {"id": "M9", "name": "规划微站", "status": "规划", "e": 2700, "n": 2700}]))
-        store.write_layer(con, "fire_station", points([
-            {"id": "F1", "name": "消防站", "station_class": "二级", "status": "在役", "e": 1500, "n": 1500}]))
-        store.write_layer(con, "key_place", points([
-            {"id": "K1", "name": "幸福小区", "category": "住宅小区", "inspection_class": 1, "e": 600, "n": 600},
-            {"id": "K2", "name": "远郊仓库", "category": "厂房仓库", "inspection_class": 3, "e": 3000, "n": 3000}]))
-        store.write_layer(con, "hydrant", points([
-            {"id": "H1", "status": "损坏", "e": 600, "n": 610},
-            {"id": "H2", "status": "正常", "e": 600, "n": 750}]))
-        store.write_layer(con, "hazard", points([
-            {"id": "Z1", "category": "堵塞占用生命通道", "severity": "重大", "status": "立案", "place_id": "K1",
-             "discovered_at": "2024-05-01 10:00:00", "e": 600, "n": 600}]))
+        store.write_layer(
+            con,
+            "micro_station",
+            points(
+                [
+                    {"id": "M1", "name": "一号微站", "status": "在用", "e": 300, "n": 300},
+                    {"id": "M9", "name": "规划微站", "status": "规划", "e": 2700, "n": 2700},
+                ]
+            ),
+        )
+        store.write_layer(
+            con,
+            "fire_station",
+            points(
+                [
+                    {
+                        "id": "F1",
+                        "name": "消防站",
+                        "station_class": "二级",
+                        "status": "在役",
+                        "e": 1500,
+                        "n": 1500,
+                    }
+                ]
+            ),
+        )
+        store.write_layer(
+            con,
+            "key_place",
+            points(
+                [
+                    {
+                        "id": "K1",
+                        "name": "幸福小区",
+                        "category": "住宅小区",
+                        "inspection_class": 1,
+                        "e": 600,
+                        "n": 600,
+                    },
+                    {
+                        "id": "K2",
+                        "name": "远郊仓库",
+                        "category": "厂房仓库",
+                        "inspection_class": 3,
+                        "e": 3000,
+                        "n": 3000,
+                    },
+                ]
+            ),
+        )
+        store.write_layer(
+            con,
+            "hydrant",
+            points(
+                [
+                    {"id": "H1", "status": "损坏", "e": 600, "n": 610},
+                    {"id": "H2", "status": "正常", "e": 600, "n": 750},
+                ]
+            ),
+        )
+        store.write_layer(
+            con,
+            "hazard",
+            points(
+                [
+                    {
+                        "id": "Z1",
+                        "category": "堵塞占用生命通道",
+                        "severity": "重大",
+                        "status": "立案",
+                        "place_id": "K1",
+                        "discovered_at": "2024-05-01 10:00:00",
+                        "e": 600,
+                        "n": 600,
+                    }
+                ]
+            ),
+        )
     return db
 
 
@@ -92,13 +160,18 @@ def test_coverage_json(district: Path) -> None:
     data = json.loads(out.stdout)
     assert data["mode"] == "network"
     assert data["minutes"] == {"micro_station": 3.0, "fire_station": 5.0}
-    assert {r["id"] for r in data["responders"]} == {"M1", "F1"}  # the planned micro station does not count
+    assert {r["id"] for r in data["responders"]} == {
+        "M1",
+        "F1",
+    }  # the planned micro station does not count
     assert data["summary"]["places"] == 2
     assert set(data["isochrones"]) == {"3.0", "5.0"}
     assert data["first_due"][0]["id"] == "F1" and data["first_due"][0]["limit_km2"] == 4.0
     assert isinstance(data["uncovered"], list) and isinstance(data["areas"], list)
     # radius mode on the same data says so
-    radius = json.loads(invoke("coverage", "--db", str(district), "--json", "--mode", "radius").stdout)
+    radius = json.loads(
+        invoke("coverage", "--db", str(district), "--json", "--mode", "radius").stdout
+    )
     assert radius["mode"] == "radius"
 
 
@@ -116,7 +189,9 @@ def test_dispatch_json(district: Path) -> None:
     assert data["key_place"]["id"] == "K1"
     assert [h["id"] for h in data["hazards"]] == ["Z1"]
     route = data["responders"][0]["route"]
-    assert route[0] == pytest.approx(list(ll(300, 300)), abs=1e-6) and route[-1] == pytest.approx([lon, lat])
+    assert route[0] == pytest.approx(list(ll(300, 300)), abs=1e-6) and route[-1] == pytest.approx(
+        [lon, lat]
+    )
 
 
 def test_site_json_and_text(district: Path, tmp_path: Path) -> None:

@@ -13,9 +13,13 @@ from geo import coverage, h3index, network
 from geo.coverage_inputs import make_scene
 
 
-def responders(rows: list[tuple[str, str, float, float]], station_class: list[str | None] | None = None) -> pd.DataFrame:
+def responders(
+    rows: list[tuple[str, str, float, float]], station_class: list[str | None] | None = None
+) -> pd.DataFrame:
     lon, lat = lonlat(np.array([r[2] for r in rows]), np.array([r[3] for r in rows]))
-    out = pd.DataFrame({"id": [r[0] for r in rows], "layer": [r[1] for r in rows], "lon": lon, "lat": lat})
+    out = pd.DataFrame(
+        {"id": [r[0] for r in rows], "layer": [r[1] for r in rows], "lon": lon, "lat": lat}
+    )
     out["station_class"] = station_class or [None] * len(rows)
     out["name"] = out["id"]
     return out
@@ -23,16 +27,27 @@ def responders(rows: list[tuple[str, str, float, float]], station_class: list[st
 
 def places(easts: list[float], classes: list[int] | None = None) -> pd.DataFrame:
     lon, lat = lonlat(np.array(easts, dtype=float))
-    return pd.DataFrame({"id": [f"p{int(e)}" for e in easts], "name": [f"场所{int(e)}" for e in easts],
-                         "category": "住宅小区", "inspection_class": classes or [1] * len(easts),
-                         "lon": lon, "lat": lat})
+    return pd.DataFrame(
+        {
+            "id": [f"p{int(e)}" for e in easts],
+            "name": [f"场所{int(e)}" for e in easts],
+            "category": "住宅小区",
+            "inspection_class": classes or [1] * len(easts),
+            "lon": lon,
+            "lat": lat,
+        }
+    )
 
 
 def test_micro_station_eta_is_turnout_plus_travel_and_three_minutes() -> None:
     # 10 m/s: ETA = 60 s turnout + metres / 10; on scene within 180 s ⇔ within 1200 m of road
     graph = line_graph(31)
-    scene = make_scene(responders([("M", "micro_station", 0, 0)]), graph,
-                       key_places=places([500, 1200, 1300, 3000]), settings=SETTINGS)
+    scene = make_scene(
+        responders([("M", "micro_station", 0, 0)]),
+        graph,
+        key_places=places([500, 1200, 1300, 3000]),
+        settings=SETTINGS,
+    )
     result = coverage.compute_coverage(scene)
     assert result.mode == "network"
     kp = result.key_places.set_index("id")
@@ -43,20 +58,33 @@ def test_micro_station_eta_is_turnout_plus_travel_and_three_minutes() -> None:
 
 def test_fire_station_five_minutes_and_combined_cover() -> None:
     graph = line_graph(31)
-    scene = make_scene(responders([("M", "micro_station", 0, 0), ("F", "fire_station", 3000, 0)], [None, "一级"]),
-                       graph, key_places=places([500, 1300, 2000, 2600]), settings=SETTINGS)
+    scene = make_scene(
+        responders([("M", "micro_station", 0, 0), ("F", "fire_station", 3000, 0)], [None, "一级"]),
+        graph,
+        key_places=places([500, 1300, 2000, 2600]),
+        settings=SETTINGS,
+    )
     kp = coverage.compute_coverage(scene).key_places.set_index("id")
     # fire: 60 + (3000 - east) / 10 → 230, 160, 100; micro: 60 + east / 10 → 110, 190, 260, 320
     assert kp["eta_fire_station"].round(6).tolist() == [310.0, 230.0, 160.0, 100.0]
     assert kp["eta_micro_station"].round(6).tolist() == [110.0, 190.0, 260.0, 320.0]
-    assert kp["covered"].tolist() == [True, True, True, True]  # 1300 m: micro late (190 > 180), fire in 230 ≤ 300
+    assert kp["covered"].tolist() == [
+        True,
+        True,
+        True,
+        True,
+    ]  # 1300 m: micro late (190 > 180), fire in 230 ≤ 300
     assert kp["responder_id"].tolist() == ["M", "M", "F", "F"]
     assert kp["eta_s"].round(6).tolist() == [110.0, 190.0, 160.0, 100.0]
 
 
 def test_radius_mode_without_roads() -> None:
-    scene = make_scene(responders([("M", "micro_station", 0, 0)]), None,
-                       key_places=places([900, 1300]), settings=SETTINGS)
+    scene = make_scene(
+        responders([("M", "micro_station", 0, 0)]),
+        None,
+        key_places=places([900, 1300]),
+        settings=SETTINGS,
+    )
     result = coverage.compute_coverage(scene)
     assert result.mode == "radius" and coverage.summary(result)["mode"] == "radius"
     kp = result.key_places.set_index("id")
@@ -67,14 +95,22 @@ def test_radius_mode_without_roads() -> None:
 
 
 def test_radius_mode_forced_even_with_roads() -> None:
-    scene = make_scene(responders([("M", "micro_station", 0, 0)]), line_graph(5), key_places=places([100]),
-                       settings=SETTINGS, mode="radius")
+    scene = make_scene(
+        responders([("M", "micro_station", 0, 0)]),
+        line_graph(5),
+        key_places=places([100]),
+        settings=SETTINGS,
+        mode="radius",
+    )
     assert coverage.compute_coverage(scene).mode == "radius"
 
 
 def test_far_responder_is_reported_not_snapped() -> None:
-    scene = make_scene(responders([("M", "micro_station", 0, 0), ("X", "micro_station", 500, 900)]),
-                       line_graph(11), settings=SETTINGS)
+    scene = make_scene(
+        responders([("M", "micro_station", 0, 0), ("X", "micro_station", 500, 900)]),
+        line_graph(11),
+        settings=SETTINGS,
+    )
     assert scene.unsnapped["id"].tolist() == ["X"]
     assert scene.unsnapped["snap_m"].iloc[0] == pytest.approx(900, rel=0.01)
     assert coverage.compute_coverage(scene).responders["id"].tolist() == ["M"]
@@ -83,8 +119,11 @@ def test_far_responder_is_reported_not_snapped() -> None:
 def test_first_due_areas_split_at_the_middle_and_limits() -> None:
     graph = line_graph(31)
     settings = SETTINGS.with_overrides(station_area_limits_km2={"一级": 7.0, "小型": 0.01})
-    scene = make_scene(responders([("A", "fire_station", 0, 0), ("B", "fire_station", 3000, 0)], ["一级", "小型"]),
-                       graph, settings=settings)
+    scene = make_scene(
+        responders([("A", "fire_station", 0, 0), ("B", "fire_station", 3000, 0)], ["一级", "小型"]),
+        graph,
+        settings=settings,
+    )
     result = coverage.compute_coverage(scene)
     cells = result.cells[(result.cells["res"] == 10) & (result.cells["node"] != 15)]
     expected = np.where(cells["node"] < 15, "A", "B")
@@ -99,8 +138,12 @@ def test_first_due_areas_split_at_the_middle_and_limits() -> None:
 def test_uncovered_clusters_ranked_by_weight_and_isochrones() -> None:
     # 6 km road, micro station in the middle: both ends are uncovered; the east end holds key places
     graph = line_graph(61)
-    scene = make_scene(responders([("M", "micro_station", 3000, 0)]), graph,
-                       key_places=places([5600, 5700, 5800, 5900]), settings=SETTINGS)
+    scene = make_scene(
+        responders([("M", "micro_station", 3000, 0)]),
+        graph,
+        key_places=places([5600, 5700, 5800, 5900]),
+        settings=SETTINGS,
+    )
     result = coverage.compute_coverage(scene)
     clusters = coverage.uncovered_clusters(result)
     assert len(clusters) == 2
@@ -111,7 +154,9 @@ def test_uncovered_clusters_ranked_by_weight_and_isochrones() -> None:
     iso = coverage.isochrones(result, [1, 3])
     # 1 min is the turnout: only the station's own spot is reached
     one = shapely.geometry.shape(iso[1.0])
-    assert one.contains(shapely.geometry.Point(*lonlat(3000))) and not one.contains(shapely.geometry.Point(*lonlat(3300)))
+    assert one.contains(shapely.geometry.Point(*lonlat(3000))) and not one.contains(
+        shapely.geometry.Point(*lonlat(3300))
+    )
     shape = shapely.geometry.shape(iso[3.0])
     inside = shapely.geometry.Point(*lonlat(3500))
     outside = shapely.geometry.Point(*lonlat(5000))
@@ -124,8 +169,13 @@ def test_figures_per_town() -> None:
     cells = cells.drop_duplicates("cell")
     east = (np.asarray(h3index.cell_centres(cells["cell"].to_numpy())[0]) - lonlat(0)[0]) * 1
     cells["town"] = np.where(east < lonlat(1000)[0] - lonlat(0)[0], "西镇", "东镇")
-    scene = make_scene(responders([("M", "micro_station", 0, 0)]), graph, cells=cells,
-                       key_places=places([100, 2900], [1, 2]).assign(town=["西镇", "东镇"]), settings=SETTINGS)
+    scene = make_scene(
+        responders([("M", "micro_station", 0, 0)]),
+        graph,
+        cells=cells,
+        key_places=places([100, 2900], [1, 2]).assign(town=["西镇", "东镇"]),
+        settings=SETTINGS,
+    )
     fig = coverage.figures(coverage.compute_coverage(scene), "town").set_index("name")
     assert fig.loc["西镇", "area_share"] == 1.0
     assert 0 < fig.loc["东镇", "area_share"] < 1.0
@@ -139,8 +189,15 @@ def helsinki_scene():
     graph = network.graph_from_tables(nodes, edges)
     rng = np.random.default_rng(11)
     pick = rng.choice(graph.n_nodes, 8, replace=False)
-    resp = pd.DataFrame({"id": [f"r{i}" for i in range(8)], "layer": ["micro_station"] * 5 + ["fire_station"] * 3,
-                         "lon": graph.lon[pick], "lat": graph.lat[pick], "station_class": [None] * 5 + ["一级"] * 3})
+    resp = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(8)],
+            "layer": ["micro_station"] * 5 + ["fire_station"] * 3,
+            "lon": graph.lon[pick],
+            "lat": graph.lat[pick],
+            "station_class": [None] * 5 + ["一级"] * 3,
+        }
+    )
     return make_scene(resp, graph)
 
 
@@ -149,8 +206,16 @@ def test_whatif_edits_equal_a_full_recompute(helsinki_scene) -> None:
     g = scene.graph
     engine = coverage.CoverageEngine(scene)
     rng = np.random.default_rng(5)
-    edits = [("add", "n1", "micro_station"), ("remove", "r1", None), ("move", "r2", None), ("add", "n2", "fire_station"),
-             ("remove", "r6", None), ("move", "n1", None), ("remove", "r0", None), ("add", "n3", "micro_station")]
+    edits = [
+        ("add", "n1", "micro_station"),
+        ("remove", "r1", None),
+        ("move", "r2", None),
+        ("add", "n2", "fire_station"),
+        ("remove", "r6", None),
+        ("move", "n1", None),
+        ("remove", "r0", None),
+        ("add", "n3", "micro_station"),
+    ]
     for action, rid, layer in edits:
         i = int(rng.integers(g.n_nodes))
         if action == "add":
@@ -183,7 +248,9 @@ def test_whatif_edits_equal_a_full_recompute(helsinki_scene) -> None:
 def test_whatif_add_then_remove_restores_figures(helsinki_scene) -> None:
     engine = coverage.CoverageEngine(helsinki_scene)
     before = coverage.summary(engine.result)
-    uncovered = engine.result.cells[(engine.result.cells["res"] == 10) & ~engine.result.cells["covered"]]
+    uncovered = engine.result.cells[
+        (engine.result.cells["res"] == 10) & ~engine.result.cells["covered"]
+    ]
     target = uncovered.iloc[0]
     added = engine.add("new", target["lon"], target["lat"])
     assert added.diff["covered_km2"] > 0 and added.after["area_share"] > added.before["area_share"]

@@ -51,7 +51,11 @@ def test_helsinki_import_counts_and_oneway(helsinki_db) -> None:
     assert both == 0
     two_way = con.execute("SELECT count(*) FROM road_edges WHERE NOT oneway").fetchone()[0]
     assert two_way % 2 == 0 and two_way > 0
-    assert con.execute("SELECT count(*) FROM road_edges WHERE oneway").fetchone()[0] == summary["oneway_edges"] > 100
+    assert (
+        con.execute("SELECT count(*) FROM road_edges WHERE oneway").fetchone()[0]
+        == summary["oneway_edges"]
+        > 100
+    )
     # speeds come from maxspeed (30/40 km/h in central Helsinki)
     speeds = {r[0] for r in con.execute("SELECT DISTINCT speed_kmh FROM road_edges").fetchall()}
     assert {30.0, 40.0} <= speeds
@@ -67,7 +71,9 @@ def test_helsinki_travel_times_equal_networkx(helsinki_db) -> None:
     rng = np.random.default_rng(3)
     sources = rng.choice(graph.n_nodes, 5, replace=False)
     eta, which = multi_source_times(graph.seconds, sources, np.zeros(len(sources)))
-    expected = nx.multi_source_dijkstra_path_length(ref, {int(graph.node_ids[s]) for s in sources}, weight="t")
+    expected = nx.multi_source_dijkstra_path_length(
+        ref, {int(graph.node_ids[s]) for s in sources}, weight="t"
+    )
     ids = graph.node_ids
     reached = np.isfinite(eta)
     assert reached.sum() == len(expected)
@@ -88,7 +94,9 @@ def test_helsinki_oneway_reverse_trip_is_longer(helsinki_db) -> None:
     con = store.connect(db)
     graph = network.load_graph(con)
     ref = _nx_graph(db)
-    ow = con.execute("SELECT u, v FROM road_edges WHERE oneway AND length_m > 20 ORDER BY u, v").fetchall()
+    ow = con.execute(
+        "SELECT u, v FROM road_edges WHERE oneway AND length_m > 20 ORDER BY u, v"
+    ).fetchall()
     checked = 0
     for u_id, v_id in ow[:40]:
         u = int(np.searchsorted(graph.node_ids, u_id))
@@ -110,9 +118,16 @@ def test_lines_file_oneway_square(tmp_path, tmp_db) -> None:
     lo, la = lonlat(np.array(e, dtype=float), np.array(n, dtype=float))
     corners = list(zip(lo, la, strict=True))
     lines = [shapely.LineString([corners[i], corners[(i + 1) % 4]]) for i in range(4)]
-    frame = gpd.GeoDataFrame({"fclass": ["primary"] * 4, "maxspeed": ["36", "36", "36", "36"],
-                              "oneway": ["B", "B", "F", "B"], "name": ["S", "E", "N", "W"]},
-                             geometry=lines, crs=4326)
+    frame = gpd.GeoDataFrame(
+        {
+            "fclass": ["primary"] * 4,
+            "maxspeed": ["36", "36", "36", "36"],
+            "oneway": ["B", "B", "F", "B"],
+            "name": ["S", "E", "N", "W"],
+        },
+        geometry=lines,
+        crs=4326,
+    )
     path = tmp_path / "roads.gpkg"
     frame.to_file(path)
     network.import_roads(path, tmp_db, SETTINGS)
@@ -130,8 +145,11 @@ def test_lines_file_oneway_square(tmp_path, tmp_db) -> None:
 
 def test_speeds_maxspeed_class_and_links() -> None:
     s = Settings()
-    got = network.edge_speeds(["primary", "primary_link", "residential", "weird", "secondary"],
-                              ["none", None, "20", None, "30 mph"], s)
+    got = network.edge_speeds(
+        ["primary", "primary_link", "residential", "weird", "secondary"],
+        ["none", None, "20", None, "30 mph"],
+        s,
+    )
     assert got[0] == s.road_speeds_kmh["primary"]
     assert got[1] == s.road_speeds_kmh["primary"]
     assert got[2] == 20.0
@@ -153,7 +171,9 @@ def test_snap_reports_far_points() -> None:
 
 def test_bad_edges_name_the_row() -> None:
     nodes = pd.DataFrame({"node_id": [1, 2], "lon": [121.0, 121.001], "lat": [LAT0, LAT0]})
-    edges = pd.DataFrame({"u": [1, 2], "v": [2, 7], "length_m": [100.0, 100.0], "speed_kmh": [30.0, 30.0]})
+    edges = pd.DataFrame(
+        {"u": [1, 2], "v": [2, 7], "length_m": [100.0, 100.0], "speed_kmh": [30.0, 30.0]}
+    )
     with pytest.raises(NetworkError, match=r"row 1 \(u=2, v=7\)"):
         network.graph_from_tables(nodes, edges)
     edges = pd.DataFrame({"u": [1], "v": [2], "length_m": [100.0], "speed_kmh": [0.0]})

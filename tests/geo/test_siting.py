@@ -32,9 +32,15 @@ def test_greedy_within_five_percent_of_exact(seed: int) -> None:
         picks, gains = siting.greedy_mclp(cover, weights, k)
         exact_picks, objective, _ = siting.exact_mclp(cover, weights, k, 30)
         assert len(exact_picks) <= k and len(picks) <= k
+
         # recompute both objectives from the picks themselves
         def covered(p: np.ndarray) -> float:
-            return float(weights[np.asarray(cover[:, p].sum(axis=1)).ravel() > 0].sum()) if len(p) else 0.0
+            return (
+                float(weights[np.asarray(cover[:, p].sum(axis=1)).ravel() > 0].sum())
+                if len(p)
+                else 0.0
+            )
+
         assert covered(picks) == pytest.approx(gains.sum())
         assert covered(exact_picks) == pytest.approx(objective)
         assert gains.sum() <= objective + 1e-9
@@ -43,9 +49,23 @@ def test_greedy_within_five_percent_of_exact(seed: int) -> None:
 
 def test_exact_beats_greedy_on_the_textbook_trap() -> None:
     # candidate 0 covers the middle 4 points, 1 and 2 cover 3 each at the sides (overlapping the middle)
-    cover = sp.csr_array(np.array([
-        [0, 1, 0], [0, 1, 0], [0, 1, 0], [1, 1, 0], [1, 0, 0], [1, 0, 1], [1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1],
-    ], dtype=float))
+    cover = sp.csr_array(
+        np.array(
+            [
+                [0, 1, 0],
+                [0, 1, 0],
+                [0, 1, 0],
+                [1, 1, 0],
+                [1, 0, 0],
+                [1, 0, 1],
+                [1, 0, 1],
+                [0, 0, 1],
+                [0, 0, 1],
+                [0, 0, 1],
+            ],
+            dtype=float,
+        )
+    )
     w = np.ones(10)
     picks, gains = siting.greedy_mclp(cover, w, 2)
     exact, obj, _ = siting.exact_mclp(cover, w, 2)
@@ -56,11 +76,21 @@ def test_exact_beats_greedy_on_the_textbook_trap() -> None:
 def test_suggest_sites_on_a_road_adds_the_promised_coverage() -> None:
     # 6 km road, micro station at the west end; key places cluster near 4.5 km
     graph = line_graph(61)
-    resp = pd.DataFrame({"id": ["M"], "layer": ["micro_station"], "lon": [lonlat(0.0)[0]], "lat": [lonlat(0.0)[1]]})
+    resp = pd.DataFrame(
+        {"id": ["M"], "layer": ["micro_station"], "lon": [lonlat(0.0)[0]], "lat": [lonlat(0.0)[1]]}
+    )
     east = np.array([4300.0, 4400, 4500, 4600, 4700])
     plon, plat = lonlat(east)
-    places = pd.DataFrame({"id": [f"p{i}" for i in range(5)], "name": "x", "category": "住宅小区",
-                           "inspection_class": 1, "lon": plon, "lat": plat})
+    places = pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(5)],
+            "name": "x",
+            "category": "住宅小区",
+            "inspection_class": 1,
+            "lon": plon,
+            "lat": plat,
+        }
+    )
     scene = make_scene(resp, graph, key_places=places, settings=SETTINGS)
     engine = coverage.CoverageEngine(scene)
     result = siting.suggest_sites(engine, 2, exact=True)
@@ -68,19 +98,27 @@ def test_suggest_sites_on_a_road_adds_the_promised_coverage() -> None:
     first = result.picks.iloc[0]
     # the first site lands among the key places (within 1200 m of road of all five)
     assert lonlat(3500.0)[0] < first["lon"] < lonlat(5500.0)[0]
-    assert result.gap is not None and 0 <= result.gap <= 1 - 1 / np.e  # greedy guarantee (Nemhauser et al. 1978)
+    assert (
+        result.gap is not None and 0 <= result.gap <= 1 - 1 / np.e
+    )  # greedy guarantee (Nemhauser et al. 1978)
     before = coverage.summary(engine.result)
     after = engine.add("S1", first["lon"], first["lat"]).after
-    assert after["weight_covered"] - before["weight_covered"] == pytest.approx(first["gain_weight"], abs=1e-6)
+    assert after["weight_covered"] - before["weight_covered"] == pytest.approx(
+        first["gain_weight"], abs=1e-6
+    )
     assert after["places_covered"] == 5
 
 
 def test_user_candidates_and_radius_mode() -> None:
-    resp = pd.DataFrame({"id": ["M"], "layer": ["micro_station"], "lon": [lonlat(0.0)[0]], "lat": [lonlat(0.0)[1]]})
+    resp = pd.DataFrame(
+        {"id": ["M"], "layer": ["micro_station"], "lon": [lonlat(0.0)[0]], "lat": [lonlat(0.0)[1]]}
+    )
     plon, plat = lonlat(np.array([0.0, 3000.0, 3100.0, 6000.0]))
     places = pd.DataFrame({"id": list("abcd"), "lon": plon, "lat": plat, "inspection_class": 1})
     scene = make_scene(resp, None, key_places=places, settings=SETTINGS)
-    cands = pd.DataFrame({"lon": lonlat(np.array([3050.0, 6000.0]))[0], "lat": lonlat(np.array([3050.0, 6000.0]))[1]})
+    cands = pd.DataFrame(
+        {"lon": lonlat(np.array([3050.0, 6000.0]))[0], "lat": lonlat(np.array([3050.0, 6000.0]))[1]}
+    )
     result = siting.suggest_sites(scene, 1, candidates=cands)
     assert result.mode == "radius" and result.candidates == 2
     assert result.picks.iloc[0]["lon"] == pytest.approx(cands["lon"][0])  # two places beat one
