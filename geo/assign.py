@@ -8,8 +8,14 @@ sorted-array lookup of their cell. Only points in border cells get the exact STR
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
+from h3ronpy import ContainmentMode
+from h3ronpy.vector import wkb_to_cells
 
 from geo import h3index
 
@@ -34,21 +40,34 @@ def _strtree_assign(lon: np.ndarray, lat: np.ndarray, polygons: np.ndarray) -> n
 
 
 def interior_cells(polygons: np.ndarray, res: int = ASSIGN_RES) -> tuple[np.ndarray, np.ndarray]:
-    """H3 cells lying strictly inside a polygon: (sorted cells, index of their polygon).
+    """H3 cells lying entirely inside a polygon: (sorted cells, index of their polygon).
 
-    Where polygons overlap and a cell is inside several, the lowest index is kept (the
-    same rule as the exact test).
+    Each polygon is shrunk by ``EDGE_MARGIN_DEG`` and filled with the cells whose whole
+    boundary it contains (h3o ``ContainsBoundary``, vectorised over all polygons). Where
+    polygons overlap and a cell is inside several, the lowest index is kept (the same rule
+    as the exact test).
     """
     polygons = np.asarray(polygons, dtype=object)
-    cover = h3index.polygon_cover(polygons, res)
-    if not len(cover):
+    ok = ~shapely.is_missing(polygons) & ~shapely.is_empty(polygons)
+    shrunk = shapely.buffer(np.where(ok, polygons, None), -EDGE_MARGIN_DEG)
+    shrunk = np.where(shapely.is_empty(shrunk), None, shrunk)
+    keep = np.flatnonzero(~shapely.is_missing(shrunk))
+    if not len(keep):
         return np.array([], dtype=np.uint64), np.array([], dtype=np.int64)
-    cells = cover["cell"].to_numpy(dtype=np.uint64)
-    rows = cover["row"].to_numpy(dtype=np.int64)
-    hexes = shapely.buffer(h3index.cell_polygons(cells), EDGE_MARGIN_DEG, quad_segs=1)
-    shapely.prepare(polygons)
-    inside = shapely.contains_properly(polygons[rows], hexes)
-    cells, rows = cells[inside], rows[inside]
+    wkb = shapely.to_wkb(shrunk[keep])
+
+    def fill(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lists = pa.array(wkb_to_cells(pa.array(wkb[part], type=pa.binary()), res,
+                                      containment_mode=ContainmentMode.ContainsBoundary))
+        lengths = np.nan_to_num(pc.list_value_length(lists).to_numpy(zero_copy_only=False)).astype(np.int64)
+        return pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.uint64), np.repeat(keep[part], lengths)
+
+    # h3ronpy releases the GIL: fill the polygons in one chunk per core.
+    chunks = [c for c in np.array_split(np.arange(len(keep)), h3index._threads()) if len(c)]
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        parts = list(pool.map(fill, chunks))
+    cells = np.concatenate([p[0] for p in parts])
+    rows = np.concatenate([p[1] for p in parts])
     order = np.lexsort((rows, cells))
     cells, rows = cells[order], rows[order]
     first = np.ones(len(cells), dtype=bool)

@@ -24,6 +24,8 @@ import duckdb
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo import assign, h3index, store
@@ -196,13 +198,14 @@ def prepare(
         x, bad_x = parse_number(xt)
         y, bad_y = parse_number(yt)
         missing = ~present(xt) | ~present(yt)
-        pair = xt.fillna("") + ", " + yt.fillna("")
+        pair = xt.fillna("") + ", " + yt.fillna("") if (missing | bad_x | bad_y).any() else None
         rej.add(missing, f"{lon_col},{lat_col}", "missing_coordinates", pair, "经度或纬度为空 (lon or lat is empty)")
         rej.add((bad_x | bad_y) & ~missing, f"{lon_col},{lat_col}", "bad_coordinates", pair, "坐标不是数字 (not a number)")
         ok = ~missing & ~bad_x & ~bad_y
         wlon, wlat = check_coordinates(np.where(ok, x, np.nan), np.where(ok, y, np.nan), used_crs, settings, rej,
                                        lon_col, lat_col, xt, yt)
-        id_material = xt.fillna("") + "," + yt.fillna("")
+        def id_material() -> pd.Series:
+            return xt.fillna("") + "," + yt.fillna("")
     elif raw.geometry is not None or wkt_col is not None:
         if raw.geometry is not None:
             src = np.asarray(raw.geometry, dtype=object)
@@ -242,8 +245,8 @@ def prepare(
             if repaired.any():
                 row_notes.append((np.flatnonzero(repaired), "geometry",
                                   "无效面已用 make_valid 修复 (invalid polygon repaired with make_valid)"))
-        wkb_hex = pd.Series(shapely.to_wkb(src, hex=True), dtype="str") if n else pd.Series([], dtype="str")
-        id_material = wkb_hex.fillna("")
+        def id_material() -> pd.Series:
+            return pd.Series(shapely.to_wkb(src, hex=True), dtype="str").fillna("") if n else pd.Series([], dtype="str")
     else:
         hint = "--lon COLUMN --lat COLUMN" if spec.geometry == "point" else "a WKT column (wkt/geometry/几何)"
         raise ReadError(f"{file}: no coordinate columns found; headers seen: {', '.join(headers)}; pass {hint}")
@@ -272,7 +275,7 @@ def prepare(
     no_id = ~present(ids)
     if no_id.any():
         material = pd.DataFrame({k: v for k, v in sorted(texts.items()) if k != "id"})
-        material["_where"] = id_material
+        material["_where"] = id_material()
         generated = store.stable_ids(material[no_id].reset_index(drop=True), prefix=f"{spec.name}-")
         ids = ids.copy()
         ids[no_id] = generated
@@ -280,12 +283,13 @@ def prepare(
     values["id"] = ids
     valid = ~rej.mask()
     dup = np.zeros(n, dtype=bool)
-    dup[valid] = pd.Series(ids.to_numpy()[valid]).duplicated(keep="first").to_numpy()
+    valid_ids = pa.array(ids[valid], from_pandas=True)
+    if pc.count_distinct(valid_ids).as_py() < len(valid_ids):  # only then find which rows repeat
+        dup[valid] = ids[valid].duplicated(keep="first").to_numpy()
     rej.add(dup, "id", "duplicate_id", ids, "同一文件中编号重复，保留第一次出现的行 (duplicate id; the first row is kept)")
 
     keep = ~rej.mask()
-    accepted = pd.DataFrame({k: v.to_numpy()[keep] if isinstance(v, np.ndarray) else v[keep].reset_index(drop=True)
-                             for k, v in values.items()})
+    accepted = pd.DataFrame({k: v[keep].reset_index(drop=True) for k, v in values.items()})
     accepted["source_row"] = raw.row_numbers[keep]
     if spec.geometry == "point":
         accepted["lon"], accepted["lat"] = wlon[keep], wlat[keep]
@@ -349,7 +353,7 @@ def _note_rows(row_notes: list[tuple[np.ndarray, str, str]], row_numbers: np.nda
     for pos, fld, note in row_notes:
         pos = pos[keep[pos]]
         if len(pos):
-            parts.append(pd.DataFrame({"row_number": row_numbers[pos], "id": ids.to_numpy()[pos],
+            parts.append(pd.DataFrame({"row_number": row_numbers[pos], "id": ids.iloc[pos].to_numpy(dtype=object),
                                        "field": fld, "note": note}))
     if not parts:
         return pd.DataFrame(columns=["row_number", "id", "field", "note"])
@@ -367,29 +371,27 @@ def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataF
     if not spec.assign_to_grid or spec.geometry != "point" or not len(rows):
         return 0
     wanted = [f for f in GRID_FIELDS if f in spec.field_names]
+    present_cols = {f: rows[f] if f in rows else pd.Series(None, index=rows.index, dtype="str") for f in wanted}
     need = np.zeros(len(rows), dtype=bool)
-    for f in wanted:
-        if f not in rows:
-            rows[f] = pd.Series([None] * len(rows), dtype="str")
-        need |= rows[f].isna().to_numpy()
+    for col in present_cols.values():
+        need |= col.isna().to_numpy()
     if not need.any():
         return 0
     grids = store.read_layer(con, "grid", columns=["id", "town", "community"])
     if not len(grids):
         return 0
     idx = np.flatnonzero(need)
-    cells = rows[h3index.cell_column(assign.ASSIGN_RES)].to_numpy()[idx] if h3index.cell_column(
-        assign.ASSIGN_RES) in rows else None
+    cell_col = h3index.cell_column(assign.ASSIGN_RES)
+    cells = rows[cell_col].to_numpy()[idx] if cell_col in rows else None
     hit = assign.points_in_polygons(rows["lon"].to_numpy()[idx], rows["lat"].to_numpy()[idx],
                                     grids.geometry.to_numpy(), cells=cells)
     found = hit >= 0
-    hit_rows, hit_grid = idx[found], hit[found]
+    full = np.full(len(rows), -1, dtype=np.int64)
+    full[idx] = hit
     for f in wanted:
-        src = grids[GRID_SOURCE[f]].to_numpy(dtype=object)
-        col = rows[f].to_numpy(dtype=object).copy()
-        empty = pd.isna(col[hit_rows])
-        col[hit_rows[empty]] = src[hit_grid[empty]]
-        rows[f] = pd.Series(col, index=rows.index, dtype="str")
+        src = np.append(grids[GRID_SOURCE[f]].to_numpy(dtype=object), None)  # index -1 → None
+        from_grid = pd.Series(src[full], index=rows.index, dtype="str")
+        rows[f] = present_cols[f].fillna(from_grid)  # the file's own values are kept
     return int(found.sum())
 
 
@@ -405,7 +407,7 @@ def _store(
     assigned = 0
     now = pd.Timestamp(datetime.now())
     if len(rows):
-        rows["source_file"] = file
+        rows["source_file"] = pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), [file])
         if spec.geometry == "point":
             cells = h3index.index_points(rows["lon"].to_numpy(), rows["lat"].to_numpy(), store.POINT_RESOLUTIONS)
             for res, arr in cells.items():

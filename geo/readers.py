@@ -194,7 +194,8 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
         table = pacsv.read_csv(
             pa.BufferReader(text_data),
             read_options=pacsv.ReadOptions(column_names=headers, skip_rows=1, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+            # A newline can only sit inside a quoted cell; without quotes pyarrow parses in parallel.
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=b'"' in text_data,
                                              invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in headers},

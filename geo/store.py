@@ -31,6 +31,7 @@ import duckdb
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from geo import h3index
@@ -306,12 +307,41 @@ def _with_geometry_columns(spec: LayerSpec, frame: pd.DataFrame) -> pd.DataFrame
             out[h3index.cell_column(res)] = arr
     if spec.geometry == "polygon":
         out["area_km2"] = gpd.GeoSeries(geoms, crs=4326).to_crs(equal_area_crs(lon, lat)).area.to_numpy() / 1e6
-    if spec.geometry != "point":
+    if spec.geometry == "point":
+        out["geom_wkb"] = pd.arrays.ArrowExtensionArray(point_wkb(out["lon"], out["lat"]))
+    else:
         out["geom_wkb"] = shapely.to_wkb(geoms)
     out["source_file"] = frame["source_file"] if "source_file" in frame else None
     out["source_row"] = frame["source_row"] if "source_row" in frame else None
     out["ingested_at"] = pd.Timestamp(datetime.now())
     return out
+
+
+def point_wkb(lon: np.ndarray | pd.Series, lat: np.ndarray | pd.Series) -> pa.Array:
+    """ISO WKB points built in numpy (21 bytes each: byte order, type 1, x, y); no shapely objects."""
+    n = len(lon)
+    rec = np.empty(n, dtype=[("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+    rec["order"], rec["type"] = 1, 1
+    rec["x"], rec["y"] = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    offsets = pa.array(np.arange(0, 21 * (n + 1), 21, dtype=np.int32))
+    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, offsets.buffers()[1], pa.py_buffer(rec.tobytes())])
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    """A frame as an Arrow table for DuckDB to scan natively (strings stay Arrow strings).
+
+    DuckDB's pandas scan turns Arrow-backed string columns into Python objects first,
+    which costs seconds per million rows; an Arrow table is read without conversion.
+    """
+    arrays, names = [], []
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype == object and col.isna().all():
+            arrays.append(pa.nulls(len(col)))
+        else:
+            arrays.append(pa.array(col, from_pandas=True))
+        names.append(str(name))
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def equal_area_crs(lon: np.ndarray, lat: np.ndarray) -> str:
@@ -343,8 +373,8 @@ def write_layer(
     if "id" not in frame or frame["id"].isna().any():
         raise StoreError(f"write_layer({layer!r}): every row needs an id (ingestion assigns stable ids)")
     rows = _with_geometry_columns(spec, frame)
-    geom_sql = "ST_Point(lon, lat)" if spec.geometry == "point" else "ST_GeomFromWKB(geom_wkb)"
-    con.register("_incoming", rows)
+    geom_sql = "ST_GeomFromWKB(geom_wkb)"
+    con.register("_incoming", _arrow(rows))
     try:
         if replace:
             con.execute(f"DELETE FROM {layer}")

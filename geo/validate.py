@@ -109,9 +109,16 @@ class Rejections:
 
 
 def clean_text(column: pd.Series) -> pd.Series:
-    """Text trimmed of surrounding whitespace (also full-width); empty becomes None."""
-    s = column.astype("str").str.strip().str.strip("\u3000")
-    return s.where(s.notna() & (s != ""), None)
+    """Text trimmed of surrounding whitespace (Unicode, so also the full-width U+3000); empty becomes None.
+
+    Runs in Arrow compute on the Arrow-backed strings (no Python objects).
+    """
+    arr = pa.array(column, from_pandas=True)
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        arr = pa.array(column.astype("str"), from_pandas=True)
+    arr = pc.utf8_trim_whitespace(arr)
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+    return pd.Series(arr.to_pandas(), index=column.index).astype("str")
 
 
 def present(text: pd.Series) -> np.ndarray:
@@ -134,7 +141,9 @@ def parse_number(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
     Thousands separators (1,200) and full-width digits are accepted as parsing.
     """
-    arr = pa.array(text.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    arr = pa.array(text, from_pandas=True)  # Arrow-backed text: no copy, no Python objects
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        arr = pa.array(text.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
     try:
         values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
         return np.asarray(values, dtype=np.float64), np.zeros(len(text), dtype=bool)
@@ -253,13 +262,13 @@ def check_coordinates(
         swapped[maybe_swapped] = np.isfinite(slon) & np.isfinite(slat) & _inside(slon, slat, box)
         if chinese and aoi:
             swapped[maybe_swapped] &= _inside(slon, slat, settings.china_bounds)
-    xt = x_text.to_numpy(dtype=object) if x_text is not None else x
-    yt = y_text.to_numpy(dtype=object) if y_text is not None else y
-
     def both(mask: np.ndarray) -> np.ndarray:
         out = np.full(len(x), None, dtype=object)
         idx = np.flatnonzero(mask)  # only the rejected rows are formatted
-        out[idx] = [f"{xt[i]}, {yt[i]}" for i in idx]
+        if len(idx):
+            xs = x_text.iloc[idx].to_numpy(dtype=object) if x_text is not None else x[idx]
+            ys = y_text.iloc[idx].to_numpy(dtype=object) if y_text is not None else y[idx]
+            out[idx] = [f"{a}, {b}" for a, b in zip(xs, ys, strict=True)]
         return out
 
     rejections.add(swapped, f"{x_field},{y_field}", "swapped_lat_lon", both(swapped),
