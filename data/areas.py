@@ -23,13 +23,14 @@ BOUNDARY_DIR = Path(__file__).resolve().parent / "boundaries"
 
 @dataclass(frozen=True)
 class Town:
-    """A town or street (街镇): real name, approximate centre (lon, lat), old-centre and emerging flags."""
+    """A town or street (街镇): real name, approximate centre (lon, lat) and its hazard pattern flags."""
 
     name: str
     lon: float
     lat: float
     old_centre: bool = False
     emerging: bool = False
+    intensifying: bool = False  # an old centre whose hazards keep growing
 
     @property
     def is_street(self) -> bool:
@@ -46,8 +47,8 @@ class Area:
     towns: tuple[Town, ...]
 
 
-def _t(name: str, lon: float, lat: float, old: bool = False, emerging: bool = False) -> Town:
-    return Town(name, lon, lat, old, emerging)
+def _t(name: str, lon: float, lat: float, old: bool = False, emerging: bool = False, growing: bool = False) -> Town:
+    return Town(name, lon, lat, old or growing, emerging, growing)
 
 
 AREAS: dict[str, Area] = {
@@ -59,7 +60,7 @@ AREAS: dict[str, Area] = {
         _t("新浜镇", 121.040, 30.935), _t("叶榭镇", 121.300, 30.935),
         _t("小昆山镇", 121.125, 31.035), _t("车墩镇", 121.300, 31.000),
         _t("新桥镇", 121.320, 31.065, emerging=True), _t("洞泾镇", 121.245, 31.090, emerging=True),
-        _t("九亭镇", 121.310, 31.115, old=True), _t("泗泾镇", 121.265, 31.120, old=True),
+        _t("九亭镇", 121.310, 31.115, growing=True), _t("泗泾镇", 121.265, 31.120, old=True),
         _t("佘山镇", 121.190, 31.100),
     )),
     "310115": Area("310115", "浦东新区", (
@@ -69,7 +70,7 @@ AREAS: dict[str, Area] = {
         _t("上钢新村街道", 121.480, 31.170), _t("南码头路街道", 121.508, 31.198),
         _t("沪东新村街道", 121.570, 31.265), _t("金杨新村街道", 121.565, 31.255),
         _t("东明路街道", 121.515, 31.160), _t("金桥镇", 121.605, 31.255),
-        _t("张江镇", 121.600, 31.200, emerging=True), _t("川沙新镇", 121.700, 31.190, old=True),
+        _t("张江镇", 121.600, 31.200, emerging=True), _t("川沙新镇", 121.700, 31.190, growing=True),
         _t("高桥镇", 121.580, 31.345), _t("高行镇", 121.590, 31.300),
         _t("高东镇", 121.630, 31.330), _t("曹路镇", 121.665, 31.270),
         _t("合庆镇", 121.730, 31.230), _t("唐镇", 121.660, 31.215),
@@ -86,7 +87,7 @@ AREAS: dict[str, Area] = {
         _t("汉丰街道", 108.393, 31.161, old=True), _t("文峰街道", 108.420, 31.170),
         _t("云枫街道", 108.372, 31.183), _t("镇东街道", 108.445, 31.150),
         _t("丰乐街道", 108.405, 31.200), _t("白鹤街道", 108.330, 31.125, emerging=True),
-        _t("赵家街道", 108.290, 31.095, emerging=True), _t("温泉镇", 108.530, 31.385, old=True),
+        _t("赵家街道", 108.290, 31.095, emerging=True), _t("温泉镇", 108.530, 31.385, growing=True),
         _t("岳溪镇", 108.140, 31.030), _t("长沙镇", 108.540, 31.110),
         _t("郭家镇", 108.650, 31.290), _t("铁桥镇", 108.270, 31.230),
         _t("大进镇", 108.720, 31.480), _t("天和镇", 108.260, 31.000),
@@ -101,7 +102,7 @@ AREAS: dict[str, Area] = {
     )),
     "330326": Area("330326", "平阳县", (
         _t("昆阳镇", 120.565, 27.665, old=True), _t("鳌江镇", 120.570, 27.600, old=True),
-        _t("水头镇", 120.370, 27.595, emerging=True), _t("萧江镇", 120.460, 27.600, old=True),
+        _t("水头镇", 120.370, 27.595, emerging=True), _t("萧江镇", 120.460, 27.600, growing=True),
         _t("万全镇", 120.620, 27.640, emerging=True), _t("腾蛟镇", 120.470, 27.660),
         _t("海西镇", 120.640, 27.550), _t("麻步镇", 120.500, 27.565),
         _t("山门镇", 120.270, 27.570), _t("顺溪镇", 120.160, 27.550),

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 
 import geopandas as gpd

@@ -84,6 +84,13 @@ def _times(rng: np.random.Generator, end: datetime, day_w: np.ndarray, n: int, d
     return t
 
 
+def _nearest_town(space: Space, x: np.ndarray, y: np.ndarray, towns: np.ndarray) -> np.ndarray:
+    """Index (into the area's towns) of the nearest of ``towns`` to each point."""
+    c = space.town_xy[towns]
+    d = (x[:, None] - c[None, :, 0]) ** 2 + (y[:, None] - c[None, :, 1]) ** 2
+    return towns[d.argmin(axis=1)]
+
+
 def hazards(space: Space, roads: Roads, places: pd.DataFrame, settings: Settings, scale: float,
             rng: np.random.Generator, end: datetime) -> pd.DataFrame:
     """About 50,000 × scale hazards over the last ``hazard_years`` up to ``end``."""
@@ -119,11 +126,28 @@ def hazards(space: Space, roads: Roads, places: pd.DataFrame, settings: Settings
     place_cat[sel] = places["category"].to_numpy()[k]
     address[sel] = places["address"].to_numpy()[k]
     place_name[sel] = places["name"].to_numpy()[k]
-    # 1: old neighbourhoods; 2: everywhere people are; 3: emerging areas.
-    for c, w in ((1, old_e + 0.002), (2, 0.2 + urban), (3, space.emerging_field(mx, my) + 1e-4)):
+    # 1: old neighbourhoods; 2: everywhere people are.
+    for c, w in ((1, old_e + 0.002), (2, 0.2 + urban)):
         sel = np.flatnonzero(comp == c)
         if len(sel):
             x[sel], y[sel], edge[sel] = along_roads(space, roads, w, len(sel), rng, 25.0)
+    # 3: emerging areas, each with hazards in proportion to how long it has been emerging.
+    em_towns = np.flatnonzero(space.emerging)
+    ramp_days = np.array([p.new_hotspot_days if r == 0 else int(p.emerging_months * 30) for r in range(len(em_towns))])
+    em_town = np.full(n, -1, dtype=np.int64)
+    em = np.flatnonzero(comp == 3)
+    if len(em_towns):
+        em_town[em] = rng.choice(em_towns, len(em), p=ramp_days / ramp_days.sum())
+    else:
+        em_town[em] = -2  # no emerging town in this area: plain street finds
+    for t in np.unique(em_town[em]):  # a couple of towns
+        sel = em[em_town[em] == t]
+        if t >= 0:
+            d2 = (mx - space.town_xy[t, 0]) ** 2 + (my - space.town_xy[t, 1]) ** 2
+            w = np.exp(-d2 / p.emerging_radius_m**2) + 1e-6
+        else:
+            w = 0.2 + urban
+        x[sel], y[sel], edge[sel] = along_roads(space, roads, w, len(sel), rng, 25.0)
     on_road = edge >= 0
     no = rng.integers(1, 999, n)
     address[on_road] = roads.name[edge[on_road]] + no[on_road].astype(np.str_).astype(object) + "号"
@@ -131,11 +155,20 @@ def hazards(space: Space, roads: Roads, places: pd.DataFrame, settings: Settings
     # Time: season × weekday × trend; emerging ones ramp up over the last months.
     day_w = _day_weights(end, days, _MONTH, _WEEKDAY, p.yearly_trend)
     disc = _times(rng, end, day_w, n, (8.5, 18.0), 0.85)
-    em = np.flatnonzero(comp == 3)
-    if len(em):
-        ramp_days = int(p.emerging_months * 30)
-        ramp = np.clip(1.0 - np.arange(days) / ramp_days, 0.0, None) * _WEEKDAY[(np.arange(days) % 7)]
-        disc[em] = _times(rng, end, ramp + 1e-9, len(em), (8.5, 18.0), 0.85)
+    # Emerging areas: the first appears over the last weeks (a new hotspot), the others ramp up
+    # over the last months. The intensifying old centre grows over the whole period.
+    week = _day_weights(end, days, np.ones(12), _WEEKDAY, 0.0)
+    for rank, t in enumerate(em_towns):  # a couple of towns
+        sel = np.flatnonzero(em_town == t)
+        ramp = np.clip(1.0 - np.arange(days) / ramp_days[rank], 0.0, None) * week
+        disc[sel] = _times(rng, end, ramp + 1e-9, len(sel), (8.5, 18.0), 0.85)
+    grow_towns = np.flatnonzero([t.intensifying for t in space.area.towns])
+    old_i = np.flatnonzero(comp == 1)
+    if len(old_i) and len(grow_towns):
+        near = _nearest_town(space, x[old_i], y[old_i], np.flatnonzero(space.old_centre))
+        sel = old_i[np.isin(near, grow_towns)]
+        growth = _day_weights(end, days, _MONTH, _WEEKDAY, 0.0) * (1.0 - np.arange(days) / days) ** 2
+        disc[sel] = _times(rng, end, growth + 1e-9, len(sel), (8.5, 18.0), 0.85)
 
     # Category by place category.
     cat = np.empty(n, dtype=object)

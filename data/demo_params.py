@@ -69,6 +69,7 @@ class DemoProfile:
     place_linked_share: float = 0.45  # hazards found at a key place
     old_centre_hazard_share: float = 0.3  # street finds drawn from the old-neighbourhood field (rest: everywhere)
     emerging_hazard_share: float = 0.06  # hazards in emerging areas, growing over the last months
-    emerging_months: float = 8.0
+    emerging_months: float = 8.0  # emerging areas ramp up over these last months
+    new_hotspot_days: int = 40  # the first emerging area appears only in these last days
     yearly_trend: float = 0.12  # hazards found per year grow by this share (more patrols)
     false_alarm_share: float = 0.4  # IoT alarms that turn out false (误报)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from shapely.ops import nearest_points
 from pyproj import Transformer
+from shapely.ops import nearest_points
 
 from data.areas import Area, load_boundary
 from data.demo_params import DemoProfile
