@@ -287,3 +287,20 @@ def test_default_demo_build_time(tmp_path: Path) -> None:
     assert counts["hazard"] == 50_000 and counts["key_place"] == 2_000
     assert 10_000 < counts["hydrant"] < 30_000 and 2 <= counts["fire_station"] <= 20
     assert took < 60
+
+
+def test_emerging_new_and_intensifying_areas(tiny_pair: tuple[Path, Path, Path], demo_db: Path) -> None:
+    """The first emerging town appears in the last weeks; the intensifying old centre grows."""
+    towns = AREAS["310117"].towns
+    new_town = next(t.name for t in towns if t.emerging)
+    growing = next(t.name for t in towns if t.intensifying)
+    end = pd.Timestamp(resolve_end(END))
+    hz = _read(tiny_pair[0], "SELECT town, discovered_at FROM hazard")
+    age = (end - hz["discovered_at"]).dt.days
+
+    def rate(town: str, lo: int, hi: int) -> float:
+        return ((hz.town == town) & (age >= lo) & (age < hi)).sum() / (hi - lo)
+
+    assert rate(new_town, 0, 40) > 3 * rate(new_town, 120, 730)
+    assert rate(growing, 0, 365) > 1.5 * rate(growing, 365, 730)
+    assert rate("新浜镇", 0, 365) < 1.5 * rate("新浜镇", 365, 730)  # a quiet rural town
