@@ -520,3 +520,19 @@ def area_boxes(con: duckdb.DuckDBPyConnection, level: str) -> list[tuple[str, BB
         "SELECT name, ST_XMin(geom) w, ST_YMin(geom) s, ST_XMax(geom) e, ST_YMax(geom) n "
         "FROM admin_area WHERE level = ? ORDER BY name", [level]).df()
     return [(str(r.name), (float(r.w), float(r.s), float(r.e), float(r.n))) for r in df.itertuples()]
+
+
+def geometries_features(geoms: Sequence[dict[str, Any] | None], props: pd.DataFrame, tiles: str = "none") -> str:
+    """Features from GeoJSON geometry dicts (isochrones, cluster outlines); None geometries are dropped."""
+    keep = [i for i, g in enumerate(geoms) if g]
+    if not keep:
+        return EMPTY
+    shapes = shapely.from_geojson([json.dumps(geoms[i]) for i in keep])
+    return feature_collection(np.asarray(shapes, dtype=object), props.iloc[keep].reset_index(drop=True), tiles)
+
+
+def points_features(lon: np.ndarray, lat: np.ndarray, props: pd.DataFrame, tiles: str = "none") -> str:
+    """Point features from coordinate arrays (suggested sites, dispatch water)."""
+    if len(lon) == 0:
+        return EMPTY
+    return feature_collection(_point_geoms(lon, lat), props.reset_index(drop=True), tiles)

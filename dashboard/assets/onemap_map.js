@@ -105,6 +105,41 @@ window.onemap = Object.assign({}, window.onemap, {
                 return box;
             }, {maxWidth: 360});
         },
+        /* Zones (isochrones, first-due areas, blind spots, Gi* bins): colour by a property. */
+        zoneStyle: function (feature, context) {
+            const h = context.hideout || {};
+            const p = feature.properties || {};
+            let c = h.color || "#0072B2";
+            if (h.key && h.colors && h.colors[String(p[h.key])] !== undefined) { c = h.colors[String(p[h.key])]; }
+            else if (h.palette && p.ci !== undefined) { c = h.palette[p.ci % h.palette.length]; }
+            const hidden = h.hide && h.hide.indexOf(String(p[h.key])) >= 0;
+            return {fillColor: c, color: h.stroke || c, weight: h.weight === undefined ? 1 : h.weight,
+                    fillOpacity: hidden ? 0 : (h.opacity === undefined ? 0.3 : h.opacity),
+                    opacity: hidden ? 0 : 0.9, dashArray: h.dash || null};
+        },
+        onEachZone: function (feature, layer, context) {
+            const h = context.hideout || {};
+            const p = feature.properties || {};
+            const label = h.labelKey ? p[h.labelKey] : null;
+            if (label !== undefined && label !== null) {
+                const tip = document.createElement("span");
+                tip.textContent = (h.labelPrefix || "") + String(label) + (h.labelSuffix || "");
+                layer.bindTooltip(tip, {sticky: true});
+            }
+        },
+        /* Suggested sites: a numbered square marker. */
+        sitePoint: function (feature, latlng, context) {
+            const h = context.hideout || {};
+            const span = document.createElement("span");
+            span.textContent = String(feature.properties.rank);
+            const icon = L.divIcon({html: span.outerHTML, className: "om-site", iconSize: L.point(26, 26)});
+            return L.marker(latlng, {icon: icon, title: h.title || ""});
+        },
+        /* A dragged scenario station reports its new position to Dash. */
+        dragEnd: function (e, ctx) {
+            const ll = e.target.getLatLng();
+            ctx.setProps({position: [ll.lat, ll.lng]});
+        },
         onEachHex: function (feature, layer, context) {
             const h = context.hideout || {};
             const n = feature.properties.count;
@@ -126,21 +161,12 @@ window.onemap = Object.assign({}, window.onemap, {
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
     onemap: {
         /* Fit the district into the map once it is laid out. */
-        fitOnce: function (bounds) {
-            if (!bounds) { return window.dash_clientside.no_update; }
-            // wait one layout pass so the map has its final size before fitting
-            return new Promise(function (resolve) {
-                setTimeout(function () { resolve({bounds: bounds, transition: "fitBounds"}); }, 150);
-            });
-        },
         /* Data URLs of the map's layers for the current viewport, filters and snapshot. */
-        layerUrls: function (bounds, zoom, filters, version, hexIds, ptsIds, initial) {
-            let bb = bounds;
-            if (!bb) { bb = initial; }
+        layerUrls: function (bounds, zoom, filters, version, overlays, layers, initial, names) {
+            const nu = window.dash_clientside.no_update;
+            const bb = bounds || initial;
             if (!bb || zoom === undefined || zoom === null) {
-                return [hexIds.map(function () { return window.dash_clientside.no_update; }),
-                        ptsIds.map(function () { return window.dash_clientside.no_update; }),
-                        window.dash_clientside.no_update];
+                return layers.map(function () { return nu; }).concat(layers.map(function () { return nu; }), [nu]);
             }
             const s = bb[0][0], w = bb[0][1], n = bb[1][0], e = bb[1][1];
             const padX = (e - w) * 0.1, padY = (n - s) * 0.1;
@@ -148,17 +174,19 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
             const box = [r(w - padX), r(s - padY), r(e + padX), r(n + padY)].join(",");
             const z = Math.round(zoom);
             const v = version || 0;
-            const url = function (id, want) {
-                const f = (filters || {})[id.layer] || {};
+            const shown = overlays || [];
+            const url = function (layer, want) {
+                if (names && names[layer] && shown.indexOf(names[layer]) < 0) { return "/api/empty.geojson"; }
+                const f = (filters || {})[layer] || {};
                 let q = "bbox=" + box + "&zoom=" + z + "&v=" + v;
-                if (f.f) { q += "&f=" + encodeURIComponent(JSON.stringify(f.f)); }
+                if (f.f && Object.keys(f.f).length) { q += "&f=" + encodeURIComponent(JSON.stringify(f.f)); }
                 if (f.start) { q += "&start=" + encodeURIComponent(f.start); }
                 if (f.end) { q += "&end=" + encodeURIComponent(f.end); }
-                return "/api/layer/" + id.layer + "/" + want + ".geojson?" + q;
+                return "/api/layer/" + layer + "/" + want + ".geojson?" + q;
             };
-            return [hexIds.map(function (id) { return url(id, "hex"); }),
-                    ptsIds.map(function (id) { return url(id, "points"); }),
-                    "/api/roads.geojson?bbox=" + box + "&zoom=" + z + "&v=" + v];
+            return layers.map(function (l) { return url(l, "hex"); })
+                .concat(layers.map(function (l) { return url(l, "points"); }),
+                        ["/api/roads.geojson?bbox=" + box + "&zoom=" + z + "&v=" + v]);
         },
     },
 });

@@ -15,7 +15,7 @@ from typing import Any
 import dash_leaflet as dl
 import duckdb
 import numpy as np
-from dash import ALL, ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
+from dash import ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
 from dash_extensions.javascript import Namespace
 
 from dashboard.components import palettes
@@ -43,14 +43,19 @@ def map_id(page: str) -> str:
     return f"{page}-map"
 
 
-def hex_id(page: str, layer: str) -> dict[str, str]:
-    """Pattern id of a point layer's hexagon GeoJSON."""
-    return {"role": "hex", "page": page, "layer": layer}
+def hex_id(page: str, layer: str) -> str:
+    """Id of a point layer's hexagon GeoJSON."""
+    return f"{page}-hex-{layer}"
 
 
-def pts_id(page: str, layer: str) -> dict[str, str]:
-    """Pattern id of a point layer's clustered point GeoJSON."""
-    return {"role": "pts", "page": page, "layer": layer}
+def pts_id(page: str, layer: str) -> str:
+    """Id of a point layer's (clustered) point GeoJSON."""
+    return f"{page}-pts-{layer}"
+
+
+def point_layer_names() -> list[str]:
+    """Point layers of the registry, in registry order (the order of the URL outputs)."""
+    return [n for n, s in LAYERS.items() if s.geometry == "point"]
 
 
 def filters_id(page: str) -> str:
@@ -70,6 +75,18 @@ def display_bounds(box: BBox, settings: Settings) -> list[list[float]]:
     """A WGS-84 box as Leaflet bounds ``[[south, west], [north, east]]`` in the basemap's CRS."""
     lon, lat = mapdata.to_display(np.array([box[0], box[2]]), np.array([box[1], box[3]]), settings.tiles)
     return [[float(lat[0]), float(lon[0])], [float(lat[1]), float(lon[1])]]
+
+
+def fit_zoom(box: BBox, width_px: int, height_px: int) -> int:
+    """The largest whole zoom at which a box fits a map of about ``width_px`` × ``height_px``.
+
+    Computed on the server so the map opens on the district without a client-side fit.
+    """
+    w, s, e, n = box
+    merc = lambda lat: np.log(np.tan(np.pi / 4 + np.radians(lat) / 2))  # noqa: E731
+    zx = np.log2(width_px * 360.0 / (256.0 * max(e - w, 1e-6)))
+    zy = np.log2(height_px * 2 * np.pi / (256.0 * max(merc(n) - merc(s), 1e-9)))
+    return int(max(1, min(18, np.floor(min(zx, zy)))))
 
 
 def tile_layers(settings: Settings) -> list[Any]:
@@ -233,6 +250,7 @@ def map_panel(
     overlays: Sequence[Any] = (),
     legend_extra: Sequence[Any] = (),
     map_kwargs: dict[str, Any] | None = None,
+    size_hint: tuple[int, int] = (1400, 900),
 ) -> html.Div:
     """A page's map: tiles, roads, every layer of the registry (``visible`` ones checked),
     page overlays (coverage, hotspots, dispatch), a layers control and a legend."""
@@ -251,11 +269,11 @@ def map_panel(
     kwargs.update(map_kwargs or {})
     the_map = dl.Map(
         id=map_id(page),
-        bounds=[[s, w], [n, e]],
         center=[(s + n) / 2, (w + e) / 2],
-        zoom=11,
+        zoom=fit_zoom((w, s, e, n), *size_hint),
         children=[*[dl.Pane(name=name, style={"zIndex": z}) for name, z in PANES.values()],
-                  *base, roads_layer(page, dark), dl.LayersControl(overlays_control, position="topright"),
+                  *base, roads_layer(page, dark), dl.LayersControl(overlays_control, position="topright", id=f"{page}-layers",
+                                                               overlays=[LAYERS[n].label(lang) for n in shown if n in LAYERS]),
                   *overlays, dl.ScaleControl(position="bottomleft", imperial=False)],
         className="om-map" + (" om-map-dark" if dark else ""),
         style={"width": "100%", "height": "100%"},
@@ -267,27 +285,26 @@ def map_panel(
         dcc.Store(id=filters_id(page), data=filters or {}),
         dcc.Store(id=version_id(page), data=0),
         dcc.Store(id=f"{page}-initial-bounds", data=[[s, w], [n, e]]),
+        dcc.Store(id=f"{page}-point-layers", data=point_layer_names()),
+        dcc.Store(id=f"{page}-overlay-names", data={name: spec.label(lang) for name, spec in LAYERS.items()}),
     ], className="om-map-wrap")
 
 
 def register_map_callbacks(page: str) -> None:
-    """Clientside: fit the district once the map has its size; viewport, filters and snapshot
-    version → layer URLs (no server round trip)."""
-    clientside_callback(
-        ClientsideFunction(namespace="onemap", function_name="fitOnce"),
-        Output(map_id(page), "viewport"),
-        Input(f"{page}-initial-bounds", "data"),
-    )
+    """Clientside: viewport, checked overlays, filters and snapshot version → layer URLs
+    (no server round trip; unchecked layers get the empty collection, so nothing hidden is fetched)."""
+    names = point_layer_names()
     clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="layerUrls"),
-        Output(hex_id(page, ALL), "url"),
-        Output(pts_id(page, ALL), "url"),
+        *[Output(hex_id(page, n), "url") for n in names],
+        *[Output(pts_id(page, n), "url") for n in names],
         Output(f"{page}-roads", "url"),
         Input(map_id(page), "bounds"),
         Input(map_id(page), "zoom"),
         Input(filters_id(page), "data"),
         Input(version_id(page), "data"),
-        State(hex_id(page, ALL), "id"),
-        State(pts_id(page, ALL), "id"),
+        Input(f"{page}-layers", "overlays"),
+        State(f"{page}-point-layers", "data"),
         State(f"{page}-initial-bounds", "data"),
+        State(f"{page}-overlay-names", "data"),
     )

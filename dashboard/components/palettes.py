@@ -39,4 +39,4 @@ def isochrone_colors(minutes: list[float]) -> dict[str, str]:
     """Viridis steps per isochrone minute (short = dark, long = light)."""
     n = max(len(minutes), 1)
     idx = [round(i * (len(VIRIDIS_6) - 1) / max(n - 1, 1)) for i in range(n)]
-    return {str(m): VIRIDIS_6[j] for m, j in zip(sorted(minutes), idx, strict=True)}
+    return {f"{m:g}": VIRIDIS_6[j] for m, j in zip(sorted(minutes), idx, strict=True)}

@@ -29,7 +29,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         html.A(t("home_plan", lang), href="/plan" + ("?lang=en" if lang == "en" else ""), className="om-card"),
         html.A(t("home_review", lang), href="/review" + ("?lang=en" if lang == "en" else ""), className="om-card"),
     ], className="om-index")
-    body = [mapview.map_panel(PAGE, lang, settings, bounds, visible=mapview.default_visible(counts, settings),
+    body = [mapview.map_panel(PAGE, lang, settings, bounds, size_hint=(1900, 960), visible=mapview.default_visible(counts, settings),
                                  clustered_layers=mapview.clustered(counts, settings))]
     if bounds is None:
         body.insert(0, html.Div(t("no_data", lang), className="om-note"))

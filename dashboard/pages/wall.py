@@ -67,7 +67,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         counts = mapview.layer_counts(con)
     visible = mapview.default_visible(counts, settings)
     tiles = [kpi_tile(f"wall-kpi-{key}", t(label, lang), tone=tone) for key, label, tone in KPIS]
-    the_map = mapview.map_panel(PAGE, lang, settings, bounds, visible=visible,
+    the_map = mapview.map_panel(PAGE, lang, settings, bounds, size_hint=(1000, 990), visible=visible,
                                 clustered_layers=mapview.clustered(counts, settings),
                                 filters=map_filters(datetime.now()), dark=True,
                                 overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[])],

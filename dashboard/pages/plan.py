@@ -1,0 +1,468 @@
+"""``/plan`` 规划分析: coverage, blind spots, what-if stations, siting, filters, export.
+
+Thin callbacks: parse the inputs, call ``geo.coverage`` / ``geo.water`` / ``geo.siting`` /
+``geo.mapdata``, serialise. What-if edits are a list in a ``dcc.Store``; the engine of the
+browser session applies new edits incrementally (``engines.scenario``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Any
+
+import dash
+import dash_leaflet as dl
+import numpy as np
+import pandas as pd
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+
+from dashboard.components import context, engines, mapview, palettes
+from dashboard.components.chrome import navbar, note, panel, table
+from dashboard.i18n import lang_of, t
+from geo import coverage, mapdata, siting
+from geo.errors import OnemapError
+from layers.registry import LAYERS, get_spec
+
+PAGE = "plan"
+dash.register_page(__name__, path="/plan", name="规划分析", title="一图作战 · 规划分析")
+
+RESPONDERS: tuple[str, ...] = tuple(n for n in ("micro_station", "fire_station") if n in LAYERS)
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("area_share", "reach_area"), ("places_share", "reach_places"), ("weight_share", "reach_weight"),
+)
+NS = mapview.NS
+EMPTY_FC: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+
+
+def _point_layers() -> list[str]:
+    return [n for n, s in LAYERS.items() if s.geometry == "point"]
+
+
+def _filter_fields(layer: str) -> list[str]:
+    return [f.name for f in get_spec(layer).fields if f.choices]
+
+
+def layout(lang: str = "zh", **_: Any) -> html.Div:
+    """Side bar (responder type, overlays, filters, what-if, siting, worst places, export) and map."""
+    lang = lang_of(lang)
+    settings = context.settings()
+    with context.connection() as con:
+        bounds = mapdata.data_bounds(con)
+        counts = mapview.layer_counts(con)
+    visible = [n for n, s in LAYERS.items() if s.geometry == "polygon" or n in RESPONDERS]
+    minutes = list(settings.isochrone_minutes)
+    the_map = mapview.map_panel(
+        PAGE, lang, settings, bounds, size_hint=(1500, 1030), visible=visible, clustered_layers=mapview.clustered(counts, settings),
+        overlays=[
+            dl.GeoJSON(id="plan-blind", data=EMPTY_FC, style=NS("zoneStyle"), pane=mapview.PANES["overlay"][0],
+                       hideout={"color": palettes.BLIND, "opacity": 0.45, "weight": 0}),
+            dl.GeoJSON(id="plan-firstdue", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+                       pane=mapview.PANES["overlay"][0],
+                       hideout={"palette": list(palettes.OKABE_ITO[:7]), "opacity": 0.25, "weight": 1.5,
+                                "labelKey": "name"}),
+            dl.GeoJSON(id="plan-iso", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+                       pane=mapview.PANES["overlay"][0],
+                       hideout={"key": "minutes", "colors": palettes.isochrone_colors(minutes), "opacity": 0.18,
+                                "weight": 2, "labelKey": "minutes", "labelSuffix": " " + t("minutes", lang)}),
+            dl.GeoJSON(id="plan-sites", data=EMPTY_FC, pointToLayer=NS("sitePoint"), hideout={"title": t("suggest", lang)}),
+            dl.LayerGroup(id="plan-scenario", children=[]),
+        ],
+        legend_extra=[
+            html.Div([html.Span(className="om-sw-box", style={"background": palettes.BLIND}), t("blind_spots", lang)],
+                     className="om-legend-row"),
+            *[html.Div([html.Span(className="om-sw-box", style={"background": c, "opacity": 0.6}),
+                        f"{m} {t('minutes', lang)}"], className="om-legend-row")
+              for m, c in palettes.isochrone_colors(minutes).items()],
+            html.Div([html.Span(className="om-sw-dot", style={"background": palettes.NEW_STATION}), t("new_station", lang)],
+                     className="om-legend-row"),
+        ],
+    )
+    layer_opts = [{"label": get_spec(n).label(lang), "value": n} for n in _point_layers()]
+    first = "hazard" if "hazard" in LAYERS else _point_layers()[0]
+    side = html.Div([
+        panel(t("responder_type", lang), [
+            dcc.RadioItems(id="plan-responder", value=RESPONDERS[0] if RESPONDERS else None, inline=True,
+                           options=[{"label": get_spec(n).label(lang), "value": n} for n in RESPONDERS]),
+            html.Div(t("coverage_overlay", lang), className="om-row"),
+            dcc.Checklist(id="plan-overlays", value=["iso"], inline=True, options=[
+                {"label": t("isochrones", lang), "value": "iso"}, {"label": t("first_due", lang), "value": "firstdue"},
+                {"label": t("blind_spots", lang), "value": "blind"}]),
+            dcc.Checklist(id="plan-minutes", value=minutes, inline=True,
+                          options=[{"label": f"{m:g} {t('minutes', lang)}", "value": m} for m in minutes]),
+            html.Div(id="plan-mode", className="om-note"),
+        ]),
+        panel(t("whatif", lang), [
+            html.Div(t("whatif_help", lang), className="om-note"),
+            html.Div([html.Button(t("whatif_add", lang), id="plan-add-mode", className="om-btn", n_clicks=0),
+                      html.Button(t("whatif_remove", lang), id="plan-remove", className="om-btn om-btn-danger", n_clicks=0),
+                      html.Button(t("whatif_reset", lang), id="plan-reset", className="om-btn", n_clicks=0)],
+                     className="om-row"),
+            html.Div(id="plan-selected", className="om-row"),
+            html.Div(id="plan-figures"),
+        ], panel_id="plan-whatif"),
+        panel(t("suggest", lang), [
+            html.Div([html.Label(t("suggest_k", lang)),
+                      dcc.Input(id="plan-k", type="number", min=1, max=50, value=3, style={"width": "70px"}),
+                      html.Button(t("suggest_run", lang), id="plan-suggest", className="om-btn", n_clicks=0)],
+                     className="om-row"),
+            table("plan-sites-table", [("rank", t("rank", lang)), ("gain_weight", t("gain", lang)),
+                                       ("gain_km2", t("area_km2", lang)), ("lon", t("lon", lang)),
+                                       ("lat", t("lat", lang))], page_size=10),
+        ]),
+        panel(t("worst_uncovered", lang), table("plan-worst", [
+            ("rank", t("rank", lang)), ("town", t("town", lang)), ("area_km2", t("area_km2", lang)),
+            ("weight", t("weight", lang)), ("places", t("places", lang)), ("worst_eta_min", t("eta", lang))],
+            page_size=10)),
+        panel(t("filters", lang), [
+            html.Div([html.Label(t("filter_layer", lang)),
+                      dcc.Dropdown(id="plan-f-layer", options=layer_opts, value=first, clearable=False,
+                                   style={"width": "200px"})], className="om-row"),
+            html.Div(id="plan-f-fields"),
+            html.Div([html.Label(t("filter_time", lang)),
+                      dcc.DatePickerRange(id="plan-f-dates", display_format="YYYY-MM-DD")], className="om-row"),
+            html.Div([html.Label(t("color_by", lang)), dcc.Dropdown(id="plan-colorby", clearable=True,
+                                                                     style={"width": "200px"})], className="om-row"),
+            html.Div([html.Span(id="plan-f-count", className="om-big")], className="om-row"),
+        ]),
+        panel(t("export", lang), html.Div([
+            html.Button(t("export_geojson", lang), id="plan-export-geojson", className="om-btn", n_clicks=0),
+            html.Button(t("export_csv", lang), id="plan-export-csv", className="om-btn", n_clicks=0),
+            dcc.Download(id="plan-download")], className="om-row")),
+    ], className="om-side")
+    return html.Div([
+        navbar("/plan", lang),
+        html.Div([side, html.Div(the_map, className="om-map-col")], className="om-work"),
+        dcc.Store(id="plan-lang", data=lang),
+        dcc.Store(id="plan-session", data=uuid.uuid4().hex),
+        dcc.Store(id="plan-edits", data=[]),
+        dcc.Store(id="plan-selection", data=None),
+        dcc.Store(id="plan-add-on", data=False),
+    ], className="om-page")
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@callback(
+    Output("plan-f-fields", "children"),
+    Output("plan-colorby", "options"),
+    Output("plan-colorby", "value"),
+    Input("plan-f-layer", "value"),
+    State("plan-lang", "data"),
+)
+def filter_fields(layer: str, lang: str):
+    """One multi-select per field with allowed values of the chosen layer."""
+    lang = lang_of(lang)
+    spec = get_spec(layer)
+    rows = [html.Div([html.Label(spec.field_label(f, lang), style={"width": "90px"}),
+                      dcc.Dropdown(id={"role": "plan-f", "field": f}, multi=True, style={"width": "250px"},
+                                   options=[{"label": c, "value": c} for c in (spec.field(f).choices or ())])],
+                     className="om-row") for f in _filter_fields(layer)]
+    opts = [{"label": spec.field_label(f, lang), "value": f} for f in _filter_fields(layer)]
+    return rows, opts, spec.style.color_by
+
+
+@callback(
+    Output(mapview.filters_id(PAGE), "data"),
+    Output("plan-f-count", "children"),
+    Input({"role": "plan-f", "field": ALL}, "value"),
+    Input("plan-f-dates", "start_date"),
+    Input("plan-f-dates", "end_date"),
+    State({"role": "plan-f", "field": ALL}, "id"),
+    State("plan-f-layer", "value"),
+    State(mapview.filters_id(PAGE), "data"),
+    State("plan-lang", "data"),
+)
+def apply_filters(values: list, start: str | None, end: str | None, ids: list, layer: str,
+                  filters: dict[str, Any], lang: str):
+    """Filters of the chosen layer → the map's filter store, and how many rows pass them."""
+    chosen = {i["field"]: v for i, v in zip(ids, values, strict=True) if v}
+    end_excl = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d") if end else None
+    entry = {"f": chosen, "start": start, "end": end_excl}
+    new = dict(filters or {})
+    new[layer] = entry
+    with context.connection() as con:
+        n = mapdata.count_points(con, layer, None, mapdata.MapFilter(chosen, start, end_excl))
+    label = f"{get_spec(layer).label(lang_of(lang))}: {n:,}"
+    return new, label
+
+
+def _colour_outputs() -> list[Output]:
+    return [Output(mapview.pts_id(PAGE, n), "hideout") for n in mapview.point_layer_names()]
+
+
+@callback(
+    *_colour_outputs(),
+    Input("plan-colorby", "value"),
+    State("plan-f-layer", "value"),
+    State("plan-lang", "data"),
+    prevent_initial_call=True,
+)
+def colour_by(field: str | None, layer: str, lang: str):
+    """Restyle one layer's points by another field: only ``hideout`` changes, no data is re-sent."""
+    return [mapview.point_hideout(get_spec(n), lang_of(lang), color_by=field or "") if n == layer else dash.no_update
+            for n in mapview.point_layer_names()]
+
+
+# --------------------------------------------------------------------------- what-if edits
+
+
+def _latlng(click: dict[str, Any] | None) -> tuple[float, float] | None:
+    if not click:
+        return None
+    ll = click.get("latlng", click)
+    if isinstance(ll, dict):
+        return float(ll["lat"]), float(ll["lng"])
+    return float(ll[0]), float(ll[1])
+
+
+@callback(
+    Output("plan-add-on", "data"),
+    Output("plan-add-mode", "className"),
+    Input("plan-add-mode", "n_clicks"),
+    State("plan-add-on", "data"),
+    prevent_initial_call=True,
+)
+def toggle_add(_n: int, on: bool):
+    """Toggle "click the map to add a station"."""
+    on = not on
+    return on, "om-btn active" if on else "om-btn"
+
+
+@callback(
+    Output("plan-selection", "data"),
+    *[Input(mapview.pts_id(PAGE, n), "clickData") for n in RESPONDERS],
+    Input({"role": "plan-scn", "id": ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
+def select_station(*_clicks: Any):
+    """Clicking an existing responder (or a new one) selects it for moving or removing."""
+    trig = ctx.triggered_id
+    if isinstance(trig, dict) and trig.get("role") == "plan-scn":
+        return {"id": trig["id"], "new": True}
+    layer = next((n for n in RESPONDERS if trig == mapview.pts_id(PAGE, n)), None)
+    if layer is not None:
+        feature = ctx.triggered[0]["value"] or {}
+        props = feature.get("properties", {})
+        if props.get("cluster") or not props.get("id"):
+            return dash.no_update
+        lon, lat = feature["geometry"]["coordinates"]
+        lon_w, lat_w = mapdata.from_display(np.array([lon]), np.array([lat]), context.settings().tiles)
+        return {"id": str(props["id"]), "name": props.get("name"), "layer": layer,
+                "lon": float(lon_w[0]), "lat": float(lat_w[0]), "new": False}
+    return dash.no_update
+
+
+@callback(
+    Output("plan-edits", "data"),
+    Output("plan-selection", "data", allow_duplicate=True),
+    Input(mapview.map_id(PAGE), "clickData"),
+    Input({"role": "plan-scn", "id": ALL}, "position"),
+    Input("plan-remove", "n_clicks"),
+    Input("plan-reset", "n_clicks"),
+    State("plan-edits", "data"),
+    State("plan-add-on", "data"),
+    State("plan-responder", "value"),
+    State("plan-selection", "data"),
+    State({"role": "plan-scn", "id": ALL}, "id"),
+    prevent_initial_call=True,
+)
+def edit(click: dict | None, positions: list, _rm: int, _reset: int, edits: list, add_on: bool,
+         layer: str, selection: dict | None, scn_ids: list):
+    """Map click (add mode) adds; a dragged marker moves; the remove button removes; reset clears."""
+    trig = ctx.triggered_id
+    edits = list(edits or [])
+    tiles = context.settings().tiles
+    if trig == "plan-reset":
+        return [], None
+    if trig == mapview.map_id(PAGE):
+        ll = _latlng(click)
+        if not add_on or ll is None:
+            return dash.no_update, dash.no_update
+        lon, lat = mapdata.from_display(np.array([ll[1]]), np.array([ll[0]]), tiles)
+        n_new = sum(1 for e in edits if e["action"] == "add") + 1
+        new_id = f"new-{n_new}"
+        edits.append({"action": "add", "id": new_id, "lon": float(lon[0]), "lat": float(lat[0]), "layer": layer,
+                      "name": f"{get_spec(layer).zh}+{n_new}"})
+        return edits, {"id": new_id, "new": True}
+    if trig == "plan-remove":
+        if not selection:
+            return dash.no_update, dash.no_update
+        edits.append({"action": "remove", "id": selection["id"]})
+        return edits, None
+    if isinstance(trig, dict) and trig.get("role") == "plan-scn":
+        pos = dict(zip([i["id"] for i in scn_ids], positions, strict=True)).get(trig["id"])
+        if pos is None:
+            return dash.no_update, dash.no_update
+        lat, lon = (pos[0], pos[1]) if isinstance(pos, list) else (pos["lat"], pos["lng"])
+        lon_w, lat_w = mapdata.from_display(np.array([lon]), np.array([lat]), tiles)
+        last = next((e for e in reversed(edits) if e["id"] == trig["id"]), None)
+        if last and abs(last.get("lon", 0) - lon_w[0]) < 1e-9 and abs(last.get("lat", 0) - lat_w[0]) < 1e-9:
+            return dash.no_update, dash.no_update  # marker re-rendered at its own position
+        edits.append({"action": "move", "id": trig["id"], "lon": float(lon_w[0]), "lat": float(lat_w[0])})
+        return edits, dash.no_update
+    return dash.no_update, dash.no_update
+
+
+def _station_positions(edits: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Where each edited station is now (removed ones dropped)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in edits:
+        if e["action"] in ("add", "move"):
+            out[e["id"]] = {**out.get(e["id"], {}), **e}
+        elif e["action"] == "remove":
+            out.pop(e["id"], None)
+    return out
+
+
+def _figures_table(base: dict[str, Any], now: dict[str, Any], responder: str, lang: str) -> html.Table:
+    keys = [("area_share_" + responder, "reach_area"), *FIGURES]
+    rows = [html.Tr([html.Th(""), html.Th(t("reach", lang)), html.Th(t("change", lang))])]
+    for key, label in keys:
+        b, n = base.get(key), now.get(key)
+        if n is None:
+            continue
+        d = (n - b) * 100 if b is not None else 0.0
+        name = t(label, lang) + (f" · {get_spec(responder).label(lang)}" if key.endswith(responder) else "")
+        cls = "om-up" if d > 0.005 else "om-down" if d < -0.005 else ""
+        rows.append(html.Tr([html.Td(name), html.Td(f"{100 * n:.1f}%", id=f"plan-fig-{key}"),
+                             html.Td(f"{d:+.2f}", className=cls)]))
+    return html.Table(rows, className="om-figs")
+
+
+@callback(
+    Output("plan-figures", "children"),
+    Output("plan-scenario", "children"),
+    Output("plan-iso", "data"),
+    Output("plan-firstdue", "data"),
+    Output("plan-blind", "data"),
+    Output("plan-worst", "data"),
+    Output("plan-mode", "children"),
+    Output("plan-selected", "children"),
+    Input("plan-edits", "data"),
+    Input("plan-responder", "value"),
+    Input("plan-overlays", "value"),
+    Input("plan-minutes", "value"),
+    Input("plan-selection", "data"),
+    State("plan-session", "data"),
+    State("plan-lang", "data"),
+)
+def scenario_view(edits: list, responder: str, overlays: list, minutes: list, selection: dict | None,
+                  session: str, lang: str):
+    """Apply the edits, then figures and their change, overlays, worst places, markers."""
+    lang = lang_of(lang)
+    tiles = context.settings().tiles
+    try:
+        engine, _ = engines.scenario(session, edits or [])
+        base = coverage.summary(engines.base_coverage())
+    except OnemapError as exc:
+        msg = note(f"{t('coverage_unavailable', lang)}: {exc}")
+        return msg, [], EMPTY_FC, EMPTY_FC, EMPTY_FC, [], "", ""
+    result = engine.result
+    now = coverage.summary(result)
+    figures = _figures_table(base, now, responder, lang)
+    markers = []
+    for sid, e in _station_positions(edits or []).items():
+        lon, lat = mapdata.to_display(np.array([e["lon"]]), np.array([e["lat"]]), tiles)
+        selected = bool(selection and selection.get("id") == sid)
+        markers.append(dl.DivMarker(
+            id={"role": "plan-scn", "id": sid}, position=[float(lat[0]), float(lon[0])], draggable=True,
+            iconOptions={"className": "om-station" + (" om-station-selected" if selected else ""),
+                         "iconSize": [22, 22], "html": ""},
+            eventHandlers={"dragend": NS("dragEnd")}, children=dl.Tooltip(e.get("name") or sid)))
+    if selection and not selection.get("new") and selection.get("lon") is not None:
+        lon, lat = mapdata.to_display(np.array([selection["lon"]]), np.array([selection["lat"]]), tiles)
+        markers.append(dl.DivMarker(
+            id={"role": "plan-scn", "id": selection["id"]}, position=[float(lat[0]), float(lon[0])], draggable=True,
+            iconOptions={"className": "om-station om-station-selected", "iconSize": [24, 24], "html": ""},
+            eventHandlers={"dragend": NS("dragEnd")}, children=dl.Tooltip(selection.get("name") or selection["id"])))
+    iso = first_due = blind = EMPTY_FC
+    if "iso" in (overlays or []) and minutes:
+        geoms = coverage.isochrones(result, sorted(minutes, reverse=True), layer=responder)
+        props = pd.DataFrame({"minutes": [f"{m:g}" for m in geoms]})
+        iso = json.loads(mapdata.geometries_features(list(geoms.values()), props, tiles))
+    if "firstdue" in (overlays or []):
+        cells = result.cells[result.cells["res"] == result.cells["res"].min()]
+        col = f"first_{responder}"
+        if col in cells:
+            cells = cells[cells[col].notna() & (cells[col].astype(str) != "")]
+            groups = cells[col].astype(str).to_numpy()
+            names = result.responders.set_index(result.responders["id"].astype(str))["name"]
+            order = {g: i for i, g in enumerate(sorted(set(groups)))}
+            props = pd.DataFrame({"name": names.reindex(sorted(order)).fillna("").to_numpy(),
+                                  "ci": list(order.values())}, index=sorted(order))
+            first_due = json.loads(mapdata.grouped_cells(cells["cell"].to_numpy(np.uint64), groups, props, tiles))
+    if "blind" in (overlays or []):
+        bc = engines.blind_spots().cells
+        bc = bc[bc["blind"] & (bc["res"] == bc["res"].min())]
+        blind = json.loads(mapdata.dissolved_cells(bc["cell"].to_numpy(np.uint64), tiles))
+    worst = coverage.uncovered_clusters(result, top=10).drop(columns=["geometry"], errors="ignore")
+    if "worst_eta_s" in worst:
+        worst["worst_eta_min"] = (worst["worst_eta_s"] / 60).round(1)
+    mode = t("mode_network", lang) if result.mode == "network" else t("mode_radius", lang)
+    sel = ""
+    if selection:
+        sel = html.Span(f"{t('scenario', lang)}: {selection.get('name') or selection['id']}")
+    return (figures, markers, iso, first_due, blind, worst.round(3).to_dict("records"), mode, sel)
+
+
+# --------------------------------------------------------------------------- siting, export
+
+
+@callback(
+    Output("plan-sites", "data"),
+    Output("plan-sites-table", "data"),
+    Input("plan-suggest", "n_clicks"),
+    State("plan-k", "value"),
+    State("plan-responder", "value"),
+    State("plan-edits", "data"),
+    State("plan-session", "data"),
+    prevent_initial_call=True,
+)
+def suggest(_n: int, k: int | None, responder: str, edits: list, session: str):
+    """Greedy maximal covering: k new sites with the gain of each (geo.siting)."""
+    engine, _ = engines.scenario(session, edits or [])
+    res = siting.suggest_sites(engine, int(k or 1), layer=responder)
+    picks = res.picks
+    geo = json.loads(mapdata.points_features(picks["lon"].to_numpy(), picks["lat"].to_numpy(),
+                                             picks[["rank"]], context.settings().tiles))
+    cols = [c for c in ("rank", "gain_weight", "gain_km2", "lon", "lat") if c in picks]
+    return geo, picks[cols].round(5).to_dict("records")
+
+
+@callback(
+    Output("plan-download", "data"),
+    Input("plan-export-geojson", "n_clicks"),
+    Input("plan-export-csv", "n_clicks"),
+    State("plan-edits", "data"),
+    State("plan-session", "data"),
+    State("plan-responder", "value"),
+    prevent_initial_call=True,
+)
+def export(_g: int, _c: int, edits: list, session: str, responder: str):
+    """The scenario: edited stations (WGS-84) with the figures before and after."""
+    engine, _ = engines.scenario(session, edits or [])
+    base = coverage.summary(engines.base_coverage())
+    now = coverage.summary(engine.result)
+    stations = _station_positions(edits or [])
+    removed = [e["id"] for e in (edits or []) if e["action"] == "remove"]
+    if ctx.triggered_id == "plan-export-csv":
+        rows = [{"id": sid, "action": "add/move", "layer": e.get("layer", ""), "name": e.get("name", ""),
+                 "lon": e["lon"], "lat": e["lat"]} for sid, e in stations.items()]
+        rows += [{"id": rid, "action": "remove"} for rid in removed]
+        frame = pd.DataFrame(rows, columns=["id", "action", "layer", "name", "lon", "lat"])
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False)
+        return {"content": "\ufeff" + buf.getvalue(), "filename": "scenario.csv"}
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [e["lon"], e["lat"]]},
+                 "properties": {"id": sid, "layer": e.get("layer"), "name": e.get("name")}}
+                for sid, e in stations.items()]
+    doc = {"type": "FeatureCollection", "features": features,
+           "scenario": {"edits": edits or [], "removed": removed, "responder": responder,
+                        "before": base, "after": now}}
+    return {"content": json.dumps(doc, ensure_ascii=False, default=str, indent=1), "filename": "scenario.geojson"}
+
+
+mapview.register_map_callbacks(PAGE)
