@@ -1,0 +1,194 @@
+"""``/review`` 研判会商: hotspots, trends, closed loop, overdue and supervised lists,
+inspection compliance and the town scorecard, for committee meetings; print-friendly.
+
+Every figure comes from ``geo.hotspots`` and ``geo.governance`` with one shared
+``geo.aggregate.Filter`` built from the time range and category filters.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import dash
+import dash_leaflet as dl
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dcc, html
+
+from dashboard.components import context, mapview, palettes
+from dashboard.components.chrome import navbar, panel, table
+from dashboard.i18n import lang_of, t
+from geo import governance, hotspots, mapdata
+from geo.aggregate import Filter
+from layers.registry import LAYERS, get_spec
+
+PAGE = "review"
+dash.register_page(__name__, path="/review", name="研判会商", title="一图作战 · 研判会商")
+NS = mapview.NS
+EMPTY_FC: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+LEVELS = (("town", "level_town"), ("community", "level_community"), ("grid_id", "level_grid"))
+
+
+def layout(lang: str = "zh", **_: Any) -> html.Div:
+    """Filters on the side; hotspot map, trend, tables and lists in the main column."""
+    lang = lang_of(lang)
+    settings = context.settings()
+    spec = get_spec("hazard")
+    with context.connection() as con:
+        bounds = mapdata.data_bounds(con)
+        last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
+    end = pd.Timestamp(last or datetime.now()).normalize()
+    start = end - pd.Timedelta(days=365)
+    bins = sorted(palettes.GI_BINS, reverse=True)
+    the_map = mapview.map_panel(
+        PAGE, lang, settings, bounds, size_hint=(1400, 520),
+        visible=[n for n, s in LAYERS.items() if s.geometry == "polygon"],
+        overlays=[dl.GeoJSON(id="review-hot", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+                             pane=mapview.PANES["overlay"][0],
+                             hideout={"key": "bin", "colors": {str(b): c for b, c in palettes.GI_BINS.items()},
+                                      "opacity": 0.7, "weight": 0.5, "hide": ["0"], "labelKey": "count",
+                                      "labelPrefix": t("discovered", lang) + " "})],
+        legend_extra=[html.Div([html.Span(className="om-sw-box", style={"background": palettes.GI_BINS[b]}),
+                                t(palettes.GI_BIN_KEYS[b], lang)], className="om-legend-row") for b in bins],
+    )
+    side = html.Div([
+        panel(t("filters", lang), [
+            html.Label(t("filter_time", lang)),
+            dcc.DatePickerRange(id="review-dates", display_format="YYYY-MM-DD",
+                                start_date=start.date().isoformat(), end_date=end.date().isoformat()),
+            html.Label(t("category", lang)),
+            dcc.Dropdown(id="review-category", multi=True,
+                         options=[{"label": c, "value": c} for c in spec.field("category").choices or ()]),
+            html.Label(t("severity", lang)),
+            dcc.Dropdown(id="review-severity", multi=True,
+                         options=[{"label": c, "value": c} for c in spec.field("severity").choices or ()]),
+            html.Label(t("by_level", lang)),
+            dcc.RadioItems(id="review-level", value="town", inline=True,
+                           options=[{"label": t(k, lang), "value": v} for v, k in LEVELS]),
+            html.Div(html.Button(t("print", lang), id="review-print", className="om-btn", n_clicks=0),
+                     className="om-row"),
+            html.Div(id="review-total", className="om-big"),
+        ]),
+    ], className="om-side")
+    main = html.Div([
+        html.Div(the_map, className="om-review-map"),
+        panel(t("monthly_trend", lang), dcc.Graph(id="review-trend", config={"displaylogo": False,
+                                                                             "displayModeBar": False},
+                                                  style={"height": "280px"}), class_name="om-wide"),
+        panel(t("closed_loop", lang), table("review-loop", [
+            ("area", t("by_level", lang)), ("discovered", t("discovered", lang)), ("closed", t("closed", lang)),
+            ("open", t("open", lang)), ("rectification_rate", t("rectification_rate", lang)),
+            ("median_days_to_close", t("median_days", lang)), ("overdue", t("overdue", lang)),
+            ("open_major", t("open_major", lang)), ("listed_open", t("listed_open", lang)),
+            ("recurring_places", t("recurring", lang)), ("in_grid_share", t("in_grid_share", lang))],
+            page_size=15), class_name="om-wide"),
+        panel(t("overdue_list", lang), table("review-overdue", [
+            ("id", t("id", lang)), ("category", t("category", lang)), ("severity", t("severity", lang)),
+            ("town", t("town", lang)), ("deadline", t("deadline", lang)), ("days_overdue", t("days_overdue", lang))],
+            page_size=10)),
+        panel(t("supervised_list", lang), table("review-listed", [
+            ("id", t("id", lang)), ("category", t("category", lang)), ("supervision", t("supervision", lang)),
+            ("status", t("status", lang)), ("town", t("town", lang)), ("discovered_at", t("discovered_at", lang))],
+            page_size=10)),
+        panel(t("inspection", lang), table("review-inspection", [
+            ("town", t("town", lang)), ("inspection_class", t("inspection_class", lang)),
+            ("places", t("places_total", lang)), ("inspected_in_interval", t("in_interval", lang)),
+            ("never_inspected", t("never_inspected", lang)), ("compliance", t("compliance", lang))], page_size=12)),
+        panel(t("scorecard", lang), table("review-scorecard", [
+            ("rank", t("rank", lang)), ("town", t("town", lang)), ("score", t("score", lang)),
+            ("rectification_rate", t("rectification_rate", lang)), ("on_time_rate", t("on_time_rate", lang)),
+            ("inspection_compliance", t("compliance", lang)), ("no_recurrence_rate", t("no_recurrence_rate", lang))],
+            page_size=12)),
+    ], className="om-review-main")
+    return html.Div([
+        navbar("/review", lang),
+        html.Div([side, main], className="om-work"),
+        dcc.Store(id="review-lang", data=lang),
+        html.Div(id="review-print-dummy", style={"display": "none"}),
+    ], className="om-page om-review")
+
+
+def build_filter(start: str | None, end: str | None, categories: list | None, severities: list | None) -> Filter:
+    """The shared filter: [start, end] inclusive of the end day, categories, severities."""
+    end_excl = (pd.Timestamp(end) + timedelta(days=1)) if end else None
+    return Filter(start=start, end=end_excl, category=tuple(categories or ()), severity=tuple(severities or ()))
+
+
+def _rates(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if col.endswith(("_rate", "_share")) or col in ("compliance", "inspection_compliance"):
+            out[col] = (out[col] * 100).round(1)
+    return out.round(2)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    frame = frame.round(2)
+    return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
+
+
+@callback(
+    Output("review-hot", "data"),
+    Output("review-trend", "figure"),
+    Output("review-loop", "data"),
+    Output("review-overdue", "data"),
+    Output("review-listed", "data"),
+    Output("review-inspection", "data"),
+    Output("review-scorecard", "data"),
+    Output("review-total", "children"),
+    Output(mapview.filters_id(PAGE), "data"),
+    Input("review-dates", "start_date"),
+    Input("review-dates", "end_date"),
+    Input("review-category", "value"),
+    Input("review-severity", "value"),
+    Input("review-level", "value"),
+    State("review-lang", "data"),
+)
+def update(start: str | None, end: str | None, categories: list | None, severities: list | None, level: str,
+           lang: str):
+    """Every figure of the page for one filter."""
+    lang = lang_of(lang)
+    settings = context.settings()
+    flt = build_filter(start, end, categories, severities)
+    as_of = flt.end or datetime.now()
+    tiles = settings.tiles
+    with context.connection() as con:
+        hot = hotspots.hotspots(con, flt, settings=settings).table
+        flow = governance.monthly_flow(con, flt, as_of=as_of)
+        loop = governance.closed_loop(con, by=(level,), flt=flt, as_of=as_of, settings=settings)
+        overdue = governance.overdue_hazards(con, flt, as_of=as_of, settings=settings, limit=100)
+        choices = get_spec("hazard").field("supervision").choices or ()
+        status = get_spec("hazard").field("status").choices or ()
+        listed = mapdata.latest_rows(con, "hazard", 100, mapdata.MapFilter(
+            {"supervision": list(choices[1:]), "status": list(status[:-1])}))
+        inspection = governance.inspection_compliance(con, by=("town",), as_of=as_of, settings=settings)
+        year = pd.Timestamp(as_of).year
+        scorecard = governance.town_scorecard(con, year, as_of=as_of, settings=settings)
+    sig = hot[hot["bin_fdr"] != 0]
+    hot_fc = json.loads(mapdata.cells_features(sig["cell"].to_numpy(), pd.DataFrame({
+        "bin": sig["bin_fdr"].astype(int).astype(str).to_numpy(), "count": sig["count"].to_numpy()}), tiles))
+    fig = go.Figure()
+    if len(flow):
+        fig.add_bar(x=flow["month"], y=flow["discovered"], name=t("discovered", lang), marker_color="#E69F00")
+        fig.add_scatter(x=flow["month"], y=flow["closed"], name=t("closed", lang), mode="lines+markers",
+                        line={"color": "#0072B2", "width": 3})
+    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, legend={"orientation": "h"},
+                      font={"family": "Noto Sans CJK SC, sans-serif"}, plot_bgcolor="white")
+    loop = _rates(loop.rename(columns={level: "area"}))
+    total = int(hot["count"].sum()) if len(hot) else 0
+    map_filters = {"hazard": {"f": {k: v for k, v in (("category", categories), ("severity", severities)) if v},
+                              "start": start, "end": flt.end.strftime("%Y-%m-%d") if flt.end else None}}
+    return (hot_fc, fig, _records(loop), _records(overdue), _records(listed), _records(_rates(inspection)),
+            _records(_rates(scorecard)), f"{t('discovered', lang)}: {total:,}", map_filters)
+
+
+dash.clientside_callback(
+    "function(n) { if (n) { window.print(); } return ''; }",
+    Output("review-print-dummy", "children"),
+    Input("review-print", "n_clicks"),
+    prevent_initial_call=True,
+)
+
+mapview.register_map_callbacks(PAGE)
