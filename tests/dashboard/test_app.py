@@ -1,0 +1,87 @@
+"""The Dash app in-process: pages registered, map data routes answer, labels translated, no CDN."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dashboard import i18n
+from geo.settings import Settings
+from layers.registry import LAYERS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def client(demo_db: Path):
+    from dashboard.app import create_app
+
+    app = create_app(Settings(), str(demo_db))
+    return app.server.test_client()
+
+
+def test_pages_answer_and_assets_are_local(client):
+    for path in ("/", "/wall", "/plan", "/review"):
+        resp = client.get(path)
+        assert resp.status_code == 200
+        html = resp.get_data(as_text=True)
+        # every script and stylesheet is served by the app itself
+        for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+            assert not url.startswith(("http://", "https://", "//")), url
+
+
+def test_layer_route_serves_hexagons_then_points(client):
+    bbox = "120.9,30.8,121.5,31.2"
+    hexes = client.get(f"/api/layer/hazard/hex.geojson?bbox={bbox}&zoom=10").get_json(force=True)
+    assert hexes["features"] and "count" in hexes["features"][0]["properties"]
+    pts = client.get(f"/api/layer/hazard/points.geojson?bbox={bbox}&zoom=10").get_json(force=True)
+    assert pts["features"] == []  # at low zoom the hazards are hexagons only
+    f = json.dumps({"severity": ["重大"]})
+    near = "121.20,31.00,121.23,31.03"
+    major = client.get(f"/api/layer/hazard/points.geojson?bbox={near}&zoom=16&f={f}").get_json(force=True)
+    assert all(x["properties"]["severity"] == "重大" for x in major["features"])
+
+
+def test_routes_reject_bad_input_with_a_message(client):
+    resp = client.get("/api/layer/hazard/points.geojson?bbox=1,2,3&zoom=12")
+    assert resp.status_code == 400 and "bbox" in resp.get_json()["error"]
+    resp = client.get('/api/layer/hazard/hex.geojson?zoom=12&f={"nope":["x"]}')
+    assert resp.status_code == 400 and "nope" in resp.get_json()["error"]
+    assert client.get("/api/layer/nolayer/hex.geojson").status_code == 400
+    assert client.get("/api/feature/hazard/does-not-exist").status_code == 404
+
+
+def test_popup_details_keep_user_text_as_data(client, demo_db):
+    from geo import store
+
+    con = store.connect(demo_db)
+    hid = con.execute("SELECT id FROM hazard LIMIT 1").fetchone()[0]
+    con.close()
+    body = client.get(f"/api/feature/hazard/{hid}?lang=en").get_json()
+    assert body["title"] == LAYERS["hazard"].en
+    assert ["ID", hid] in body["rows"]
+
+
+def test_polygons_and_roads_routes(client):
+    grid = client.get("/api/polygons/grid.geojson").get_json(force=True)
+    assert grid["features"] and grid["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    roads = client.get("/api/roads.geojson?bbox=120.9,30.8,121.5,31.2&zoom=11").get_json(force=True)
+    assert roads["features"]
+
+
+def test_every_label_used_by_the_dashboard_is_translated():
+    used = set()
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        used |= set(re.findall(r"\bt\(\s*\"([a-z0-9_]+)\"", path.read_text(encoding="utf-8")))
+    missing = sorted(used - set(i18n.TEXT))
+    assert missing == []
+    latin_ok = {"lang_switch", "export_geojson", "export_csv", "hot_99", "hot_95", "hot_90", "cold_90", "cold_95",
+                "cold_99"}
+    for key, (zh, en) in i18n.TEXT.items():
+        assert zh and en, key
+        assert re.search(r"[\u4e00-\u9fff]", zh) or key in latin_ok, f"{key}: Chinese label expected, got {zh!r}"
+    with pytest.raises(KeyError, match="add it to dashboard/i18n.py"):
+        i18n.t("no_such_label")
