@@ -39,13 +39,13 @@ def _strtree_assign(lon: np.ndarray, lat: np.ndarray, polygons: np.ndarray) -> n
     return out
 
 
-def interior_cells(polygons: np.ndarray, res: int = ASSIGN_RES) -> tuple[np.ndarray, np.ndarray]:
+def interior_cells(polygons: np.ndarray, res: int = ASSIGN_RES, dedupe: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """H3 cells lying entirely inside a polygon: (sorted cells, index of their polygon).
 
     Each polygon is shrunk by ``EDGE_MARGIN_DEG`` and filled with the cells whose whole
     boundary it contains (h3o ``ContainsBoundary``, vectorised over all polygons). Where
     polygons overlap and a cell is inside several, the lowest index is kept (the same rule
-    as the exact test).
+    as the exact test); ``dedupe=False`` keeps every (cell, polygon) pair.
     """
     polygons = np.asarray(polygons, dtype=object)
     ok = ~shapely.is_missing(polygons) & ~shapely.is_empty(polygons)
@@ -68,6 +68,13 @@ def interior_cells(polygons: np.ndarray, res: int = ASSIGN_RES) -> tuple[np.ndar
         parts = list(pool.map(fill, chunks))
     cells = np.concatenate([p[0] for p in parts])
     rows = np.concatenate([p[1] for p in parts])
+    return lowest_index_per_cell(cells, rows) if dedupe else (cells, rows)
+
+
+def lowest_index_per_cell(cells: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique cells, each with the lowest polygon index it belongs to."""
+    cells = np.asarray(cells, dtype=np.uint64)
+    rows = np.asarray(rows, dtype=np.int64)
     order = np.lexsort((rows, cells))
     cells, rows = cells[order], rows[order]
     first = np.ones(len(cells), dtype=bool)
@@ -80,23 +87,25 @@ def points_in_polygons(
     lat: np.ndarray,
     polygons: np.ndarray,
     cells: np.ndarray | None = None,
+    interior: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Index into ``polygons`` of the polygon containing each point, -1 where none does.
 
     A point on a shared border goes to the polygon with the lowest index. Exact: points in
     H3 cells strictly inside one polygon are looked up, all others are tested with the
-    ``intersects`` predicate. ``cells`` are the points' H3 cells at ``ASSIGN_RES`` if known.
+    ``intersects`` predicate. ``cells`` are the points' H3 cells at ``ASSIGN_RES`` if known;
+    ``interior`` is ``interior_cells(polygons)`` if known (the store keeps it with polygon layers).
     """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     polygons = np.asarray(polygons, dtype=object)
     n = len(lon)
-    if n < MIN_POINTS_FOR_CELLS or not len(polygons):
+    if (n < MIN_POINTS_FOR_CELLS and interior is None) or not len(polygons):
         return _strtree_assign(lon, lat, polygons) if len(polygons) else np.full(n, -1, dtype=np.int64)
     if cells is None:
         cells = h3index.cells_at(lon, lat, ASSIGN_RES)
     cells = np.asarray(cells, dtype=np.uint64)
-    icells, ipoly = interior_cells(polygons, ASSIGN_RES)
+    icells, ipoly = interior if interior is not None else interior_cells(polygons, ASSIGN_RES)
     out = np.full(n, -1, dtype=np.int64)
     if len(icells):
         pos = np.minimum(np.searchsorted(icells, cells), len(icells) - 1)

@@ -380,11 +380,17 @@ def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataF
     grids = store.read_layer(con, "grid", columns=["id", "town", "community"])
     if not len(grids):
         return 0
+    # Cells lying entirely inside a grid, stored with the grid layer: their points need no geometric test.
+    stored = store.query(con, f"SELECT id, cell FROM {store.interior_table('grid')}")
+    position = pd.Series(np.arange(len(grids)), index=grids["id"].to_numpy())
+    known = stored["id"].isin(position.index).to_numpy()
+    interior = assign.lowest_index_per_cell(stored["cell"].to_numpy(dtype=np.uint64)[known],
+                                            position[stored["id"].to_numpy()[known]].to_numpy())
     idx = np.flatnonzero(need)
     cell_col = h3index.cell_column(assign.ASSIGN_RES)
     cells = rows[cell_col].to_numpy()[idx] if cell_col in rows else None
     hit = assign.points_in_polygons(rows["lon"].to_numpy()[idx], rows["lat"].to_numpy()[idx],
-                                    grids.geometry.to_numpy(), cells=cells)
+                                    grids.geometry.to_numpy(), cells=cells, interior=interior)
     found = hit >= 0
     full = np.full(len(rows), -1, dtype=np.int64)
     full[idx] = hit

@@ -125,11 +125,12 @@ def _identity(path: Path) -> tuple[int, int, int]:
 
 
 def _cursor_on(alias: str) -> duckdb.DuckDBPyConnection:
-    cur = _instance().cursor()
-    cur.execute(f"USE {alias}")
-    _ALIASES[id(cur)] = alias
-    _USERS.setdefault(alias, weakref.WeakSet()).add(cur)
-    return cur
+    with _LOCK:  # _detach_unused iterates the same sets from other threads
+        cur = _instance().cursor()
+        cur.execute(f"USE {alias}")
+        _ALIASES[id(cur)] = alias
+        _USERS.setdefault(alias, weakref.WeakSet()).add(cur)
+        return cur
 
 
 def _detach_unused(keep: set[str]) -> None:
@@ -262,6 +263,15 @@ def cover_table(layer: str) -> str:
     return f"{layer}_h3cover"
 
 
+def interior_table(layer: str) -> str:
+    """Name of a polygon layer's side table of H3 cells lying entirely inside each polygon.
+
+    Written with the polygons, read by exact point-in-polygon assignment (``geo.assign``):
+    points in these cells need no geometric test.
+    """
+    return f"{layer}_h3interior"
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every layer table, cover table and meta table that does not exist yet."""
     for spec in LAYERS.values():
@@ -269,6 +279,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS {spec.name} ({cols})")
         if spec.geometry == "polygon":
             con.execute(f"CREATE TABLE IF NOT EXISTS {cover_table(spec.name)} (id VARCHAR, res UTINYINT, cell UBIGINT)")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {interior_table(spec.name)} (id VARCHAR, cell UBIGINT)")
     for name, cols in META_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
     # Columns added after the first release: older files get them on their next write.
@@ -402,16 +413,24 @@ def _write_cover(con: duckdb.DuckDBPyConnection, layer: str, frame: gpd.GeoDataF
         cover = h3index.polygon_cover(frame.geometry.to_numpy(), res)
         parts.append(pd.DataFrame({"id": ids[cover["row"].to_numpy()], "res": np.uint8(res), "cell": cover["cell"]}))
     covers = pd.concat(parts, ignore_index=True)
+    from geo.assign import interior_cells  # geo.assign does not import the store
+
+    cells, rows = interior_cells(frame.geometry.to_numpy(), dedupe=False)
+    interior = pd.DataFrame({"id": ids[rows], "cell": cells})
     con.register("_cover", covers)
+    con.register("_interior", interior)
     con.register("_ids", pd.DataFrame({"id": ids}))
     try:
-        if replace:
-            con.execute(f"DELETE FROM {table}")
-        else:
-            con.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM _ids)")
+        for name in (table, interior_table(layer)):
+            if replace:
+                con.execute(f"DELETE FROM {name}")
+            else:
+                con.execute(f"DELETE FROM {name} WHERE id IN (SELECT id FROM _ids)")
         con.execute(f"INSERT INTO {table} SELECT id, res, cell FROM _cover")
+        con.execute(f"INSERT INTO {interior_table(layer)} SELECT id, cell FROM _interior")
     finally:
         con.unregister("_cover")
+        con.unregister("_interior")
         con.unregister("_ids")
 
 

@@ -166,6 +166,13 @@ def test_polygon_cover_side_table_and_upsert(tmp_db: Path) -> None:
             got = {int(c) for c in cover[(cover.id == gid) & (cover.res == res)]["cell"]}
             want = {h3.str_to_int(c) for c in h3.h3shape_to_cells(h3.geo_to_h3shape(poly.__geo_interface__), res)}
             assert got == want and got
+    # Cells entirely inside each grid (for exact assignment) lie inside its polygon.
+    interior = store.query(con, "SELECT id, cell FROM grid_h3interior")
+    from geo import h3index
+
+    hexes = h3index.cell_polygons(interior["cell"].to_numpy(dtype=np.uint64))
+    owners = np.array([polys[0] if i == "g1" else polys[1] for i in interior["id"]], dtype=object)
+    assert len(interior) > 50 and shapely.within(hexes, owners).all()
     # Upserting g1 with a smaller polygon replaces its row and its cover, not g2's.
     with store.writer(tmp_db) as w:
         store.write_layer(w, "grid", grid.iloc[:1].set_geometry([shapely.box(121.20, 31.00, 121.21, 31.01)]))
