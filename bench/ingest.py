@@ -37,18 +37,22 @@ BOX = (121.05, 30.90, 121.40, 31.15)
 def make_points(n: int, seed: int = 1) -> pd.DataFrame:
     """A hydrant register of n rows with Chinese headers, as a district would export it."""
     rng = np.random.default_rng(seed)
-    status = np.array(["正常", "损坏", "水压不足", "停用"])[rng.choice(4, n, p=[0.9, 0.05, 0.03, 0.02])]
+    status = np.array(["正常", "损坏", "水压不足", "停用"])[
+        rng.choice(4, n, p=[0.9, 0.05, 0.03, 0.02])
+    ]
     days = rng.integers(0, 730, n)
     dates = (np.datetime64("2023-01-01") + days).astype(str)
-    return pd.DataFrame({
-        "编号": np.char.add("SJ-", np.arange(n).astype(str)),
-        "名称": np.char.add("消火栓", np.arange(n).astype(str)),
-        "状态": status,
-        "经度": rng.uniform(BOX[0], BOX[2], n).round(6),
-        "纬度": rng.uniform(BOX[1], BOX[3], n).round(6),
-        "管径": rng.choice([100, 150, 200, 300], n),
-        "最近检查日期": dates,
-    })
+    return pd.DataFrame(
+        {
+            "编号": np.char.add("SJ-", np.arange(n).astype(str)),
+            "名称": np.char.add("消火栓", np.arange(n).astype(str)),
+            "状态": status,
+            "经度": rng.uniform(BOX[0], BOX[2], n).round(6),
+            "纬度": rng.uniform(BOX[1], BOX[3], n).round(6),
+            "管径": rng.choice([100, 150, 200, 300], n),
+            "最近检查日期": dates,
+        }
+    )
 
 
 def best(fn, repeat: int) -> float:
@@ -88,8 +92,14 @@ print(json.dumps({"seconds": min(times)}))
 
 
 def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, **(env or {})}, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if out.returncode != 0:
         raise SystemExit(f"child failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -101,8 +111,12 @@ def grids(n: int, seed: int = 3) -> np.ndarray:
 
     rng = np.random.default_rng(seed)
     box = shapely.box(*BOX)
-    seeds = shapely.multipoints(np.column_stack([rng.uniform(BOX[0], BOX[2], n), rng.uniform(BOX[1], BOX[3], n)]))
-    return shapely.intersection(shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=box)), box)
+    seeds = shapely.multipoints(
+        np.column_stack([rng.uniform(BOX[0], BOX[2], n), rng.uniform(BOX[1], BOX[3], n)])
+    )
+    return shapely.intersection(
+        shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=box)), box
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -113,91 +127,159 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--grids", type=int, default=1000, help="grid polygons for the assignment benchmark")
+    parser.add_argument(
+        "--grids", type=int, default=1000, help="grid polygons for the assignment benchmark"
+    )
+    parser.add_argument(
+        "--sections", default="h3,ingest,assign", help="comma-separated subset of h3,ingest,assign"
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     n, repeat = args.points, args.repeat
 
     import geopandas as gpd
-    import h3
 
-    from geo import assign, h3index
-
-    print(f"onemap bench/ingest.py: {n:,} points, best of {repeat}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"onemap bench/ingest.py: {n:,} points, best of {repeat}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory(prefix="onemap-bench-") as tmpdir:
         tmp = Path(tmpdir)
         frame = make_points(n)
         csv_path, pq_path, npz = tmp / "hydrants.csv", tmp / "hydrants.parquet", tmp / "pts.npz"
         frame.to_csv(csv_path, index=False)
-        gdf = gpd.GeoDataFrame(frame.drop(columns=["经度", "纬度"]),
-                               geometry=gpd.points_from_xy(frame["经度"], frame["纬度"]), crs=4326)
+        gdf = gpd.GeoDataFrame(
+            frame.drop(columns=["经度", "纬度"]),
+            geometry=gpd.points_from_xy(frame["经度"], frame["纬度"]),
+            crs=4326,
+        )
         gdf.to_parquet(pq_path)
         lon, lat = frame["经度"].to_numpy(), frame["纬度"].to_numpy()
         np.savez(npz, lon=lon, lat=lat)
-        print(f"  CSV {csv_path.stat().st_size / 1e6:.0f} MB, GeoParquet {pq_path.stat().st_size / 1e6:.0f} MB")
+        print(
+            f"  CSV {csv_path.stat().st_size / 1e6:.0f} MB, GeoParquet {pq_path.stat().st_size / 1e6:.0f} MB"
+        )
 
-        # ---- H3 indexing
-        m = min(n, 200_000)
-        t_loop = best(lambda: [h3.latlng_to_cell(la, lo, 10) for lo, la in zip(lon[:m], lat[:m], strict=True)], 1)
-        t_loop *= n / m
-        t_b = run_child(CHILD_H3RONPY, str(npz), str(repeat), env={"RAYON_NUM_THREADS": "1"})["seconds"]
-        h3index.index_points(lon[:1000], lat[:1000])
-        t_ours = best(lambda: h3index.index_points(lon, lat, (7, 8, 9, 10)), repeat)
-        print("\nH3 indexing")
-        print(f"  (a) per-point h3.latlng_to_cell loop, res 10     {t_loop:7.3f} s  {n / t_loop / 1e6:6.2f} M pts/s"
-              f"{'  (extrapolated from ' + format(m, ',') + ')' if m < n else ''}")
-        print(f"  (b) h3ronpy coordinates_to_cells, 1 thread, res 10 {t_b:7.3f} s  {n / t_b / 1e6:6.2f} M pts/s")
-        print(f"  onemap index_points, res 7-10 (finest + parents)  {t_ours:7.3f} s  {n / t_ours / 1e6:6.2f} M pts/s")
-        speedup = t_b / t_ours
-        print(f"  target: 4 resolutions >= 1.5x faster than (b): {speedup:.2f}x  {verdict(speedup >= 1.5)}")
+        if "h3" in sections:
+            h3_section(lon, lat, npz, repeat)
+        if "ingest" in sections:
+            ingest_section(tmp, csv_path, pq_path, repeat, n)
+        if "assign" in sections:
+            assign_section(lon, lat, args.grids, repeat)
 
-        # ---- reading baseline (c) and whole ingests
-        t_c = best(lambda: pd.read_csv(csv_path), repeat)
-        csv_runs = [run_child(CHILD_INGEST, str(csv_path), str(tmp / f"csv{i}.duckdb"), "wgs84", str(ROOT))
-                    for i in range(repeat)]
-        pq_runs = [run_child(CHILD_INGEST, str(pq_path), str(tmp / f"pq{i}.duckdb"), "wgs84", str(ROOT))
-                   for i in range(repeat)]
-        gcj = run_child(CHILD_INGEST, str(csv_path), str(tmp / "gcj.duckdb"), "gcj02", str(ROOT))
-        csv_best = min(csv_runs, key=lambda r: r["seconds"])
-        pq_best = min(pq_runs, key=lambda r: r["seconds"])
-        print("\nIngest (read, validate, convert CRS, H3 index, write a new DuckDB snapshot)")
-        print(f"  (c) pandas.read_csv alone                         {t_c:7.3f} s  {n / t_c / 1e6:6.2f} M rows/s")
-        for label, r in (("CSV, WGS-84", csv_best), ("GeoParquet, WGS-84", pq_best), ("CSV, GCJ-02 → WGS-84", gcj)):
-            print(f"  onemap ingest {label:<22}               {r['seconds']:7.3f} s  "
-                  f"{r['accepted'] / r['seconds'] / 1e6:6.2f} M pts/s  peak memory {r['max_rss_mb']:,.0f} MB  "
-                  f"(accepted {r['accepted']:,}, rejected {r['rejected']:,})")
-        ratio = csv_best["seconds"] / t_c
-        print(f"  target: CSV ingest within 3x of (c): {ratio:.2f}x  {verdict(ratio <= 3.0)}")
 
-        # ---- exact grid assignment
-        polygons = grids(args.grids)
-        cells10 = h3index.cells_at(lon, lat, assign.ASSIGN_RES)
-        pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
-        grid_frame = gpd.GeoDataFrame({"k": np.arange(len(polygons))}, geometry=polygons, crs=4326)
-        joined: dict[str, np.ndarray] = {}
+def h3_section(lon: np.ndarray, lat: np.ndarray, npz: Path, repeat: int) -> None:
+    """(a), (b) and onemap's four-resolution indexing."""
+    import h3
 
-        def sjoin() -> None:
-            j = gpd.sjoin(pts, grid_frame, predicate="intersects", how="left")
-            joined["r"] = j.groupby(level=0)["k"].min().fillna(-1).astype(int).to_numpy()
+    from geo import h3index
 
-        t_sjoin = best(sjoin, repeat)
-        out: dict[str, np.ndarray] = {}
-        interior = assign.interior_cells(polygons)  # what the store keeps in grid_h3interior
-        t_assign = best(lambda: out.__setitem__(
-            "r", assign.points_in_polygons(lon, lat, polygons, cells=cells10, interior=interior)), repeat)
-        t_interior = best(lambda: assign.interior_cells(polygons), repeat)
-        t_assign_fresh = best(lambda: assign.points_in_polygons(lon, lat, polygons, cells=cells10), repeat)
-        exact = bool(np.array_equal(out["r"], joined["r"]))
-        share = float(np.isin(cells10, interior[0]).mean())
-        print(f"\nExact assignment to {len(polygons):,} grid polygons (Voronoi, ~{600 / len(polygons):.2f} km² each)")
-        print(f"  geopandas sjoin (points prebuilt)                 {t_sjoin:7.3f} s")
-        print(f"  onemap points_in_polygons, as in ingest           {t_assign:7.3f} s  "
-              f"({share:.0%} of points by interior cell, rest exact STRtree)")
-        print(f"    (interior cells stored with the grid layer: computed once per grid write in {t_interior:.3f} s)")
-        print(f"  onemap points_in_polygons, interior cells computed {t_assign_fresh:7.3f} s")
-        print(f"  identical to sjoin: {exact}")
-        print(f"  target: exact and at least as fast as sjoin: {t_sjoin / t_assign:.2f}x  "
-              f"{verdict(exact and t_assign <= t_sjoin)}")
+    n = len(lon)
+    m = min(n, 200_000)
+    t_loop = best(
+        lambda: [h3.latlng_to_cell(la, lo, 10) for lo, la in zip(lon[:m], lat[:m], strict=True)], 1
+    )
+    t_loop *= n / m
+    t_b = run_child(CHILD_H3RONPY, str(npz), str(repeat), env={"RAYON_NUM_THREADS": "1"})["seconds"]
+    h3index.index_points(lon[:1000], lat[:1000])
+    t_ours = best(lambda: h3index.index_points(lon, lat, (7, 8, 9, 10)), repeat)
+    print("\nH3 indexing")
+    print(
+        f"  (a) per-point h3.latlng_to_cell loop, res 10     {t_loop:7.3f} s  {n / t_loop / 1e6:6.2f} M pts/s"
+        f"{'  (extrapolated from ' + format(m, ',') + ')' if m < n else ''}"
+    )
+    print(
+        f"  (b) h3ronpy coordinates_to_cells, 1 thread, res 10 {t_b:7.3f} s  {n / t_b / 1e6:6.2f} M pts/s"
+    )
+    print(
+        f"  onemap index_points, res 7-10 (finest + parents)  {t_ours:7.3f} s  {n / t_ours / 1e6:6.2f} M pts/s"
+    )
+    speedup = t_b / t_ours
+    print(
+        f"  target: 4 resolutions >= 1.5x faster than (b): {speedup:.2f}x  {verdict(speedup >= 1.5)}"
+    )
+
+
+def ingest_section(tmp: Path, csv_path: Path, pq_path: Path, repeat: int, n: int) -> None:
+    """(c) pandas.read_csv and whole ingests (CSV WGS-84, GeoParquet, CSV GCJ-02), each in its own process."""
+    t_c = best(lambda: pd.read_csv(csv_path), repeat)
+    csv_runs = [
+        run_child(CHILD_INGEST, str(csv_path), str(tmp / f"csv{i}.duckdb"), "wgs84", str(ROOT))
+        for i in range(repeat)
+    ]
+    pq_runs = [
+        run_child(CHILD_INGEST, str(pq_path), str(tmp / f"pq{i}.duckdb"), "wgs84", str(ROOT))
+        for i in range(repeat)
+    ]
+    gcj = run_child(CHILD_INGEST, str(csv_path), str(tmp / "gcj.duckdb"), "gcj02", str(ROOT))
+    csv_best = min(csv_runs, key=lambda r: r["seconds"])
+    pq_best = min(pq_runs, key=lambda r: r["seconds"])
+    print("\nIngest (read, validate, convert CRS, H3 index, write a new DuckDB snapshot)")
+    print(
+        f"  (c) pandas.read_csv alone                         {t_c:7.3f} s  {n / t_c / 1e6:6.2f} M rows/s"
+    )
+    for label, r in (
+        ("CSV, WGS-84", csv_best),
+        ("GeoParquet, WGS-84", pq_best),
+        ("CSV, GCJ-02 → WGS-84", gcj),
+    ):
+        print(
+            f"  onemap ingest {label:<22}               {r['seconds']:7.3f} s  "
+            f"{r['accepted'] / r['seconds'] / 1e6:6.2f} M pts/s  peak memory {r['max_rss_mb']:,.0f} MB  "
+            f"(accepted {r['accepted']:,}, rejected {r['rejected']:,})"
+        )
+    ratio = csv_best["seconds"] / t_c
+    print(f"  target: CSV ingest within 3x of (c): {ratio:.2f}x  {verdict(ratio <= 3.0)}")
+
+
+def assign_section(lon: np.ndarray, lat: np.ndarray, n_grids: int, repeat: int) -> None:
+    """Exact assignment to grid polygons vs geopandas sjoin."""
+    import geopandas as gpd
+
+    from geo import assign, h3index
+
+    polygons = grids(n_grids)
+    cells10 = h3index.cells_at(lon, lat, assign.ASSIGN_RES)
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    grid_frame = gpd.GeoDataFrame({"k": np.arange(len(polygons))}, geometry=polygons, crs=4326)
+    joined: dict[str, np.ndarray] = {}
+
+    def sjoin() -> None:
+        j = gpd.sjoin(pts, grid_frame, predicate="intersects", how="left")
+        joined["r"] = j.groupby(level=0)["k"].min().fillna(-1).astype(int).to_numpy()
+
+    t_sjoin = best(sjoin, repeat)
+    out: dict[str, np.ndarray] = {}
+    interior = assign.interior_cells(polygons)  # what the store keeps in grid_h3interior
+    t_assign = best(
+        lambda: out.__setitem__(
+            "r", assign.points_in_polygons(lon, lat, polygons, cells=cells10, interior=interior)
+        ),
+        repeat,
+    )
+    t_interior = best(lambda: assign.interior_cells(polygons), repeat)
+    t_assign_fresh = best(
+        lambda: assign.points_in_polygons(lon, lat, polygons, cells=cells10), repeat
+    )
+    exact = bool(np.array_equal(out["r"], joined["r"]))
+    share = float(np.isin(cells10, interior[0]).mean())
+    print(
+        f"\nExact assignment to {len(polygons):,} grid polygons (Voronoi, ~{600 / len(polygons):.2f} km² each)"
+    )
+    print(f"  geopandas sjoin (points prebuilt)                 {t_sjoin:7.3f} s")
+    print(
+        f"  onemap points_in_polygons, as in ingest           {t_assign:7.3f} s  "
+        f"({share:.0%} of points by interior cell, rest exact STRtree)"
+    )
+    print(
+        f"    (interior cells stored with the grid layer: computed once per grid write in {t_interior:.3f} s)"
+    )
+    print(f"  onemap points_in_polygons, interior cells computed {t_assign_fresh:7.3f} s")
+    print(f"  identical to sjoin: {exact}")
+    print(
+        f"  target: exact and at least as fast as sjoin: {t_sjoin / t_assign:.2f}x  "
+        f"{verdict(exact and t_assign <= t_sjoin)}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,15 @@ from h3ronpy.vector import wkb_to_cells
 
 from geo import h3index
 
-ASSIGN_RES = 10  # H3 resolution of the interior-cell shortcut (a stored resolution: no recomputation)
-EDGE_MARGIN_DEG = 1e-5  # ~1 m: H3 edges are not straight in lon/lat; keep a margin from polygon borders
-MIN_POINTS_FOR_CELLS = 20_000  # below this, the plain STRtree is faster than building interior cells
+ASSIGN_RES = (
+    10  # H3 resolution of the interior-cell shortcut (a stored resolution: no recomputation)
+)
+EDGE_MARGIN_DEG = (
+    1e-5  # ~1 m: H3 edges are not straight in lon/lat; keep a margin from polygon borders
+)
+MIN_POINTS_FOR_CELLS = (
+    20_000  # below this, the plain STRtree is faster than building interior cells
+)
 
 
 def _strtree_assign(lon: np.ndarray, lat: np.ndarray, polygons: np.ndarray) -> np.ndarray:
@@ -39,7 +45,9 @@ def _strtree_assign(lon: np.ndarray, lat: np.ndarray, polygons: np.ndarray) -> n
     return out
 
 
-def interior_cells(polygons: np.ndarray, res: int = ASSIGN_RES, dedupe: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def interior_cells(
+    polygons: np.ndarray, res: int = ASSIGN_RES, dedupe: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """H3 cells lying entirely inside a polygon: (sorted cells, index of their polygon).
 
     Each polygon is shrunk by ``EDGE_MARGIN_DEG`` and filled with the cells whose whole
@@ -57,10 +65,19 @@ def interior_cells(polygons: np.ndarray, res: int = ASSIGN_RES, dedupe: bool = T
     wkb = shapely.to_wkb(shrunk[keep])
 
     def fill(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lists = pa.array(wkb_to_cells(pa.array(wkb[part], type=pa.binary()), res,
-                                      containment_mode=ContainmentMode.ContainsBoundary))
-        lengths = np.nan_to_num(pc.list_value_length(lists).to_numpy(zero_copy_only=False)).astype(np.int64)
-        return pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.uint64), np.repeat(keep[part], lengths)
+        lists = pa.array(
+            wkb_to_cells(
+                pa.array(wkb[part], type=pa.binary()),
+                res,
+                containment_mode=ContainmentMode.ContainsBoundary,
+            )
+        )
+        lengths = np.nan_to_num(pc.list_value_length(lists).to_numpy(zero_copy_only=False)).astype(
+            np.int64
+        )
+        return pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.uint64), np.repeat(
+            keep[part], lengths
+        )
 
     # h3ronpy releases the GIL: fill the polygons in one chunk per core.
     chunks = [c for c in np.array_split(np.arange(len(keep)), h3index._threads()) if len(c)]
@@ -101,7 +118,9 @@ def points_in_polygons(
     polygons = np.asarray(polygons, dtype=object)
     n = len(lon)
     if (n < MIN_POINTS_FOR_CELLS and interior is None) or not len(polygons):
-        return _strtree_assign(lon, lat, polygons) if len(polygons) else np.full(n, -1, dtype=np.int64)
+        return (
+            _strtree_assign(lon, lat, polygons) if len(polygons) else np.full(n, -1, dtype=np.int64)
+        )
     if cells is None:
         cells = h3index.cells_at(lon, lat, ASSIGN_RES)
     cells = np.asarray(cells, dtype=np.uint64)

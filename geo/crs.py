@@ -21,9 +21,18 @@ _X_PI = np.pi * 3000.0 / 180.0
 _INVERSE_TOL_DEG = 1e-7
 _INVERSE_MAX_ITER = 30
 
-NAMED = {"wgs84": "wgs84", "epsg:4326": "wgs84", "4326": "wgs84", "cgcs2000": "cgcs2000",
-         "epsg:4490": "cgcs2000", "4490": "cgcs2000", "gcj02": "gcj02", "gcj-02": "gcj02",
-         "bd09": "bd09", "bd-09": "bd09"}
+NAMED = {
+    "wgs84": "wgs84",
+    "epsg:4326": "wgs84",
+    "4326": "wgs84",
+    "cgcs2000": "cgcs2000",
+    "epsg:4490": "cgcs2000",
+    "4490": "cgcs2000",
+    "gcj02": "gcj02",
+    "gcj-02": "gcj02",
+    "bd09": "bd09",
+    "bd-09": "bd09",
+}
 CHINESE = {"cgcs2000", "gcj02", "bd09"}
 
 
@@ -66,7 +75,10 @@ def gcj02_to_wgs84(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.nda
         flon, flat = wgs84_to_gcj02(wlon, wlat)
         elon, elat = flon - glon, flat - glat
         wlon, wlat = wlon - elon, wlat - elat
-        if np.nanmax(np.abs(elon), initial=0.0) < _INVERSE_TOL_DEG and np.nanmax(np.abs(elat), initial=0.0) < _INVERSE_TOL_DEG:
+        if (
+            np.nanmax(np.abs(elon), initial=0.0) < _INVERSE_TOL_DEG
+            and np.nanmax(np.abs(elat), initial=0.0) < _INVERSE_TOL_DEG
+        ):
             break
     return wlon, wlat
 
@@ -89,7 +101,10 @@ def bd09_to_gcj02(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndar
         flon, flat = gcj02_to_bd09(glon, glat)
         elon, elat = flon - blon, flat - blat
         glon, glat = glon - elon, glat - elat
-        if np.nanmax(np.abs(elon), initial=0.0) < _INVERSE_TOL_DEG and np.nanmax(np.abs(elat), initial=0.0) < _INVERSE_TOL_DEG:
+        if (
+            np.nanmax(np.abs(elon), initial=0.0) < _INVERSE_TOL_DEG
+            and np.nanmax(np.abs(elat), initial=0.0) < _INVERSE_TOL_DEG
+        ):
             break
     return glon, glat
 
@@ -147,7 +162,9 @@ def to_wgs84(x: np.ndarray, y: np.ndarray, crs: str | int | None) -> tuple[np.nd
     return transformer.transform(x, y)
 
 
-def from_wgs84(lon: np.ndarray, lat: np.ndarray, crs: str | int | None) -> tuple[np.ndarray, np.ndarray]:
+def from_wgs84(
+    lon: np.ndarray, lat: np.ndarray, crs: str | int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Convert WGS-84 lon/lat to ``crs`` (e.g. GCJ-02 for an AMap basemap)."""
     name = normalise_crs(crs)
     lon = np.asarray(lon, dtype=np.float64)

@@ -59,7 +59,10 @@ def parent_cells(cells: np.ndarray, res: int) -> np.ndarray:
 
 
 def index_points(
-    lon: np.ndarray, lat: np.ndarray, resolutions: Sequence[int] = (7, 8, 9, 10), exact: bool = False
+    lon: np.ndarray,
+    lat: np.ndarray,
+    resolutions: Sequence[int] = (7, 8, 9, 10),
+    exact: bool = False,
 ) -> dict[int, np.ndarray]:
     """H3 cells of points at every resolution in ``resolutions``.
 
@@ -98,7 +101,9 @@ def polygon_cover(geometries: Iterable[shapely.Geometry], res: int) -> pd.DataFr
         cells.append(np.asarray(found, dtype=np.uint64))
         rows.append(np.full(len(found), i, dtype=np.int64))
     if not cells:
-        return pd.DataFrame({"row": np.array([], dtype=np.int64), "cell": np.array([], dtype=np.uint64)})
+        return pd.DataFrame(
+            {"row": np.array([], dtype=np.int64), "cell": np.array([], dtype=np.uint64)}
+        )
     return pd.DataFrame({"row": np.concatenate(rows), "cell": np.concatenate(cells)})
 
 

@@ -110,13 +110,19 @@ def _match(headers: list[str], wanted: str) -> str | None:
 
 
 def map_headers(
-    spec: LayerSpec, headers: list[str], lon: str | None = None, lat: str | None = None, file: str = "",
+    spec: LayerSpec,
+    headers: list[str],
+    lon: str | None = None,
+    lat: str | None = None,
+    file: str = "",
 ) -> tuple[dict[str, str], str | None, str | None, str | None, list[str]]:
     """Map file headers to canonical fields: (header → field, lon column, lat column, WKT column, unmapped)."""
     lon_col = lat_col = None
     for given, name in ((lon, "--lon"), (lat, "--lat")):
         if given is not None and _match(headers, given) is None:
-            raise ReadError(f"{file}: column {given!r} ({name}) not found; headers seen: {', '.join(headers)}")
+            raise ReadError(
+                f"{file}: column {given!r} ({name}) not found; headers seen: {', '.join(headers)}"
+            )
     if lon is not None:
         lon_col = _match(headers, lon)
     if lat is not None:
@@ -154,15 +160,19 @@ def resolve_crs(user_crs: str | int | None, file_crs: str | None, file: str) -> 
         try:
             return normalise_crs(file_crs)
         except CRSError:
-            raise CRSError(f"{file}: the file's CRS has no EPSG code; pass --crs EPSG:<code>") from None
+            raise CRSError(
+                f"{file}: the file's CRS has no EPSG code; pass --crs EPSG:<code>"
+            ) from None
     name = normalise_crs(user_crs)
     if file_crs is not None:
         from pyproj import CRS
 
         declared = CRS.from_user_input(file_crs)
         if declared.is_projected and not name.startswith("EPSG:"):
-            msg = (f"{file}: the file declares a projected CRS ({file_crs}, metres) but --crs {user_crs} is "
-                   f"lon/lat; drop --crs or pass the right EPSG code")
+            msg = (
+                f"{file}: the file declares a projected CRS ({file_crs}, metres) but --crs {user_crs} is "
+                f"lon/lat; drop --crs or pass the right EPSG code"
+            )
             raise CRSError(msg)
     return name
 
@@ -185,25 +195,56 @@ def prepare(
     headers = [str(c) for c in frame.columns]
     mapping, lon_col, lat_col, wkt_col, unmapped = map_headers(spec, headers, lon, lat, file)
     rej = Rejections(n)
-    texts: dict[str, pd.Series] = {f: clean_text(frame[h]).reset_index(drop=True) for h, f in mapping.items()}
+    texts: dict[str, pd.Series] = {
+        f: clean_text(frame[h]).reset_index(drop=True) for h, f in mapping.items()
+    }
     row_notes: list[tuple[np.ndarray, str, str]] = []  # (positions, field, note)
-    use_columns = spec.geometry == "point" and lon_col is not None and lat_col is not None and (
-        raw.geometry is None or lon is not None)
+    use_columns = (
+        spec.geometry == "point"
+        and lon_col is not None
+        and lat_col is not None
+        and (raw.geometry is None or lon is not None)
+    )
     used_crs = resolve_crs(crs, None if use_columns else raw.file_crs, file)
     geoms: np.ndarray | None = None
     repaired = np.zeros(n, dtype=bool)
     if use_columns:
         assert lon_col is not None and lat_col is not None
-        xt, yt = clean_text(frame[lon_col]).reset_index(drop=True), clean_text(frame[lat_col]).reset_index(drop=True)
+        xt, yt = (
+            clean_text(frame[lon_col]).reset_index(drop=True),
+            clean_text(frame[lat_col]).reset_index(drop=True),
+        )
         x, bad_x = parse_number(xt)
         y, bad_y = parse_number(yt)
         missing = ~present(xt) | ~present(yt)
         pair = xt.fillna("") + ", " + yt.fillna("") if (missing | bad_x | bad_y).any() else None
-        rej.add(missing, f"{lon_col},{lat_col}", "missing_coordinates", pair, "经度或纬度为空 (lon or lat is empty)")
-        rej.add((bad_x | bad_y) & ~missing, f"{lon_col},{lat_col}", "bad_coordinates", pair, "坐标不是数字 (not a number)")
+        rej.add(
+            missing,
+            f"{lon_col},{lat_col}",
+            "missing_coordinates",
+            pair,
+            "经度或纬度为空 (lon or lat is empty)",
+        )
+        rej.add(
+            (bad_x | bad_y) & ~missing,
+            f"{lon_col},{lat_col}",
+            "bad_coordinates",
+            pair,
+            "坐标不是数字 (not a number)",
+        )
         ok = ~missing & ~bad_x & ~bad_y
-        wlon, wlat = check_coordinates(np.where(ok, x, np.nan), np.where(ok, y, np.nan), used_crs, settings, rej,
-                                       lon_col, lat_col, xt, yt)
+        wlon, wlat = check_coordinates(
+            np.where(ok, x, np.nan),
+            np.where(ok, y, np.nan),
+            used_crs,
+            settings,
+            rej,
+            lon_col,
+            lat_col,
+            xt,
+            yt,
+        )
+
         def id_material() -> pd.Series:
             return xt.fillna("") + "," + yt.fillna("")
     elif raw.geometry is not None or wkt_col is not None:
@@ -213,25 +254,48 @@ def prepare(
             assert wkt_col is not None
             wkt = clean_text(frame[wkt_col]).to_numpy(dtype=object)
             src = shapely.from_wkt(wkt, on_invalid="ignore")
-            rej.add(present(pd.Series(wkt)) & shapely.is_missing(src), wkt_col, "invalid_geometry", wkt,
-                    "WKT 无法解析 (not readable WKT)")
+            rej.add(
+                present(pd.Series(wkt)) & shapely.is_missing(src),
+                wkt_col,
+                "invalid_geometry",
+                wkt,
+                "WKT 无法解析 (not readable WKT)",
+            )
         missing = shapely.is_missing(src) | shapely.is_empty(src)
-        rej.add(missing & ~rej.mask(), "geometry", "missing_geometry", None, "没有几何图形 (no geometry)")
+        rej.add(
+            missing & ~rej.mask(),
+            "geometry",
+            "missing_geometry",
+            None,
+            "没有几何图形 (no geometry)",
+        )
         kinds = shapely.get_type_id(src)
         if spec.geometry == "point":
             non_point = ~missing & (kinds != shapely.GeometryType.POINT)
             if non_point.any():
                 src = src.copy()
                 src[non_point] = shapely.point_on_surface(src[non_point])
-                row_notes.append((np.flatnonzero(non_point), "geometry",
-                                  "面/线要素取面上一点作为位置 (area or line stored at a point on its surface)"))
+                row_notes.append(
+                    (
+                        np.flatnonzero(non_point),
+                        "geometry",
+                        "面/线要素取面上一点作为位置 (area or line stored at a point on its surface)",
+                    )
+                )
             x = np.where(missing, np.nan, shapely.get_x(np.where(missing, None, src)))
             y = np.where(missing, np.nan, shapely.get_y(np.where(missing, None, src)))
             wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, "geometry", "geometry")
         else:
-            polygonal = np.isin(kinds, [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON])
-            rej.add(~missing & ~polygonal, "geometry", "wrong_geometry_type",
-                    shapely.get_type_id(src).astype(str), f"{spec.name} 需要面要素 (needs polygons)")
+            polygonal = np.isin(
+                kinds, [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
+            )
+            rej.add(
+                ~missing & ~polygonal,
+                "geometry",
+                "wrong_geometry_type",
+                shapely.get_type_id(src).astype(str),
+                f"{spec.name} 需要面要素 (needs polygons)",
+            )
             good = ~missing & polygonal
             reps = np.full(n, None, dtype=object)
             reps[good] = shapely.point_on_surface(shapely.make_valid(src[good]))
@@ -241,30 +305,68 @@ def prepare(
             wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, "geometry", "geometry")
             geoms = src if used_crs == "wgs84" else polygons_to_wgs84(src, used_crs)
             geoms, repaired, unrepairable = repair_polygons(np.where(good, geoms, None))
-            rej.add(unrepairable, "geometry", "invalid_geometry", None, "make_valid 后没有面 (no polygon left after make_valid)")
+            rej.add(
+                unrepairable,
+                "geometry",
+                "invalid_geometry",
+                None,
+                "make_valid 后没有面 (no polygon left after make_valid)",
+            )
             if repaired.any():
-                row_notes.append((np.flatnonzero(repaired), "geometry",
-                                  "无效面已用 make_valid 修复 (invalid polygon repaired with make_valid)"))
+                row_notes.append(
+                    (
+                        np.flatnonzero(repaired),
+                        "geometry",
+                        "无效面已用 make_valid 修复 (invalid polygon repaired with make_valid)",
+                    )
+                )
+
         def id_material() -> pd.Series:
-            return pd.Series(shapely.to_wkb(src, hex=True), dtype="str").fillna("") if n else pd.Series([], dtype="str")
+            return (
+                pd.Series(shapely.to_wkb(src, hex=True), dtype="str").fillna("")
+                if n
+                else pd.Series([], dtype="str")
+            )
     else:
-        hint = "--lon COLUMN --lat COLUMN" if spec.geometry == "point" else "a WKT column (wkt/geometry/几何)"
-        raise ReadError(f"{file}: no coordinate columns found; headers seen: {', '.join(headers)}; pass {hint}")
+        hint = (
+            "--lon COLUMN --lat COLUMN"
+            if spec.geometry == "point"
+            else "a WKT column (wkt/geometry/几何)"
+        )
+        raise ReadError(
+            f"{file}: no coordinate columns found; headers seen: {', '.join(headers)}; pass {hint}"
+        )
 
     values: dict[str, pd.Series] = {}
     for f in spec.fields:
         text = texts.get(f.name)
         if text is None:
             if f.required:
-                rej.add(np.ones(n, dtype=bool), f.name, "missing_required", None,
-                        f"文件中没有 {f.zh} 列 (no column for {f.name}; headers seen: {', '.join(headers)})")
+                rej.add(
+                    np.ones(n, dtype=bool),
+                    f.name,
+                    "missing_required",
+                    None,
+                    f"文件中没有 {f.zh} 列 (no column for {f.name}; headers seen: {', '.join(headers)})",
+                )
             continue
         if f.required:
-            rej.add(~present(text), f.name, "missing_required", text, f"{f.zh} 为必填项 ({f.name} is required)")
+            rej.add(
+                ~present(text),
+                f.name,
+                "missing_required",
+                text,
+                f"{f.zh} 为必填项 ({f.name} is required)",
+            )
         if f.choices:
             allowed = enum_text(f, text).isin(f.choices).to_numpy()
-            rej.add(present(text) & ~allowed, f.name, "unknown_value", text,
-                    f"允许的取值 (allowed): {'/'.join(f.choices)}")
+            rej.add(
+                present(text) & ~allowed,
+                f.name,
+                "unknown_value",
+                text,
+                f"允许的取值 (allowed): {'/'.join(f.choices)}",
+            )
         parsed, bad, reason = parse_field(f, text)
         rej.add(bad, f.name, reason, text, f"{f.zh} 应为 {f.type} ({f.name} must be a {f.type})")
         values[f.name] = parsed
@@ -279,14 +381,26 @@ def prepare(
         generated = store.stable_ids(material[no_id].reset_index(drop=True), prefix=f"{spec.name}-")
         ids = ids.copy()
         ids[no_id] = generated
-        row_notes.append((np.flatnonzero(no_id), "id", "无编号，按内容生成稳定编号 (no id in file: stable id from content)"))
+        row_notes.append(
+            (
+                np.flatnonzero(no_id),
+                "id",
+                "无编号，按内容生成稳定编号 (no id in file: stable id from content)",
+            )
+        )
     values["id"] = ids
     valid = ~rej.mask()
     dup = np.zeros(n, dtype=bool)
     valid_ids = pa.array(ids[valid], from_pandas=True)
     if pc.count_distinct(valid_ids).as_py() < len(valid_ids):  # only then find which rows repeat
         dup[valid] = ids[valid].duplicated(keep="first").to_numpy()
-    rej.add(dup, "id", "duplicate_id", ids, "同一文件中编号重复，保留第一次出现的行 (duplicate id; the first row is kept)")
+    rej.add(
+        dup,
+        "id",
+        "duplicate_id",
+        ids,
+        "同一文件中编号重复，保留第一次出现的行 (duplicate id; the first row is kept)",
+    )
 
     keep = ~rej.mask()
     accepted = pd.DataFrame({k: v[keep].reset_index(drop=True) for k, v in values.items()})
@@ -294,16 +408,23 @@ def prepare(
     if spec.geometry == "point":
         accepted["lon"], accepted["lat"] = wlon[keep], wlat[keep]
     else:
-        accepted = gpd.GeoDataFrame(accepted, geometry=gpd.GeoSeries(geoms[keep], crs=4326), crs=4326)
+        accepted = gpd.GeoDataFrame(
+            accepted, geometry=gpd.GeoSeries(geoms[keep], crs=4326), crs=4326
+        )
 
     rejected = _rejected_rows(rej, raw, file, spec)
     notes = _note_rows(row_notes, raw.row_numbers, ids, keep)
     prepared = Prepared(
-        accepted=accepted, rejected=rejected, notes=notes, rows_read=n + len(raw.malformed),
+        accepted=accepted,
+        rejected=rejected,
+        notes=notes,
+        rows_read=n + len(raw.malformed),
         rejected_rows=int((~keep).sum()) + len(raw.malformed),
         rejected_by_reason=_with_malformed(rej.count_by_reason(), len(raw.malformed)),
-        repaired=int((repaired & keep).sum()), column_map=mapping,
-        unmapped=unmapped, file_notes=list(raw.notes),
+        repaired=int((repaired & keep).sum()),
+        column_map=mapping,
+        unmapped=unmapped,
+        file_notes=list(raw.notes),
     )
     if lon_col and lat_col and use_columns:
         prepared.column_map.update({lon_col: "lon", lat_col: "lat"})
@@ -322,24 +443,52 @@ def _rejected_rows(rej: Rejections, raw: RawTable, file: str, spec: LayerSpec) -
         pos = fails["pos"].to_numpy()
         unique_pos, inverse = np.unique(pos, return_inverse=True)
         sub = raw.frame.iloc[unique_pos]
-        lines = sub.to_json(orient="records", lines=True, force_ascii=False).splitlines() if len(sub) else []
+        lines = (
+            sub.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+            if len(sub)
+            else []
+        )
         raw_json = np.asarray(lines, dtype=object)
         if raw.geometry is not None:
-            wkt = shapely.to_wkt(np.asarray(raw.geometry, dtype=object)[unique_pos], rounding_precision=7)
-            raw_json = np.asarray([j[:-1] + (", " if len(j) > 2 else "") + f'"geometry": {json.dumps(w)}' + "}"
-                                   for j, w in zip(raw_json, wkt, strict=True)], dtype=object)
-        parts.append(pd.DataFrame({
-            "row_number": raw.row_numbers[pos], "field": fails["field"], "reason": fails["reason"],
-            "value": fails["value"], "detail": fails["detail"], "raw": raw_json[inverse],
-        }))
+            wkt = shapely.to_wkt(
+                np.asarray(raw.geometry, dtype=object)[unique_pos], rounding_precision=7
+            )
+            raw_json = np.asarray(
+                [
+                    j[:-1] + (", " if len(j) > 2 else "") + f'"geometry": {json.dumps(w)}' + "}"
+                    for j, w in zip(raw_json, wkt, strict=True)
+                ],
+                dtype=object,
+            )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "row_number": raw.row_numbers[pos],
+                    "field": fails["field"],
+                    "reason": fails["reason"],
+                    "value": fails["value"],
+                    "detail": fails["detail"],
+                    "raw": raw_json[inverse],
+                }
+            )
+        )
     if raw.malformed:
-        parts.append(pd.DataFrame({
-            "row_number": [r for r, _ in raw.malformed], "field": None, "reason": "malformed_row",
-            "value": None, "detail": "列数与表头不符 (number of fields differs from the header)",
-            "raw": [json.dumps({"_text": t}, ensure_ascii=False) for _, t in raw.malformed],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "row_number": [r for r, _ in raw.malformed],
+                    "field": None,
+                    "reason": "malformed_row",
+                    "value": None,
+                    "detail": "列数与表头不符 (number of fields differs from the header)",
+                    "raw": [json.dumps({"_text": t}, ensure_ascii=False) for _, t in raw.malformed],
+                }
+            )
+        )
     if not parts:
-        return pd.DataFrame(columns=["layer", "file", "row_number", "field", "reason", "value", "detail", "raw"])
+        return pd.DataFrame(
+            columns=["layer", "file", "row_number", "field", "reason", "value", "detail", "raw"]
+        )
     out = pd.concat(parts, ignore_index=True)
     out.insert(0, "file", file)
     out.insert(0, "layer", spec.name)
@@ -347,14 +496,26 @@ def _rejected_rows(rej: Rejections, raw: RawTable, file: str, spec: LayerSpec) -
     return out
 
 
-def _note_rows(row_notes: list[tuple[np.ndarray, str, str]], row_numbers: np.ndarray, ids: pd.Series,
-               keep: np.ndarray) -> pd.DataFrame:
+def _note_rows(
+    row_notes: list[tuple[np.ndarray, str, str]],
+    row_numbers: np.ndarray,
+    ids: pd.Series,
+    keep: np.ndarray,
+) -> pd.DataFrame:
     parts = []
     for pos, fld, note in row_notes:
         pos = pos[keep[pos]]
         if len(pos):
-            parts.append(pd.DataFrame({"row_number": row_numbers[pos], "id": ids.iloc[pos].to_numpy(dtype=object),
-                                       "field": fld, "note": note}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "row_number": row_numbers[pos],
+                        "id": ids.iloc[pos].to_numpy(dtype=object),
+                        "field": fld,
+                        "note": note,
+                    }
+                )
+            )
     if not parts:
         return pd.DataFrame(columns=["row_number", "id", "field", "note"])
     return pd.concat(parts, ignore_index=True)
@@ -371,7 +532,9 @@ def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataF
     if not spec.assign_to_grid or spec.geometry != "point" or not len(rows):
         return 0
     wanted = [f for f in GRID_FIELDS if f in spec.field_names]
-    present_cols = {f: rows[f] if f in rows else pd.Series(None, index=rows.index, dtype="str") for f in wanted}
+    present_cols = {
+        f: rows[f] if f in rows else pd.Series(None, index=rows.index, dtype="str") for f in wanted
+    }
     need = np.zeros(len(rows), dtype=bool)
     for col in present_cols.values():
         need |= col.isna().to_numpy()
@@ -384,13 +547,20 @@ def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataF
     stored = store.query(con, f"SELECT id, cell FROM {store.interior_table('grid')}")
     position = pd.Series(np.arange(len(grids)), index=grids["id"].to_numpy())
     known = stored["id"].isin(position.index).to_numpy()
-    interior = assign.lowest_index_per_cell(stored["cell"].to_numpy(dtype=np.uint64)[known],
-                                            position[stored["id"].to_numpy()[known]].to_numpy())
+    interior = assign.lowest_index_per_cell(
+        stored["cell"].to_numpy(dtype=np.uint64)[known],
+        position[stored["id"].to_numpy()[known]].to_numpy(),
+    )
     idx = np.flatnonzero(need)
     cell_col = h3index.cell_column(assign.ASSIGN_RES)
     cells = rows[cell_col].to_numpy()[idx] if cell_col in rows else None
-    hit = assign.points_in_polygons(rows["lon"].to_numpy()[idx], rows["lat"].to_numpy()[idx],
-                                    grids.geometry.to_numpy(), cells=cells, interior=interior)
+    hit = assign.points_in_polygons(
+        rows["lon"].to_numpy()[idx],
+        rows["lat"].to_numpy()[idx],
+        grids.geometry.to_numpy(),
+        cells=cells,
+        interior=interior,
+    )
     found = hit >= 0
     full = np.full(len(rows), -1, dtype=np.int64)
     full[idx] = hit
@@ -405,8 +575,14 @@ def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataF
 
 
 def _store(
-    con: duckdb.DuckDBPyConnection, spec: LayerSpec, prep: Prepared, file: str, crs: str, sha: str,
-    started: datetime, note: str,
+    con: duckdb.DuckDBPyConnection,
+    spec: LayerSpec,
+    prep: Prepared,
+    file: str,
+    crs: str,
+    sha: str,
+    started: datetime,
+    note: str,
 ) -> int:
     """Write accepted rows, rejected rows, notes and the log into ``con``; returns rows assigned to grids."""
     rows = prep.accepted
@@ -415,7 +591,9 @@ def _store(
     if len(rows):
         rows["source_file"] = pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), [file])
         if spec.geometry == "point":
-            cells = h3index.index_points(rows["lon"].to_numpy(), rows["lat"].to_numpy(), store.POINT_RESOLUTIONS)
+            cells = h3index.index_points(
+                rows["lon"].to_numpy(), rows["lat"].to_numpy(), store.POINT_RESOLUTIONS
+            )
             for res, arr in cells.items():
                 rows[h3index.cell_column(res)] = arr
             assigned = assign_grids(con, spec, rows)
@@ -427,19 +605,36 @@ def _store(
     notes = prep.notes
     file_notes = list(prep.file_notes)
     if assigned:
-        file_notes.append(f"{assigned} 行的网格/社区/街镇按网格面精确落点补全 (grid, community, town filled from the grid layer)")
+        file_notes.append(
+            f"{assigned} 行的网格/社区/街镇按网格面精确落点补全 (grid, community, town filled from the grid layer)"
+        )
     if file_notes:
-        notes = pd.concat([notes, pd.DataFrame({"row_number": None, "id": None, "field": None, "note": file_notes})],
-                          ignore_index=True)
+        notes = pd.concat(
+            [
+                notes,
+                pd.DataFrame({"row_number": None, "id": None, "field": None, "note": file_notes}),
+            ],
+            ignore_index=True,
+        )
     if len(notes):
         notes = notes.assign(layer=spec.name, file=file, ingested_at=now)
         notes["row_number"] = notes["row_number"].astype("Int64")
         store.write_table(con, "ingest_notes", notes, replace=False)
-    log = pd.DataFrame({
-        "file": [file], "sha256": [sha], "layer": [spec.name], "crs": [crs], "started_at": [pd.Timestamp(started)],
-        "finished_at": [pd.Timestamp(datetime.now())], "rows_read": [prep.rows_read], "accepted": [len(rows)],
-        "rejected": [prep.rejected_rows], "repaired": [prep.repaired], "note": [note],
-    })
+    log = pd.DataFrame(
+        {
+            "file": [file],
+            "sha256": [sha],
+            "layer": [spec.name],
+            "crs": [crs],
+            "started_at": [pd.Timestamp(started)],
+            "finished_at": [pd.Timestamp(datetime.now())],
+            "rows_read": [prep.rows_read],
+            "accepted": [len(rows)],
+            "rejected": [prep.rejected_rows],
+            "repaired": [prep.repaired],
+            "note": [note],
+        }
+    )
     store.write_table(con, "ingest_log", log, replace=False)
     return assigned
 
@@ -539,8 +734,18 @@ def ingest_file(
         with store.writer(db_path) as con:
             assigned = _store(con, spec, prep, file, used_crs, sha, started, note)
         step("written")
-    return _result(spec, prep, file, used_crs, raw.fmt, raw.encoding, sha, assigned, time.perf_counter() - t0,
-                   str(db_path))
+    return _result(
+        spec,
+        prep,
+        file,
+        used_crs,
+        raw.fmt,
+        raw.encoding,
+        sha,
+        assigned,
+        time.perf_counter() - t0,
+        str(db_path),
+    )
 
 
 def ingest_frame(
@@ -565,23 +770,64 @@ def ingest_frame(
     geoms, file_crs = None, None
     if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame:
         geoms = frame.geometry.to_numpy()
-        file_crs = f"EPSG:{frame.crs.to_epsg()}" if frame.crs is not None and frame.crs.to_epsg() else None
+        file_crs = (
+            f"EPSG:{frame.crs.to_epsg()}" if frame.crs is not None and frame.crs.to_epsg() else None
+        )
         frame = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
     text = pd.DataFrame({str(c): to_text(frame[c]) for c in frame.columns}, index=range(len(frame)))
-    raw = RawTable(frame=text, row_numbers=np.arange(1, len(text) + 1, dtype=np.int64), fmt="frame",
-                   geometry=geoms, file_crs=file_crs)
+    raw = RawTable(
+        frame=text,
+        row_numbers=np.arange(1, len(text) + 1, dtype=np.int64),
+        fmt="frame",
+        geometry=geoms,
+        file_crs=file_crs,
+    )
     prep, used_crs = prepare(spec, raw, crs, settings, source_file, lon, lat)
     assigned = _store(con, spec, prep, source_file, used_crs, "", started, "in-memory frame")
-    return _result(spec, prep, source_file, used_crs, "frame", None, "", assigned, time.perf_counter() - t0, None)
+    return _result(
+        spec,
+        prep,
+        source_file,
+        used_crs,
+        "frame",
+        None,
+        "",
+        assigned,
+        time.perf_counter() - t0,
+        None,
+    )
 
 
-def _result(spec: LayerSpec, prep: Prepared, file: str, crs: str, fmt: str, encoding: str | None, sha: str,
-            assigned: int, seconds: float, db: str | None) -> IngestResult:
+def _result(
+    spec: LayerSpec,
+    prep: Prepared,
+    file: str,
+    crs: str,
+    fmt: str,
+    encoding: str | None,
+    sha: str,
+    assigned: int,
+    seconds: float,
+    db: str | None,
+) -> IngestResult:
     return IngestResult(
-        file=file, layer=spec.name, crs=crs, fmt=fmt, rows_read=prep.rows_read, accepted=len(prep.accepted),
-        rejected=prep.rejected_rows, rejected_by_reason=prep.rejected_by_reason, repaired=prep.repaired,
-        assigned_to_grid=assigned, column_map=dict(prep.column_map), unmapped_columns=tuple(prep.unmapped),
-        notes=tuple(prep.file_notes), sha256=sha, encoding=encoding, seconds=round(seconds, 3), db=db,
+        file=file,
+        layer=spec.name,
+        crs=crs,
+        fmt=fmt,
+        rows_read=prep.rows_read,
+        accepted=len(prep.accepted),
+        rejected=prep.rejected_rows,
+        rejected_by_reason=prep.rejected_by_reason,
+        repaired=prep.repaired,
+        assigned_to_grid=assigned,
+        column_map=dict(prep.column_map),
+        unmapped_columns=tuple(prep.unmapped),
+        notes=tuple(prep.file_notes),
+        sha256=sha,
+        encoding=encoding,
+        seconds=round(seconds, 3),
+        db=db,
     )
 
 

@@ -41,7 +41,11 @@ OSM_FILTERS: dict[str, dict[str, list[str]]] = {
     "water_source": {"emergency": ["water_tank", "suction_point", "fire_water_pond"]},
 }
 OSM_HYDRANT_TYPE = {"pillar": "地上式", "underground": "地下式", "wall": "地上式"}
-OSM_WATER_KIND = {"water_tank": "消防水箱", "suction_point": "天然水源取水点", "fire_water_pond": "消防水池"}
+OSM_WATER_KIND = {
+    "water_tank": "消防水箱",
+    "suction_point": "天然水源取水点",
+    "fire_water_pond": "消防水池",
+}
 
 
 @dataclass
@@ -79,7 +83,9 @@ def read_any(
         if ext in EXCEL:
             return read_xlsx(p, spec, sheet)
         if ext == ".xls":
-            raise ReadError(f"{p}: old .xls workbooks are not supported; save it as .xlsx or CSV in Excel/WPS")
+            raise ReadError(
+                f"{p}: old .xls workbooks are not supported; save it as .xlsx or CSV in Excel/WPS"
+            )
         if ext in PARQUET:
             return read_parquet(p)
         if ext in OSM:
@@ -89,7 +95,9 @@ def read_any(
     except ReadError:
         raise
     except (OSError, ValueError, pa.ArrowException, zipfile.BadZipFile, KeyError) as exc:
-        raise ReadError(f"{p}: cannot be read as {ext or 'this format'}: {_first_line(exc)}") from exc
+        raise ReadError(
+            f"{p}: cannot be read as {ext or 'this format'}: {_first_line(exc)}"
+        ) from exc
     known = sorted(TABULAR | EXCEL | PARQUET | OSM | VECTOR)
     raise ReadError(f"{p}: unknown file type {ext!r}; supported: {', '.join(known)}")
 
@@ -171,7 +179,9 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
         raise ReadError(f"{path}: looks like a binary file, not CSV text")
     enc = detect_encoding(data, encoding)
     if not enc:
-        raise ReadError(f"{path}: text is neither UTF-8 nor GBK/GB18030; pass --encoding (e.g. --encoding big5)")
+        raise ReadError(
+            f"{path}: text is neither UTF-8 nor GBK/GB18030; pass --encoding (e.g. --encoding big5)"
+        )
     try:
         text_data = data if enc == "utf-8" else data.decode(enc).encode("utf-8")
     except (UnicodeDecodeError, LookupError) as exc:
@@ -195,11 +205,16 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
             pa.BufferReader(text_data),
             read_options=pacsv.ReadOptions(column_names=headers, skip_rows=1, block_size=1 << 24),
             # A newline can only sit inside a quoted cell; without quotes pyarrow parses in parallel.
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=b'"' in text_data,
-                                             invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=b'"' in text_data,
+                invalid_row_handler=on_invalid,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in headers},
-                strings_can_be_null=True, quoted_strings_can_be_null=True, null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                null_values=[""],
             ),
         )
     except pa.ArrowInvalid as exc:
@@ -217,7 +232,9 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
     return RawTable(frame=frame, row_numbers=rows, fmt="csv", encoding=enc, malformed=malformed)
 
 
-def _number_records(text: str, delimiter: str, n_columns: int) -> tuple[list[int], list[tuple[int | None, str]]]:
+def _number_records(
+    text: str, delimiter: str, n_columns: int
+) -> tuple[list[int], list[tuple[int | None, str]]]:
     """Row numbers of the well-formed records and (row, text) of the malformed ones."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     next(reader, None)
@@ -266,7 +283,9 @@ def read_xlsx(path: Path, spec: LayerSpec, sheet: str | int | None = None) -> Ra
         elif isinstance(sheet, int) or str(sheet).isdigit():
             idx = int(sheet)
             if not 0 <= idx < len(names):
-                raise ReadError(f"{path}: no sheet number {idx} (0-based); sheets: {', '.join(names)}")
+                raise ReadError(
+                    f"{path}: no sheet number {idx} (0-based); sheets: {', '.join(names)}"
+                )
             ws = wb.worksheets[idx]
         elif sheet in names:
             ws = wb[sheet]
@@ -280,13 +299,16 @@ def read_xlsx(path: Path, spec: LayerSpec, sheet: str | int | None = None) -> Ra
     if header_at is None:
         raise ReadError(f"{path}: sheet {sheet_name!r} is empty")
     width = max((len(r) for r in rows), default=0)
-    headers = _unique_headers([(rows[header_at][i] if i < len(rows[header_at]) else None) or ""
-                               for i in range(width)])
-    body = [r + (None,) * (width - len(r)) for r in rows[header_at + 1:]]
+    headers = _unique_headers(
+        [(rows[header_at][i] if i < len(rows[header_at]) else None) or "" for i in range(width)]
+    )
+    body = [r + (None,) * (width - len(r)) for r in rows[header_at + 1 :]]
     numbers = np.arange(header_at + 2, header_at + 2 + len(body), dtype=np.int64)
     keep = np.array([any(v is not None and str(v).strip() for v in r) for r in body], dtype=bool)
     body = [r for r, k in zip(body, keep, strict=True) if k]
-    frame = pd.DataFrame(body, columns=headers, dtype=object) if body else pd.DataFrame(columns=headers)
+    frame = (
+        pd.DataFrame(body, columns=headers, dtype=object) if body else pd.DataFrame(columns=headers)
+    )
     frame = frame.astype("str").where(frame.notna(), None) if len(frame) else frame
     notes = [f"sheet {sheet_name!r}, header on row {header_at + 1}"]
     if len(names) > 1 and sheet is None:
@@ -321,11 +343,15 @@ def _crs_name(crs: Any) -> str | None:
 
 def _split_geometry(gdf: Any) -> tuple[pd.DataFrame, np.ndarray | None, str | None]:
     """Attributes as text columns, geometries, CRS of a GeoDataFrame."""
-    geom_name = gdf.geometry.name if hasattr(gdf, "geometry") and gdf._geometry_column_name in gdf else None
+    geom_name = (
+        gdf.geometry.name if hasattr(gdf, "geometry") and gdf._geometry_column_name in gdf else None
+    )
     geoms = gdf.geometry.to_numpy() if geom_name else None
     crs = _crs_name(gdf.crs) if geom_name else None
     attrs = pd.DataFrame(gdf.drop(columns=[geom_name]) if geom_name else gdf)
-    frame = pd.DataFrame({str(c): to_text(attrs[c]) for c in attrs.columns}, index=range(len(attrs)))
+    frame = pd.DataFrame(
+        {str(c): to_text(attrs[c]) for c in attrs.columns}, index=range(len(attrs))
+    )
     return frame, geoms, crs
 
 
@@ -337,7 +363,11 @@ def read_vector(path: Path, spec: LayerSpec, encoding: str | None = None) -> Raw
     notes: list[str] = []
     if path.suffix.lower() == ".zip":
         with zipfile.ZipFile(path) as zf:
-            inner = [n for n in zf.namelist() if n.lower().endswith((".shp", ".gpkg", ".geojson", ".json"))]
+            inner = [
+                n
+                for n in zf.namelist()
+                if n.lower().endswith((".shp", ".gpkg", ".geojson", ".json"))
+            ]
         if not inner:
             raise ReadError(f"{path}: the zip holds no .shp, .gpkg or .geojson file")
         source = f"/vsizip/{path}/{inner[0]}"
@@ -361,8 +391,14 @@ def read_vector(path: Path, spec: LayerSpec, encoding: str | None = None) -> Raw
         raise ReadError(f"{path}: not a readable {path.suffix} file ({_first_line(exc)})") from exc
     frame, geoms, crs = _split_geometry(gdf)
     rows = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return RawTable(frame=frame, row_numbers=rows, fmt=path.suffix.lower().lstrip("."), geometry=geoms,
-                    file_crs=crs, notes=notes)
+    return RawTable(
+        frame=frame,
+        row_numbers=rows,
+        fmt=path.suffix.lower().lstrip("."),
+        geometry=geoms,
+        file_crs=crs,
+        notes=notes,
+    )
 
 
 def read_parquet(path: Path) -> RawTable:
@@ -392,7 +428,9 @@ def read_osm(path: Path, spec: LayerSpec) -> RawTable:
     OSM tags are mapped to spec values; every mapping is stated in ``notes``.
     """
     if spec.name not in OSM_FILTERS:
-        raise ReadError(f"{path}: OSM PBF import supports the layers {', '.join(OSM_FILTERS)}, not {spec.name!r}")
+        raise ReadError(
+            f"{path}: OSM PBF import supports the layers {', '.join(OSM_FILTERS)}, not {spec.name!r}"
+        )
     import pyrosm
 
     try:
@@ -402,11 +440,27 @@ def read_osm(path: Path, spec: LayerSpec) -> RawTable:
         raise ReadError(f"{path}: not a readable OSM PBF file ({_first_line(exc)})") from exc
     notes = [f"OSM features with {OSM_FILTERS[spec.name]}"]
     if pois is None or len(pois) == 0:
-        return RawTable(frame=pd.DataFrame({"id": pd.Series([], dtype="str")}), row_numbers=np.array([], dtype=np.int64),
-                        fmt="osm", geometry=np.array([], dtype=object), file_crs="EPSG:4326", notes=notes)
+        return RawTable(
+            frame=pd.DataFrame({"id": pd.Series([], dtype="str")}),
+            row_numbers=np.array([], dtype=np.int64),
+            fmt="osm",
+            geometry=np.array([], dtype=object),
+            file_crs="EPSG:4326",
+            notes=notes,
+        )
     tags = [json.loads(t) if isinstance(t, str) else {} for t in pois["tags"]]
     for col in pois.columns:  # pyrosm promotes some tags to columns
-        if col not in ("tags", "geometry", "id", "lon", "lat", "version", "timestamp", "changeset", "visible"):
+        if col not in (
+            "tags",
+            "geometry",
+            "id",
+            "lon",
+            "lat",
+            "version",
+            "timestamp",
+            "changeset",
+            "visible",
+        ):
             for t, v in zip(tags, pois[col], strict=True):
                 if isinstance(v, str) and v:
                     t.setdefault(col, v)
@@ -417,8 +471,14 @@ def read_osm(path: Path, spec: LayerSpec) -> RawTable:
     frame["osm_tags"] = [json.dumps(t, ensure_ascii=False) for t in tags]
     frame = frame.astype("str").where(frame.notna(), None)
     notes += _osm_notes(spec.name)
-    return RawTable(frame=frame, row_numbers=np.arange(1, len(frame) + 1, dtype=np.int64), fmt="osm",
-                    geometry=pois.geometry.to_numpy(), file_crs="EPSG:4326", notes=notes)
+    return RawTable(
+        frame=frame,
+        row_numbers=np.arange(1, len(frame) + 1, dtype=np.int64),
+        fmt="osm",
+        geometry=pois.geometry.to_numpy(),
+        file_crs="EPSG:4326",
+        notes=notes,
+    )
 
 
 def _osm_number(text: str | None) -> str | None:
@@ -437,7 +497,10 @@ def _osm_row(layer: str, t: dict[str, str]) -> dict[str, str | None]:
     street = " ".join(x for x in (t.get("addr:street"), t.get("addr:housenumber")) if x)
     row: dict[str, str | None] = {"name": t.get("name") or t.get("ref"), "address": street or None}
     if layer == "hydrant":
-        disused = any(k.startswith("disused") for k in t) or t.get("operational_status") in ("out_of_order", "broken")
+        disused = any(k.startswith("disused") for k in t) or t.get("operational_status") in (
+            "out_of_order",
+            "broken",
+        )
         row["status"] = "停用" if disused else "正常"
         row["hydrant_type"] = OSM_HYDRANT_TYPE.get(t.get("fire_hydrant:type", ""))
         row["pipe_diameter_mm"] = _osm_number(t.get("fire_hydrant:diameter") or t.get("diameter"))
@@ -453,9 +516,11 @@ def _osm_row(layer: str, t: dict[str, str]) -> dict[str, str | None]:
 
 def _osm_notes(layer: str) -> list[str]:
     if layer == "hydrant":
-        return ["status: OSM has no status for most hydrants; 正常 unless a disused*/operational_status tag says 停用",
-                "hydrant_type: fire_hydrant:type pillar/wall → 地上式, underground → 地下式",
-                "pipe_diameter_mm: fire_hydrant:diameter or diameter; pressure_mpa: fire_hydrant:pressure (bar) / 10"]
+        return [
+            "status: OSM has no status for most hydrants; 正常 unless a disused*/operational_status tag says 停用",
+            "hydrant_type: fire_hydrant:type pillar/wall → 地上式, underground → 地下式",
+            "pipe_diameter_mm: fire_hydrant:diameter or diameter; pressure_mpa: fire_hydrant:pressure (bar) / 10",
+        ]
     if layer == "water_source":
         return [f"kind: emergency={k} → {v}" for k, v in OSM_WATER_KIND.items()]
     return ["fire stations mapped as areas are stored at a point on their surface"]

@@ -69,7 +69,9 @@ META_TABLES: dict[str, str] = {
 # --------------------------------------------------------------------------- paths
 
 
-def resolve_db_path(path: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> Path:
+def resolve_db_path(
+    path: str | os.PathLike[str] | None = None, settings: Settings | None = None
+) -> Path:
     """The database file: ``path``, else ``ONEMAP_DB``, else the settings' ``db_path``."""
     chosen = path or os.environ.get("ONEMAP_DB") or (settings or Settings()).db_path
     return Path(chosen).expanduser().resolve()
@@ -79,9 +81,13 @@ def _spatial_extension_file() -> str:
     import duckdb_extension_spatial
 
     root = os.path.dirname(duckdb_extension_spatial.__file__)
-    found = glob.glob(os.path.join(root, "extensions", "**", "spatial.duckdb_extension"), recursive=True)
+    found = glob.glob(
+        os.path.join(root, "extensions", "**", "spatial.duckdb_extension"), recursive=True
+    )
     if not found:
-        raise StoreError(f"spatial extension file not found under {root}; reinstall duckdb-extension-spatial")
+        raise StoreError(
+            f"spatial extension file not found under {root}; reinstall duckdb-extension-spatial"
+        )
     return found[0]
 
 
@@ -103,7 +109,9 @@ def _new_instance() -> duckdb.DuckDBPyConnection:
 _INSTANCE: duckdb.DuckDBPyConnection | None = None
 _INSTANCE_PID: int | None = None
 _LOCK = threading.RLock()
-_SNAPSHOTS: dict[Path, tuple[tuple[int, int, int], str]] = {}  # path -> (identity, alias) of the newest
+_SNAPSHOTS: dict[
+    Path, tuple[tuple[int, int, int], str]
+] = {}  # path -> (identity, alias) of the newest
 _USERS: dict[str, weakref.WeakSet[Any]] = {}  # alias -> cursors handed out on it
 _ALIASES: dict[int, str] = {}
 
@@ -151,7 +159,9 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool, prefix:
     return alias
 
 
-def connect(path: str | os.PathLike[str] | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | os.PathLike[str] | None = None, read_only: bool = True
+) -> duckdb.DuckDBPyConnection:
     """A connection to the newest snapshot of the database file, spatial loaded; read-only unless asked.
 
     Read-only connections are cursors on the process-wide instance: cheap, and a file
@@ -203,7 +213,9 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 
 
 @contextlib.contextmanager
-def writer(path: str | os.PathLike[str] | None = None, fresh: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def writer(
+    path: str | os.PathLike[str] | None = None, fresh: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Write a new snapshot and swap it in atomically when the block ends without error.
 
     ``fresh`` starts from an empty database instead of a copy of the current one. Writers
@@ -254,7 +266,12 @@ def layer_columns(spec: LayerSpec) -> list[tuple[str, str]]:
     cols += [(h3index.cell_column(r), "UBIGINT") for r in POINT_RESOLUTIONS]
     if spec.geometry == "polygon":
         cols.append(("area_km2", "DOUBLE"))
-    cols += [("geom", "GEOMETRY"), ("source_file", "VARCHAR"), ("source_row", "BIGINT"), ("ingested_at", "TIMESTAMP")]
+    cols += [
+        ("geom", "GEOMETRY"),
+        ("source_file", "VARCHAR"),
+        ("source_row", "BIGINT"),
+        ("ingested_at", "TIMESTAMP"),
+    ]
     return cols
 
 
@@ -278,8 +295,12 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         cols = ", ".join(f'"{n}" {t}' for n, t in layer_columns(spec))
         con.execute(f"CREATE TABLE IF NOT EXISTS {spec.name} ({cols})")
         if spec.geometry == "polygon":
-            con.execute(f"CREATE TABLE IF NOT EXISTS {cover_table(spec.name)} (id VARCHAR, res UTINYINT, cell UBIGINT)")
-            con.execute(f"CREATE TABLE IF NOT EXISTS {interior_table(spec.name)} (id VARCHAR, cell UBIGINT)")
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {cover_table(spec.name)} (id VARCHAR, res UTINYINT, cell UBIGINT)"
+            )
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {interior_table(spec.name)} (id VARCHAR, cell UBIGINT)"
+            )
     for name, cols in META_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
     # Columns added after the first release: older files get them on their next write.
@@ -297,7 +318,9 @@ def _with_geometry_columns(spec: LayerSpec, frame: pd.DataFrame) -> pd.DataFrame
     geoms = frame.geometry.to_numpy() if has_geometry else None
     if spec.geometry == "point" and not has_geometry:
         if "lon" not in frame or "lat" not in frame:
-            raise StoreError(f"write_layer({spec.name!r}): a point frame needs a geometry or lon/lat columns")
+            raise StoreError(
+                f"write_layer({spec.name!r}): a point frame needs a geometry or lon/lat columns"
+            )
         lon, lat = frame["lon"].to_numpy(dtype=np.float64), frame["lat"].to_numpy(dtype=np.float64)
     elif spec.geometry == "point":
         lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
@@ -313,11 +336,15 @@ def _with_geometry_columns(spec: LayerSpec, frame: pd.DataFrame) -> pd.DataFrame
         for n in names:
             out[n] = frame[n].to_numpy(dtype=np.uint64)
     else:
-        cells = h3index.index_points(out["lon"].to_numpy(), out["lat"].to_numpy(), POINT_RESOLUTIONS)
+        cells = h3index.index_points(
+            out["lon"].to_numpy(), out["lat"].to_numpy(), POINT_RESOLUTIONS
+        )
         for res, arr in cells.items():
             out[h3index.cell_column(res)] = arr
     if spec.geometry == "polygon":
-        out["area_km2"] = gpd.GeoSeries(geoms, crs=4326).to_crs(equal_area_crs(lon, lat)).area.to_numpy() / 1e6
+        out["area_km2"] = (
+            gpd.GeoSeries(geoms, crs=4326).to_crs(equal_area_crs(lon, lat)).area.to_numpy() / 1e6
+        )
     if spec.geometry == "point":
         out["geom_wkb"] = pd.arrays.ArrowExtensionArray(point_wkb(out["lon"], out["lat"]))
     else:
@@ -335,7 +362,9 @@ def point_wkb(lon: np.ndarray | pd.Series, lat: np.ndarray | pd.Series) -> pa.Ar
     rec["order"], rec["type"] = 1, 1
     rec["x"], rec["y"] = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     offsets = pa.array(np.arange(0, 21 * (n + 1), 21, dtype=np.int32))
-    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, offsets.buffers()[1], pa.py_buffer(rec.tobytes())])
+    return pa.BinaryArray.from_buffers(
+        pa.binary(), n, [None, offsets.buffers()[1], pa.py_buffer(rec.tobytes())]
+    )
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
@@ -382,7 +411,9 @@ def write_layer(
     """
     spec = get_spec(layer)
     if "id" not in frame or frame["id"].isna().any():
-        raise StoreError(f"write_layer({layer!r}): every row needs an id (ingestion assigns stable ids)")
+        raise StoreError(
+            f"write_layer({layer!r}): every row needs an id (ingestion assigns stable ids)"
+        )
     rows = _with_geometry_columns(spec, frame)
     geom_sql = "ST_GeomFromWKB(geom_wkb)"
     con.register("_incoming", _arrow(rows))
@@ -399,19 +430,27 @@ def write_layer(
         if spec.geometry == "polygon":
             _write_cover(con, layer, frame, replace)
         if spec.sort_by:
-            con.execute(f"CREATE OR REPLACE TABLE {layer} AS SELECT * FROM {layer} ORDER BY {spec.sort_by}")
+            con.execute(
+                f"CREATE OR REPLACE TABLE {layer} AS SELECT * FROM {layer} ORDER BY {spec.sort_by}"
+            )
     finally:
         con.unregister("_incoming")
     return len(rows)
 
 
-def _write_cover(con: duckdb.DuckDBPyConnection, layer: str, frame: gpd.GeoDataFrame, replace: bool) -> None:
+def _write_cover(
+    con: duckdb.DuckDBPyConnection, layer: str, frame: gpd.GeoDataFrame, replace: bool
+) -> None:
     table = cover_table(layer)
     ids = frame["id"].astype(str).to_numpy()
     parts = []
     for res in COVER_RESOLUTIONS:
         cover = h3index.polygon_cover(frame.geometry.to_numpy(), res)
-        parts.append(pd.DataFrame({"id": ids[cover["row"].to_numpy()], "res": np.uint8(res), "cell": cover["cell"]}))
+        parts.append(
+            pd.DataFrame(
+                {"id": ids[cover["row"].to_numpy()], "res": np.uint8(res), "cell": cover["cell"]}
+            )
+        )
     covers = pd.concat(parts, ignore_index=True)
     from geo.assign import interior_cells  # geo.assign does not import the store
 
@@ -434,7 +473,9 @@ def _write_cover(con: duckdb.DuckDBPyConnection, layer: str, frame: gpd.GeoDataF
         con.unregister("_ids")
 
 
-def write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, replace: bool = True) -> None:
+def write_table(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, replace: bool = True
+) -> None:
     """Write a plain frame to a meta table (rejected rows, notes, log, roads) by column name."""
     con.register("_frame", frame)
     try:
@@ -491,10 +532,14 @@ def read_layer(
 
 def from_wkb_column(column: pd.Series) -> np.ndarray:
     """Shapely geometries from a column of WKB as DuckDB returns it (bytearray)."""
-    return shapely.from_wkb(np.array([bytes(b) if b is not None else None for b in column], dtype=object))
+    return shapely.from_wkb(
+        np.array([bytes(b) if b is not None else None for b in column], dtype=object)
+    )
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+def query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+) -> pd.DataFrame:
     """Run a parameterised query and return a frame."""
     return con.execute(sql, params or []).df()
 
@@ -522,7 +567,9 @@ class Reader:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            raise StoreError(f"database {self.path} not found; run `onemap demo` or `onemap ingest`") from None
+            raise StoreError(
+                f"database {self.path} not found; run `onemap demo` or `onemap ingest`"
+            ) from None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def connection(self) -> duckdb.DuckDBPyConnection:

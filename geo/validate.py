@@ -55,8 +55,14 @@ class Rejections:
     values: list[pd.Series | np.ndarray] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
 
-    def add(self, mask: np.ndarray, field_name: str, reason: str, values: pd.Series | np.ndarray | None,
-            detail: str = "") -> None:
+    def add(
+        self,
+        mask: np.ndarray,
+        field_name: str,
+        reason: str,
+        values: pd.Series | np.ndarray | None,
+        detail: str = "",
+    ) -> None:
         """Record ``reason`` for the rows where ``mask`` is true."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
@@ -68,7 +74,11 @@ class Rejections:
         if values is None:
             vals = np.full(len(idx), None, dtype=object)
         else:
-            arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+            arr = (
+                values.to_numpy(dtype=object)
+                if isinstance(values, pd.Series)
+                else np.asarray(values, dtype=object)
+            )
             vals = arr[idx]
         self.values.append(vals)
         self.details.append(detail)
@@ -83,16 +93,25 @@ class Rejections:
     def frame(self) -> pd.DataFrame:
         """One row per failure: pos, field, reason, value, detail (sorted by row)."""
         if not self.pos:
-            return pd.DataFrame({"pos": np.array([], dtype=np.int64), "field": [], "reason": [], "value": [],
-                                 "detail": []})
+            return pd.DataFrame(
+                {
+                    "pos": np.array([], dtype=np.int64),
+                    "field": [],
+                    "reason": [],
+                    "value": [],
+                    "detail": [],
+                }
+            )
         lens = [len(p) for p in self.pos]
-        out = pd.DataFrame({
-            "pos": np.concatenate(self.pos),
-            "field": np.repeat(self.fields, lens),
-            "reason": np.repeat(self.reasons, lens),
-            "value": np.concatenate(self.values),
-            "detail": np.repeat(self.details, lens),
-        })
+        out = pd.DataFrame(
+            {
+                "pos": np.concatenate(self.pos),
+                "field": np.repeat(self.fields, lens),
+                "reason": np.repeat(self.reasons, lens),
+                "value": np.concatenate(self.values),
+                "detail": np.repeat(self.details, lens),
+            }
+        )
         out["value"] = out["value"].map(lambda v: None if v is None or v != v else str(v))
         return out.sort_values("pos", kind="stable", ignore_index=True)
 
@@ -177,8 +196,19 @@ def parse_bool(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return pd.Series(out, index=text.index), bad
 
 
-_DATE_SUBS = (("年", "-"), ("月", "-"), ("日", " "), ("号", " "), ("/", "-"), (".", "-"),
-              ("时", ":"), ("点", ":"), ("分", ":"), ("秒", ""), ("T", " "))
+_DATE_SUBS = (
+    ("年", "-"),
+    ("月", "-"),
+    ("日", " "),
+    ("号", " "),
+    ("/", "-"),
+    (".", "-"),
+    ("时", ":"),
+    ("点", ":"),
+    ("分", ":"),
+    ("秒", ""),
+    ("T", " "),
+)
 
 
 def parse_datetime(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -228,14 +258,23 @@ def enum_text(f: Field, text: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- coordinates
 
 
-def _inside(lon: np.ndarray, lat: np.ndarray, box: tuple[float, float, float, float] | list[float]) -> np.ndarray:
+def _inside(
+    lon: np.ndarray, lat: np.ndarray, box: tuple[float, float, float, float] | list[float]
+) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return (lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])
 
 
 def check_coordinates(
-    x: np.ndarray, y: np.ndarray, crs: str, settings: Settings, rejections: Rejections,
-    x_field: str = "lon", y_field: str = "lat", x_text: pd.Series | None = None, y_text: pd.Series | None = None,
+    x: np.ndarray,
+    y: np.ndarray,
+    crs: str,
+    settings: Settings,
+    rejections: Rejections,
+    x_field: str = "lon",
+    y_field: str = "lat",
+    x_text: pd.Series | None = None,
+    y_text: pd.Series | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Convert source coordinates to WGS-84 and record every coordinate failure.
 
@@ -262,6 +301,7 @@ def check_coordinates(
         swapped[maybe_swapped] = np.isfinite(slon) & np.isfinite(slat) & _inside(slon, slat, box)
         if chinese and aoi:
             swapped[maybe_swapped] &= _inside(slon, slat, settings.china_bounds)
+
     def both(mask: np.ndarray) -> np.ndarray:
         out = np.full(len(x), None, dtype=object)
         idx = np.flatnonzero(mask)  # only the rejected rows are formatted
@@ -271,21 +311,41 @@ def check_coordinates(
             out[idx] = [f"{a}, {b}" for a, b in zip(xs, ys, strict=True)]
         return out
 
-    rejections.add(swapped, f"{x_field},{y_field}", "swapped_lat_lon", both(swapped),
-                   "经度与纬度颠倒：交换后落在范围内 (lon/lat swapped; fix the columns or pass --lon/--lat)")
+    rejections.add(
+        swapped,
+        f"{x_field},{y_field}",
+        "swapped_lat_lon",
+        both(swapped),
+        "经度与纬度颠倒：交换后落在范围内 (lon/lat swapped; fix the columns or pass --lon/--lat)",
+    )
     bad_range = finite & ~world & ~swapped
-    rejections.add(bad_range, f"{x_field},{y_field}", "bad_coordinates", both(bad_range),
-                   f"超出经纬度范围 (outside -180..180 / -90..90 after converting from {crs})")
+    rejections.add(
+        bad_range,
+        f"{x_field},{y_field}",
+        "bad_coordinates",
+        both(bad_range),
+        f"超出经纬度范围 (outside -180..180 / -90..90 after converting from {crs})",
+    )
     rest = world & ~swapped
     if chinese:
         out_cn = rest & ~_inside(lon, lat, settings.china_bounds)
-        rejections.add(out_cn, f"{x_field},{y_field}", "outside_china", both(out_cn),
-                       f"{crs} 坐标应在中国境内 {list(settings.china_bounds)} (is the CRS right?)")
+        rejections.add(
+            out_cn,
+            f"{x_field},{y_field}",
+            "outside_china",
+            both(out_cn),
+            f"{crs} 坐标应在中国境内 {list(settings.china_bounds)} (is the CRS right?)",
+        )
         rest = rest & ~out_cn
     if aoi:
         out_aoi = rest & ~_inside(lon, lat, aoi)
-        rejections.add(out_aoi, f"{x_field},{y_field}", "outside_area_of_interest", both(out_aoi),
-                       f"不在关注区域 {list(aoi)} 内 (setting area_of_interest)")
+        rejections.add(
+            out_aoi,
+            f"{x_field},{y_field}",
+            "outside_area_of_interest",
+            both(out_aoi),
+            f"不在关注区域 {list(aoi)} 内 (setting area_of_interest)",
+        )
     return lon, lat
 
 
@@ -319,8 +379,12 @@ def repair_polygons(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return geoms, invalid & ~unrepairable, unrepairable
 
 
-def time_order(spec: LayerSpec, values: dict[str, pd.Series], texts: dict[str, pd.Series],
-               rejections: Rejections) -> None:
+def time_order(
+    spec: LayerSpec,
+    values: dict[str, pd.Series],
+    texts: dict[str, pd.Series],
+    rejections: Rejections,
+) -> None:
     """Reject rows whose status times run backwards (e.g. a hazard closed before it was filed)."""
     names = [n for n in spec.time_order if n in values]
     if len(names) < 2:
@@ -333,7 +397,12 @@ def time_order(spec: LayerSpec, values: dict[str, pd.Series], texts: dict[str, p
         ns = t.to_numpy(dtype="datetime64[us]").astype(np.int64)
         ok = t.notna().to_numpy()
         back = ok & (ns < latest)
-        rejections.add(back, name, "time_order", texts[name],
-                       f"{spec.field(name).zh} 早于前一环节的时间；顺序应为 {order} ({name} is earlier than a previous step)")
+        rejections.add(
+            back,
+            name,
+            "time_order",
+            texts[name],
+            f"{spec.field(name).zh} 早于前一环节的时间；顺序应为 {order} ({name} is earlier than a previous step)",
+        )
         newer = ok & (ns >= latest)
         latest = np.where(newer, ns, latest)

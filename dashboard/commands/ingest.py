@@ -34,8 +34,10 @@ def _summary(result: IngestResult) -> list[str]:
     for note in result.notes:
         lines.append(f"  注 note: {note}")
     if result.rejected:
-        lines.append("  拒收明细 rejected rows: SELECT row_number, field, reason, value, detail FROM rejected "
-                     f"WHERE file = '{result.file}' ORDER BY row_number")
+        lines.append(
+            "  拒收明细 rejected rows: SELECT row_number, field, reason, value, detail FROM rejected "
+            f"WHERE file = '{result.file}' ORDER BY row_number"
+        )
     lines.append(f"  {result.seconds:.2f} s → {result.db}")
     return lines
 
@@ -43,13 +45,30 @@ def _summary(result: IngestResult) -> list[str]:
 @click.command(name="ingest")
 @click.argument("layer", type=click.Choice(list(LAYERS)), metavar="LAYER")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--crs", default=None,
-              help="Source coordinates: wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu) or EPSG:<code> "
-                   "(e.g. EPSG:4527 for a CGCS2000 Gauss-Kruger zone). Default: the file's own CRS, else wgs84.")
-@click.option("--lon", default=None, help="Longitude / x column when the header is not recognised (e.g. X坐标).")
-@click.option("--lat", default=None, help="Latitude / y column when the header is not recognised (e.g. Y坐标).")
-@click.option("--sheet", default=None, help="XLSX sheet name or 0-based number (default: the first sheet).")
-@click.option("--encoding", default=None, help="Text encoding of CSV / Shapefile (default: UTF-8 or GBK/GB18030, detected).")
+@click.option(
+    "--crs",
+    default=None,
+    help="Source coordinates: wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu) or EPSG:<code> "
+    "(e.g. EPSG:4527 for a CGCS2000 Gauss-Kruger zone). Default: the file's own CRS, else wgs84.",
+)
+@click.option(
+    "--lon",
+    default=None,
+    help="Longitude / x column when the header is not recognised (e.g. X坐标).",
+)
+@click.option(
+    "--lat",
+    default=None,
+    help="Latitude / y column when the header is not recognised (e.g. Y坐标).",
+)
+@click.option(
+    "--sheet", default=None, help="XLSX sheet name or 0-based number (default: the first sheet)."
+)
+@click.option(
+    "--encoding",
+    default=None,
+    help="Text encoding of CSV / Shapefile (default: UTF-8 or GBK/GB18030, detected).",
+)
 @db_option
 @config_option
 @json_option
@@ -63,8 +82,18 @@ def ingest(layer, file, crs, lon, lat, sheet, encoding, db, config, as_json, qui
     code is 0 whenever the file could be read.
     """
     settings = Settings.load(config)
-    result = ingest_file(layer, file, db=db, crs=crs, lon=lon, lat=lat, sheet=sheet, encoding=encoding,
-                         settings=settings, progress=not (quiet or as_json))
+    result = ingest_file(
+        layer,
+        file,
+        db=db,
+        crs=crs,
+        lon=lon,
+        lat=lat,
+        sheet=sheet,
+        encoding=encoding,
+        settings=settings,
+        progress=not (quiet or as_json),
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return

@@ -13,7 +13,9 @@ def voronoi_grids(n: int, seed: int) -> np.ndarray:
     """Irregular grid polygons tiling a box, like real 网格 (Voronoi cells clipped to the box)."""
     rng = np.random.default_rng(seed)
     box = shapely.box(121.10, 30.95, 121.30, 31.10)
-    seeds = shapely.multipoints(np.column_stack([rng.uniform(121.10, 121.30, n), rng.uniform(30.95, 31.10, n)]))
+    seeds = shapely.multipoints(
+        np.column_stack([rng.uniform(121.10, 121.30, n), rng.uniform(30.95, 31.10, n)])
+    )
     cells = shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=box))
     return shapely.intersection(cells, box)
 
@@ -25,7 +27,9 @@ def test_matches_exact_sjoin_with_and_without_cells() -> None:
     lon, lat = rng.uniform(121.09, 121.31, n), rng.uniform(30.94, 31.11, n)
     # Points exactly on shared borders and on vertices: the lowest polygon index wins.
     edge = shapely.get_coordinates(shapely.boundary(polygons[:20]))
-    on_border = shapely.line_interpolate_point(shapely.boundary(polygons[:20]), 0.37, normalized=True)
+    on_border = shapely.line_interpolate_point(
+        shapely.boundary(polygons[:20]), 0.37, normalized=True
+    )
     edge = np.vstack([edge, shapely.get_coordinates(on_border)])
     lon[: len(edge)], lat[: len(edge)] = edge[:, 0], edge[:, 1]
     fast = assign.points_in_polygons(lon, lat, polygons)

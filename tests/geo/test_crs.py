@@ -24,7 +24,9 @@ def china_points() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("system", ["gcj02", "bd09"])
-def test_round_trip_within_half_a_metre(china_points: tuple[np.ndarray, np.ndarray], system: str) -> None:
+def test_round_trip_within_half_a_metre(
+    china_points: tuple[np.ndarray, np.ndarray], system: str
+) -> None:
     lon, lat = china_points
     olon, olat = crs.from_wgs84(lon, lat, system)
     offset = metres(lon, lat, olon, olat)
@@ -51,8 +53,17 @@ def test_gauss_kruger_zone_round_trip() -> None:
     np.testing.assert_allclose(back[1], lat, atol=1e-8)
 
 
-@pytest.mark.parametrize(("given", "name"), [("WGS84", "wgs84"), ("epsg:4326", "wgs84"), ("4490", "cgcs2000"),
-                                             ("GCJ-02", "gcj02"), ("bd09", "bd09"), ("EPSG:4527", "EPSG:4527")])
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        ("WGS84", "wgs84"),
+        ("epsg:4326", "wgs84"),
+        ("4490", "cgcs2000"),
+        ("GCJ-02", "gcj02"),
+        ("bd09", "bd09"),
+        ("EPSG:4527", "EPSG:4527"),
+    ],
+)
 def test_normalise_crs(given: str, name: str) -> None:
     assert crs.normalise_crs(given) == name
 

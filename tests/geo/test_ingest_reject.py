@@ -15,11 +15,28 @@ from geo.ingest import ingest_file
 from geo.settings import Settings
 from geo.validate import REASONS
 
-GOOD = {"编号": "H1", "名称": "好栓", "状态": "正常", "经度": "121.2234", "纬度": "31.0321",
-        "管径": "150", "最近检查日期": "2024-03-05", "备注": ""}
-HAZARD = {"编号": "Z1", "隐患类别": "违规住人", "隐患等级": "一般", "状态": "结案", "经度": "121.2234",
-          "纬度": "31.0321", "发现时间": "2024-01-02 09:00", "立案时间": "2024-01-02 10:00",
-          "结案时间": "2024-01-09 10:00", "当场整改": "否"}
+GOOD = {
+    "编号": "H1",
+    "名称": "好栓",
+    "状态": "正常",
+    "经度": "121.2234",
+    "纬度": "31.0321",
+    "管径": "150",
+    "最近检查日期": "2024-03-05",
+    "备注": "",
+}
+HAZARD = {
+    "编号": "Z1",
+    "隐患类别": "违规住人",
+    "隐患等级": "一般",
+    "状态": "结案",
+    "经度": "121.2234",
+    "纬度": "31.0321",
+    "发现时间": "2024-01-02 09:00",
+    "立案时间": "2024-01-02 10:00",
+    "结案时间": "2024-01-09 10:00",
+    "当场整改": "否",
+}
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -30,7 +47,10 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 def rejected(db: Path) -> pd.DataFrame:
     con = store.connect(db)
     try:
-        return store.query(con, "SELECT row_number, field, reason, value, detail, raw FROM rejected ORDER BY row_number")
+        return store.query(
+            con,
+            "SELECT row_number, field, reason, value, detail, raw FROM rejected ORDER BY row_number",
+        )
     finally:
         con.close()
 
@@ -42,8 +62,14 @@ CASES = [
     ("bad_coordinates", "hydrant", {"经度": "221.5"}, None, {}, "经度,纬度"),
     ("swapped_lat_lon", "hydrant", {"经度": "31.0321", "纬度": "121.2234"}, None, {}, "经度,纬度"),
     ("outside_china", "hydrant", {"经度": "24.94", "纬度": "60.17"}, "gcj02", {}, "经度,纬度"),
-    ("outside_area_of_interest", "hydrant", {"经度": "121.60", "纬度": "31.20"}, None,
-     {"area_of_interest": [121.0, 30.8, 121.4, 31.2]}, "经度,纬度"),
+    (
+        "outside_area_of_interest",
+        "hydrant",
+        {"经度": "121.60", "纬度": "31.20"},
+        None,
+        {"area_of_interest": [121.0, 30.8, 121.4, 31.2]},
+        "经度,纬度",
+    ),
     ("missing_required", "hydrant", {"状态": ""}, None, {}, "status"),
     ("unknown_value", "hydrant", {"状态": "良好"}, None, {}, "status"),
     ("bad_number", "hydrant", {"管径": "DN150"}, None, {}, "pipe_diameter_mm"),
@@ -54,11 +80,21 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("reason", "layer", "change", "crs", "overrides", "field"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_each_reason_rejects_only_the_bad_row(tmp_path: Path, tmp_db: Path, reason: str, layer: str,
-                                               change: dict[str, str], crs: str | None, overrides: dict,
-                                               field: str) -> None:
+@pytest.mark.parametrize(
+    ("reason", "layer", "change", "crs", "overrides", "field"),
+    CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+)
+def test_each_reason_rejects_only_the_bad_row(
+    tmp_path: Path,
+    tmp_db: Path,
+    reason: str,
+    layer: str,
+    change: dict[str, str],
+    crs: str | None,
+    overrides: dict,
+    field: str,
+) -> None:
     good = dict(GOOD if layer == "hydrant" else HAZARD)
     bad = {**good, "编号": good["编号"] + "-bad", **change}
     path = write_csv(tmp_path / "rows.csv", [good, bad])
@@ -80,37 +116,54 @@ def test_each_reason_rejects_only_the_bad_row(tmp_path: Path, tmp_db: Path, reas
 
 def test_malformed_csv_row(tmp_path: Path, tmp_db: Path) -> None:
     path = tmp_path / "rows.csv"
-    path.write_text("编号,名称,状态,经度,纬度\nH1,好栓,正常,121.2234,31.0321\nH2,坏行,正常,121.2,31.0,多余,列\n"
-                    "H3,好栓3,正常,121.2240,31.0330\n", encoding="utf-8")
+    path.write_text(
+        "编号,名称,状态,经度,纬度\nH1,好栓,正常,121.2234,31.0321\nH2,坏行,正常,121.2,31.0,多余,列\n"
+        "H3,好栓3,正常,121.2240,31.0330\n",
+        encoding="utf-8",
+    )
     result = ingest_file("hydrant", path, db=tmp_db, settings=Settings())
     assert (result.rows_read, result.accepted, result.rejected) == (3, 2, 1)
     rej = rejected(tmp_db)
     assert rej["reason"].tolist() == ["malformed_row"] and rej["row_number"].tolist() == [3]
     assert "多余" in json.loads(rej["raw"][0])["_text"]
     con = store.connect(tmp_db)
-    assert store.query(con, "SELECT source_row FROM hydrant ORDER BY id")["source_row"].tolist() == [2, 4]
+    assert store.query(con, "SELECT source_row FROM hydrant ORDER BY id")[
+        "source_row"
+    ].tolist() == [2, 4]
 
 
 def test_geometry_reasons(tmp_path: Path, tmp_db: Path) -> None:
     """missing_geometry, wrong_geometry_type and invalid_geometry (unrepairable) on grid polygons."""
     good = shapely.box(121.20, 31.00, 121.21, 31.01)
     degenerate = shapely.Polygon([(121.2, 31.0), (121.3, 31.0), (121.2, 31.0), (121.2, 31.0)])
-    gdf = gpd.GeoDataFrame({"id": ["G1", "G2", "G3", "G4"], "name": ["好", "空", "点", "线状面"]},
-                           geometry=[good, None, shapely.Point(121.2, 31.0), degenerate], crs=4326)
+    gdf = gpd.GeoDataFrame(
+        {"id": ["G1", "G2", "G3", "G4"], "name": ["好", "空", "点", "线状面"]},
+        geometry=[good, None, shapely.Point(121.2, 31.0), degenerate],
+        crs=4326,
+    )
     path = tmp_path / "grids.geojson"
     gdf.to_file(path)
     result = ingest_file("grid", path, db=tmp_db, settings=Settings())
     assert result.accepted == 1
-    assert result.rejected_by_reason == {"missing_geometry": 1, "wrong_geometry_type": 1, "invalid_geometry": 1}
+    assert result.rejected_by_reason == {
+        "missing_geometry": 1,
+        "wrong_geometry_type": 1,
+        "invalid_geometry": 1,
+    }
     rej = rejected(tmp_db)
     assert dict(zip(rej["row_number"], rej["reason"], strict=True)) == {
-        2: "missing_geometry", 3: "wrong_geometry_type", 4: "invalid_geometry"}
+        2: "missing_geometry",
+        3: "wrong_geometry_type",
+        4: "invalid_geometry",
+    }
     assert json.loads(rej.iloc[1]["raw"])["geometry"].startswith("POINT")
 
 
 def test_wkt_column_in_csv_for_polygons(tmp_path: Path, tmp_db: Path) -> None:
-    rows = [{"编号": "G1", "名称": "一", "wkt": shapely.box(121.20, 31.00, 121.21, 31.01).wkt},
-            {"编号": "G2", "名称": "二", "wkt": "POLYGON((121 31, oops))"}]
+    rows = [
+        {"编号": "G1", "名称": "一", "wkt": shapely.box(121.20, 31.00, 121.21, 31.01).wkt},
+        {"编号": "G2", "名称": "二", "wkt": "POLYGON((121 31, oops))"},
+    ]
     path = write_csv(tmp_path / "grids.csv", rows)
     result = ingest_file("grid", path, db=tmp_db, settings=Settings())
     assert (result.accepted, result.rejected_by_reason) == (1, {"invalid_geometry": 1})

@@ -26,11 +26,16 @@ N_ROWS = 3000
 
 def hydrants(version: str, n: int = N_ROWS, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "编号": [f"H{i:05d}" for i in range(n)], "名称": [f"栓{i}" for i in range(n)], "状态": "正常",
-        "经度": rng.uniform(121.1, 121.4, n).round(6), "纬度": rng.uniform(30.9, 31.1, n).round(6),
-        "备注": version,
-    })
+    return pd.DataFrame(
+        {
+            "编号": [f"H{i:05d}" for i in range(n)],
+            "名称": [f"栓{i}" for i in range(n)],
+            "状态": "正常",
+            "经度": rng.uniform(121.1, 121.4, n).round(6),
+            "纬度": rng.uniform(30.9, 31.1, n).round(6),
+            "备注": version,
+        }
+    )
 
 
 READER = textwrap.dedent("""
@@ -69,7 +74,9 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_reader_in_another_process_sees_old_or_new_never_a_mix(tmp_path: Path, tmp_db: Path) -> None:
+def test_reader_in_another_process_sees_old_or_new_never_a_mix(
+    tmp_path: Path, tmp_db: Path
+) -> None:
     from geo.ingest import ingest_file
     from geo.settings import Settings
 
@@ -79,12 +86,24 @@ def test_reader_in_another_process_sees_old_or_new_never_a_mix(tmp_path: Path, t
     ingest_file("hydrant", a, db=tmp_db, settings=Settings())
     stop = tmp_path / "stop"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_db), str(stop)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(tmp_db), str(stop)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.5)  # the reader is running before the first swap
     rounds = 6
-    writer = subprocess.run([sys.executable, "-c", WRITER, str(tmp_db), str(a), str(b), str(rounds)], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=300)
+    writer = subprocess.run(
+        [sys.executable, "-c", WRITER, str(tmp_db), str(a), str(b), str(rounds)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert writer.returncode == 0, writer.stderr
     time.sleep(0.5)
     stop.touch()
@@ -107,7 +126,9 @@ def test_reader_in_another_process_sees_old_or_new_never_a_mix(tmp_path: Path, t
 
 
 def test_failed_write_leaves_the_old_snapshot(tmp_db: Path) -> None:
-    frame = gpd.GeoDataFrame({"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326)
+    frame = gpd.GeoDataFrame(
+        {"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326
+    )
     with store.writer(tmp_db) as con:
         store.write_layer(con, "hydrant", frame)
     with pytest.raises(RuntimeError), store.writer(tmp_db) as con:
@@ -119,7 +140,9 @@ def test_failed_write_leaves_the_old_snapshot(tmp_db: Path) -> None:
 
 
 def test_connection_follows_swaps_in_the_same_process(tmp_db: Path) -> None:
-    frame = gpd.GeoDataFrame({"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326)
+    frame = gpd.GeoDataFrame(
+        {"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326
+    )
     with store.writer(tmp_db) as con:
         store.write_layer(con, "hydrant", frame)
     old = store.connect(tmp_db)
@@ -138,19 +161,31 @@ def test_stored_h3_cells_equal_h3_latlng_to_cell(tmp_db: Path) -> None:
     rng = np.random.default_rng(42)
     n = 5000
     lon, lat = rng.uniform(73.5, 135.0, n), rng.uniform(18.0, 53.5, n)
-    frame = gpd.GeoDataFrame({"id": [f"p{i}" for i in range(n)], "status": "正常"},
-                             geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    frame = gpd.GeoDataFrame(
+        {"id": [f"p{i}" for i in range(n)], "status": "正常"},
+        geometry=gpd.points_from_xy(lon, lat),
+        crs=4326,
+    )
     with store.writer(tmp_db) as con:
         store.write_layer(con, "hydrant", frame)
-    df = store.query(store.connect(tmp_db), "SELECT lon, lat, h3_r7, h3_r8, h3_r9, h3_r10 FROM hydrant")
+    df = store.query(
+        store.connect(tmp_db), "SELECT lon, lat, h3_r7, h3_r8, h3_r9, h3_r10 FROM hydrant"
+    )
     sample = df.sample(500, random_state=1)
     own = [h3.latlng_to_cell(la, lo, 10) for lo, la in zip(sample.lon, sample.lat, strict=True)]
-    assert [int(c) for c in sample["h3_r10"].to_numpy(dtype=np.uint64)] == [h3.str_to_int(c) for c in own]
+    assert [int(c) for c in sample["h3_r10"].to_numpy(dtype=np.uint64)] == [
+        h3.str_to_int(c) for c in own
+    ]
     for res in (7, 8, 9):
-        stored = [int(c) for c in sample[f"h3_r{res}"].to_numpy(dtype=np.uint64)]  # exact Python ints
+        stored = [
+            int(c) for c in sample[f"h3_r{res}"].to_numpy(dtype=np.uint64)
+        ]  # exact Python ints
         assert stored == [h3.str_to_int(h3.cell_to_parent(c, res)) for c in own]
         # The parent is the point's own cell at that resolution for the large majority of points.
-        direct = [h3.str_to_int(h3.latlng_to_cell(la, lo, res)) for lo, la in zip(sample.lon, sample.lat, strict=True)]
+        direct = [
+            h3.str_to_int(h3.latlng_to_cell(la, lo, res))
+            for lo, la in zip(sample.lon, sample.lat, strict=True)
+        ]
         assert np.mean(np.array(stored, dtype=object) == np.array(direct, dtype=object)) > 0.85
 
 
@@ -164,7 +199,10 @@ def test_polygon_cover_side_table_and_upsert(tmp_db: Path) -> None:
     for gid, poly in zip(["g1", "g2"], polys, strict=True):
         for res in (9, 10):
             got = {int(c) for c in cover[(cover.id == gid) & (cover.res == res)]["cell"]}
-            want = {h3.str_to_int(c) for c in h3.h3shape_to_cells(h3.geo_to_h3shape(poly.__geo_interface__), res)}
+            want = {
+                h3.str_to_int(c)
+                for c in h3.h3shape_to_cells(h3.geo_to_h3shape(poly.__geo_interface__), res)
+            }
             assert got == want and got
     # Cells entirely inside each grid (for exact assignment) lie inside its polygon.
     interior = store.query(con, "SELECT id, cell FROM grid_h3interior")
@@ -175,10 +213,14 @@ def test_polygon_cover_side_table_and_upsert(tmp_db: Path) -> None:
     assert len(interior) > 50 and shapely.within(hexes, owners).all()
     # Upserting g1 with a smaller polygon replaces its row and its cover, not g2's.
     with store.writer(tmp_db) as w:
-        store.write_layer(w, "grid", grid.iloc[:1].set_geometry([shapely.box(121.20, 31.00, 121.21, 31.01)]))
+        store.write_layer(
+            w, "grid", grid.iloc[:1].set_geometry([shapely.box(121.20, 31.00, 121.21, 31.01)])
+        )
     con = store.connect(tmp_db)
     assert store.query(con, "SELECT count(*) AS n FROM grid")["n"][0] == 2
-    counts = store.query(con, "SELECT id, count(*) AS n FROM grid_h3cover WHERE res = 10 GROUP BY id ORDER BY id")
+    counts = store.query(
+        con, "SELECT id, count(*) AS n FROM grid_h3cover WHERE res = 10 GROUP BY id ORDER BY id"
+    )
     assert counts["n"][0] < counts["n"][1]
 
 
