@@ -22,6 +22,7 @@ from h3ronpy.vector import cells_to_coordinates, cells_to_wkb_polygons, coordina
 _RES_SHIFT = np.uint64(52)
 _RES_MASK = np.uint64(0xF) << _RES_SHIFT
 _MIN_CHUNK = 100_000
+_CHUNKS_PER_WORKER = 4
 
 
 def _threads() -> int:
@@ -36,7 +37,10 @@ def cells_at(lon: np.ndarray, lat: np.ndarray, res: int) -> np.ndarray:
     workers = _threads()
     if n < 2 * _MIN_CHUNK or workers == 1:
         return np.asarray(coordinates_to_cells(lat, lon, res), dtype=np.uint64)
-    bounds = np.linspace(0, n, workers + 1, dtype=np.int64)
+    # A few chunks per worker: when another process takes a core, the other thread keeps
+    # taking chunks instead of waiting for one big half.
+    n_chunks = min(workers * _CHUNKS_PER_WORKER, max(workers, n // _MIN_CHUNK))
+    bounds = np.linspace(0, n, n_chunks + 1, dtype=np.int64)
     out = np.empty(n, dtype=np.uint64)
 
     def work(i: int) -> None:
@@ -44,7 +48,7 @@ def cells_at(lon: np.ndarray, lat: np.ndarray, res: int) -> np.ndarray:
         out[a:b] = np.asarray(coordinates_to_cells(lat[a:b], lon[a:b], res), dtype=np.uint64)
 
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(work, range(workers)))
+        list(pool.map(work, range(n_chunks)))
     return out
 
 
