@@ -42,6 +42,7 @@ from layers.registry import LAYERS, get_spec
 
 POINT_RESOLUTIONS: tuple[int, ...] = (7, 8, 9, 10)
 COVER_RESOLUTIONS: tuple[int, ...] = (9, 10)
+ROW_GROUP_ROWS = 122_880  # DuckDB's row group size
 _alias_counter = itertools.count()
 
 META_TABLES: dict[str, str] = {
@@ -381,7 +382,9 @@ def _arrow(frame: pd.DataFrame) -> pa.Table:
         else:
             arrays.append(pa.array(col, from_pandas=True))
         names.append(str(name))
-    return pa.Table.from_arrays(arrays, names=names)
+    table = pa.Table.from_arrays(arrays, names=names)
+    # Batches of one DuckDB row group: DuckDB scans and inserts them in parallel.
+    return pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema)
 
 
 def equal_area_crs(lon: np.ndarray, lat: np.ndarray) -> str:
