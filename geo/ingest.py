@@ -289,13 +289,11 @@ def prepare(
             polygonal = np.isin(
                 kinds, [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
             )
-            rej.add(
-                ~missing & ~polygonal,
-                "geometry",
-                "wrong_geometry_type",
-                shapely.get_type_id(src).astype(str),
-                f"{spec.name} 需要面要素 (needs polygons)",
-            )
+            wrong = ~missing & ~polygonal
+            type_names = np.full(n, None, dtype=object)
+            type_names[wrong] = [g.geom_type for g in src[wrong]]  # only the rejected rows
+            rej.add(wrong, "geometry", "wrong_geometry_type", type_names,
+                    f"{spec.name} 需要面要素 (needs polygons)")
             good = ~missing & polygonal
             reps = np.full(n, None, dtype=object)
             reps[good] = shapely.point_on_surface(shapely.make_valid(src[good]))

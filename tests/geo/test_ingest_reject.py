@@ -157,6 +157,8 @@ def test_geometry_reasons(tmp_path: Path, tmp_db: Path) -> None:
         4: "invalid_geometry",
     }
     assert json.loads(rej.iloc[1]["raw"])["geometry"].startswith("POINT")
+    con = store.connect(tmp_db)
+    assert store.query(con, "SELECT value FROM rejected WHERE reason = 'wrong_geometry_type'")["value"][0] == "Point"
 
 
 def test_wkt_column_in_csv_for_polygons(tmp_path: Path, tmp_db: Path) -> None:
