@@ -49,12 +49,14 @@ class DemoProfile:
     fire_pool_per_old_centre: int = 3  # fire pools in each old centre (seed 003: ancient town pool)
     intake_spacing_m: float = 2500.0  # natural intake points along rivers
     docks_per_river: int = 2  # intake docks (取水码头) per river
+    intake_step_m: float = 50.0  # intakes sit where the river comes closest to a road (searched at this step)
     rivers: int = 3  # synthetic rivers crossing the district
 
     # --- stations ----------------------------------------------------------------------
     rescue_station_km2: float = 150.0  # one national station per this many km² (2-4 in all)
     brigade_share_rural_towns: float = 0.45  # rural towns with a government brigade
     key_unit_micro_share: float = 0.08  # class-3 places with their own micro station
+    station_setback_m: float = 15.0  # a station's gate lies this far from its street junction (on the street)
 
     # --- key places, hazards, incidents (scale multiplies these) ----------------------
     key_places: int = 2000

@@ -148,6 +148,21 @@ def rivers(space: Space, rng: np.random.Generator) -> list[shapely.LineString]:
     return out
 
 
+def _near_road_on_river(roads: Roads, line: shapely.LineString, d: np.ndarray, stretch_m: float,
+                        step_m: float) -> np.ndarray:
+    """Per position ``d`` along ``line``, the point of its stretch (± ``stretch_m``/2) nearest a road node."""
+    from scipy.spatial import cKDTree
+
+    half = max(stretch_m / 2 - step_m, 0.0)
+    k = int(half // step_m)
+    offsets = np.arange(-k, k + 1) * step_m
+    cand = np.clip(d[:, None] + offsets[None, :], 0.0, line.length)  # (n, 2k+1) positions along the river
+    xy = shapely.get_coordinates(shapely.line_interpolate_point(line, cand.ravel()))
+    dist = cKDTree(np.column_stack([roads.x, roads.y])).query(xy)[0].reshape(cand.shape)
+    best = cand[np.arange(len(d)), dist.argmin(axis=1)]
+    return shapely.get_coordinates(shapely.line_interpolate_point(line, best))
+
+
 def water_sources(space: Space, roads: Roads, river_lines: list[shapely.LineString], rng: np.random.Generator,
                   end: datetime) -> pd.DataFrame:
     """Fire pools (villages, factories, old centres), intake points and docks on rivers, water cranes."""
@@ -167,11 +182,12 @@ def water_sources(space: Space, roads: Roads, river_lines: list[shapely.LineStri
         ok = space.inside(ox, oy)
         parts.append(pd.DataFrame({"kind": "消防水池", "capacity_m3": np.round(rng.uniform(500, 800, ok.sum()), -1),
                                    "x": ox[ok], "y": oy[ok]}))
-    # Natural intake points every few km along the rivers; docks at a couple of them.
+    # Natural intake points every few km along the rivers, each where its stretch of river comes
+    # closest to a road (an engine must reach the bank); docks at a couple of them.
     for line in river_lines:  # a handful of rivers
         n = max(1, int(line.length // p.intake_spacing_m))
         d = (np.arange(n) + rng.uniform(0.2, 0.8, n)) * line.length / n
-        pts = shapely.get_coordinates(shapely.line_interpolate_point(line, d))
+        pts = _near_road_on_river(roads, line, d, line.length / n, p.intake_step_m)
         kinds = np.array(["天然水源取水点"] * n, dtype=object)
         kinds[rng.choice(n, size=min(n, p.docks_per_river), replace=False)] = "取水码头"
         parts.append(pd.DataFrame({"kind": kinds, "capacity_m3": np.nan, "x": pts[:, 0], "y": pts[:, 1]}))
@@ -192,13 +208,42 @@ def water_sources(space: Space, roads: Roads, river_lines: list[shapely.LineStri
     return df
 
 
-def _snap_to_nodes(roads: Roads, x: np.ndarray, y: np.ndarray, max_m: float = 400.0) -> tuple[np.ndarray, np.ndarray]:
-    """Move points onto their nearest road node (stations sit by a road) when one is close."""
-    tree = shapely.STRtree(shapely.points(roads.x, roads.y))
-    idx = tree.nearest(shapely.points(x, y))
-    d = np.hypot(roads.x[idx] - x, roads.y[idx] - y)
-    close = d <= max_m
-    return np.where(close, roads.x[idx] + 15.0, x), np.where(close, roads.y[idx] + 15.0, y)
+def nearest_nodes(roads: Roads, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Index of the road node nearest each point (metres)."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(np.column_stack([roads.x, roads.y])).query(np.column_stack([x, y]))[1]
+
+
+def by_road(space: Space, roads: Roads, node: np.ndarray, toward_x: np.ndarray, toward_y: np.ndarray,
+            setback_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``setback_m`` from road ``node`` towards a target (the plot), kept inside the district.
+
+    Stations sit on a street: the coverage engine snaps them to this node.
+    """
+    nx, ny = roads.x[node], roads.y[node]
+    dx, dy = np.asarray(toward_x) - nx, np.asarray(toward_y) - ny
+    d = np.hypot(dx, dy)
+    step = np.minimum(setback_m, d) / np.maximum(d, 1e-9)
+    x, y = nx + dx * step, ny + dy * step
+    ok = space.inside(x, y)
+    return np.where(ok, x, nx), np.where(ok, y, ny)
+
+
+def _on_street(space: Space, roads: Roads, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move points to the street at their nearest road node (the station's gate)."""
+    return by_road(space, roads, nearest_nodes(roads, x, y), x, y, space.profile.station_setback_m)
+
+
+def _nearest_node_within(roads: Roads, polygons: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per polygon, the road node inside it nearest to (x, y); the nearest node anywhere if it has none."""
+    tree = shapely.STRtree(np.asarray(polygons, dtype=object))
+    pt, poly = tree.query(shapely.points(roads.x, roads.y), predicate="within")
+    d = np.hypot(roads.x[pt] - x[poly], roads.y[pt] - y[poly])
+    best = pd.DataFrame({"poly": poly, "node": pt, "d": d}).sort_values(["poly", "d", "node"]).drop_duplicates("poly")
+    out = nearest_nodes(roads, x, y)
+    out[best["poly"].to_numpy()] = best["node"].to_numpy()
+    return out
 
 
 def fire_stations(space: Space, roads: Roads, admin: Admin, rng: np.random.Generator) -> pd.DataFrame:
@@ -234,7 +279,7 @@ def fire_stations(space: Space, roads: Roads, admin: Admin, rng: np.random.Gener
     df = pd.DataFrame(rows)
     off = rng.normal(0, 500, (len(df), 2))
     xy = space.town_xy[df["t"].to_numpy()] + off
-    x, y = _snap_to_nodes(roads, xy[:, 0], xy[:, 1])
+    x, y = _on_street(space, roads, xy[:, 0], xy[:, 1])
     df["x"], df["y"] = x, y
     df["phone"] = phones(rng, len(df))
     df["id"] = ids("XFZ", len(df), 3)
@@ -246,9 +291,11 @@ def micro_stations(space: Space, roads: Roads, admin: Admin, places: pd.DataFram
     """One community micro station per community, key-unit stations, a high-spec one per street."""
     p = space.profile
     g = admin.grids
-    # Community station: in the community's most populous grid.
+    # Community station: on the street of the community nearest its most populous grid.
     top = g.sort_values("population", ascending=False).drop_duplicates("community_id")
-    x, y = _snap_to_nodes(roads, top["rep_x"].to_numpy(), top["rep_y"].to_numpy(), 300.0)
+    rx, ry = top["rep_x"].to_numpy(), top["rep_y"].to_numpy()
+    comm_geom = admin.communities.set_index("id")["geometry_m"].reindex(top["community_id"]).to_numpy()
+    x, y = by_road(space, roads, _nearest_node_within(roads, comm_geom, rx, ry), rx, ry, p.station_setback_m)
     n = len(top)
     com = pd.DataFrame({"name": np.char.add(top["community"].to_numpy().astype(str), "微型消防站").astype(object),
                         "kind": "社区", "staff": rng.integers(3, 7, n), "duty_24h": rng.random(n) < 0.6,
@@ -258,13 +305,13 @@ def micro_stations(space: Space, roads: Roads, admin: Admin, places: pd.DataFram
     c3 = places[places["inspection_class"] == 3]
     k = max(1, int(round(len(c3) / scale * p.key_unit_micro_share)))  # stations do not scale
     pick = c3.iloc[np.sort(rng.choice(len(c3), size=min(k, len(c3)), replace=False))]
+    kx, ky = _on_street(space, roads, pick["x"].to_numpy(), pick["y"].to_numpy())  # at the unit's gate
     key = pd.DataFrame({"name": np.char.add(pick["name"].to_numpy().astype(str), "微型消防站").astype(object),
                         "kind": "重点单位", "staff": rng.integers(4, 9, len(pick)), "duty_24h": True,
-                        "vehicles": rng.integers(0, 2, len(pick)), "x": pick["x"].to_numpy() + 10,
-                        "y": pick["y"].to_numpy() + 10, "status": "在用"})
+                        "vehicles": rng.integers(0, 2, len(pick)), "x": kx, "y": ky, "status": "在用"})
     # High-spec (高配版) station at each street's centre.
     st = np.flatnonzero(space.is_street)
-    hx, hy = _snap_to_nodes(roads, space.town_xy[st, 0] + 200, space.town_xy[st, 1] - 200)
+    hx, hy = _on_street(space, roads, space.town_xy[st, 0] + 200, space.town_xy[st, 1] - 200)
     high = pd.DataFrame({"name": [f"{space.area.towns[t].name}高配版微型消防站" for t in st], "kind": "高配版",
                          "staff": rng.integers(8, 13, len(st)), "duty_24h": True, "vehicles": rng.integers(1, 3, len(st)),
                          "x": hx, "y": hy, "status": "在用"})

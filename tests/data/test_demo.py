@@ -1,4 +1,9 @@
-"""The demo district: determinism, boundary, tiling grids, roads, hydrants, hazards, counts."""
+"""The demo district: determinism, boundary, tiling grids, roads, stations, hydrants, hazards, counts.
+
+Speed: most tests read the session's ``demo_db`` (Songjiang, scale 0.2, seed 7). The other
+checks regenerate districts in memory (``generate_demo``: ~1-2 s) instead of writing new
+databases; the full default build is timed by ``bench/demo.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,12 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from data.areas import AREAS, load_boundary
-from data.demo import build_demo, resolve_end
+from data.demo import DemoData, build_demo, demo_end, generate_demo
 from geo import store
 from geo.errors import ConfigError
+from geo.network import load_graph
+from geo.settings import Settings
+from layers.base import LayerSpec
 from layers.hazard import STATUSES
 from layers.registry import LAYERS
 
@@ -41,56 +49,115 @@ def _metric(lon: np.ndarray, lat: np.ndarray):
 
 
 @pytest.fixture(scope="module")
-def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """Two builds with the same seed and end date, one with another seed (scale 0.05)."""
-    d = tmp_path_factory.mktemp("demo_pair")
-    paths = (d / "a.duckdb", d / "b.duckdb", d / "c.duckdb")
-    build_demo(paths[0], scale=0.05, seed=11, end_date=END)
-    build_demo(paths[1], scale=0.05, seed=11, end_date=END)
-    build_demo(paths[2], scale=0.05, seed=12, end_date=END)
-    return paths
+def end_of(demo_db: Path) -> datetime:
+    """The moment the session's demo data ends (it was built with end_date=None: now)."""
+    con = store.connect(demo_db)
+    try:
+        return demo_end(con)
+    finally:
+        con.close()
 
 
-def _table(path: Path, table: str) -> pd.DataFrame:
-    cols = "* EXCLUDE (ingested_at, geom), ST_AsText(geom) AS wkt" if table in LAYERS else "* EXCLUDE (geom), ST_AsText(geom) AS wkt"
-    if table == "road_nodes":
-        cols = "*"
-    return _read(path, f"SELECT {cols} FROM {table}")
+@pytest.fixture(scope="module")
+def regenerated(end_of: datetime) -> DemoData:
+    """The session demo's seed, scale and end, generated again in memory."""
+    return generate_demo(area="310117", scale=0.2, seed=7, end_date=end_of)
 
 
-def test_same_seed_same_rows(tiny_pair: tuple[Path, Path, Path]) -> None:
-    a, b, c = tiny_pair
-    for table in [*LAYERS, "road_nodes", "road_edges"]:
-        ta, tb = _table(a, table), _table(b, table)
-        assert len(ta) > 0, table
-        pd.testing.assert_frame_equal(ta, tb, obj=table)
-    assert not _table(a, "hazard").equals(_table(c, "hazard"))
-    assert not _table(a, "grid").equals(_table(c, "grid"))
+@pytest.fixture(scope="module")
+def default_demo() -> tuple[DemoData, float]:
+    """The default demo (Songjiang, scale 1, seed 2024) in memory, with its generation time."""
+    t0 = time.perf_counter()
+    demo = generate_demo(end_date=END)
+    return demo, time.perf_counter() - t0
 
 
-def test_counts_scale(tiny_pair: tuple[Path, Path, Path], demo_db: Path) -> None:
-    small = _read(tiny_pair[0], "SELECT (SELECT count(*) FROM hazard) h, (SELECT count(*) FROM key_place) k, "
-                                "(SELECT count(*) FROM incident) i, (SELECT count(*) FROM grid) g")
+def _canonical(frame: pd.DataFrame, spec: LayerSpec) -> pd.DataFrame:
+    """The spec's fields sorted by id, datetimes to the second, text as objects."""
+    out = pd.DataFrame({f.name: frame[f.name].to_numpy() for f in spec.fields})
+    for f in spec.fields:
+        if f.type in ("date", "datetime"):
+            out[f.name] = pd.to_datetime(out[f.name]).astype("datetime64[s]")
+        elif f.type == "str":
+            out[f.name] = out[f.name].astype(object).where(out[f.name].notna(), None)
+    return out.sort_values("id", ignore_index=True)
+
+
+def test_same_seed_same_rows(demo_db: Path, regenerated: DemoData, default_demo: tuple[DemoData, float]) -> None:
+    """Generating again with the demo's seed and end date gives the stored rows; another seed differs."""
+    for name, spec in LAYERS.items():
+        db = _read(demo_db, f"SELECT * EXCLUDE (geom), ST_AsWKB(geom) AS wkb FROM {name}")
+        assert len(db) > 0, name
+        frame = regenerated.layers[name]
+        pd.testing.assert_frame_equal(_canonical(db, spec), _canonical(frame, spec), check_dtype=False, obj=name)
+        stored = store.from_wkb_column(db.sort_values("id")["wkb"])
+        made = frame.sort_values("id").geometry.to_numpy()
+        assert shapely.equals_exact(stored, made, tolerance=1e-9).all(), name
+    nodes = _read(demo_db, "SELECT * FROM road_nodes ORDER BY node_id")
+    pd.testing.assert_frame_equal(nodes, regenerated.road_nodes, check_dtype=False, obj="road_nodes")
+    edges = _read(demo_db, "SELECT * EXCLUDE (geom), ST_AsText(geom) AS geom FROM road_edges")
+    made = regenerated.road_edges
+    cols = ["u", "v", "length_m", "speed_kmh", "highway", "name", "oneway"]
+    pd.testing.assert_frame_equal(edges[cols].astype(object), made[cols].astype(object), obj="road_edges")
+    assert shapely.equals_exact(shapely.from_wkt(edges["geom"]), shapely.from_wkt(made["geom"]), 1e-9).all()
+    # Another seed: other grids, roads and hazards.
+    other = default_demo[0]
+    grids = _read(demo_db, "SELECT ST_AsWKB(geom) AS wkb FROM grid")
+    assert len(other.layers["grid"]) != len(grids) or not shapely.equals_exact(
+        store.from_wkb_column(grids["wkb"]), other.layers["grid"].geometry.to_numpy(), 1.0).all()
+    assert not np.allclose(other.road_nodes["lon"][:100], nodes["lon"][:100])
+    hz = _read(demo_db, "SELECT category FROM hazard ORDER BY id LIMIT 1000")["category"].to_numpy()
+    assert (other.layers["hazard"].sort_values("id")["category"].to_numpy()[:1000] != hz).any()
+
+
+def test_default_scale_counts_and_time(demo_db: Path, default_demo: tuple[DemoData, float]) -> None:
+    """Scale 1 has 5× the points of the 0.2 fixture (grids, roads, stations do not scale)."""
+    demo, took = default_demo
+    counts = demo.counts()
+    print(f"\ndefault demo (Songjiang, scale 1) generated in {took:.1f} s (full build with the "
+          f"database: bench/demo.py); {counts}")
     big = _read(demo_db, "SELECT (SELECT count(*) FROM hazard) h, (SELECT count(*) FROM key_place) k, "
                          "(SELECT count(*) FROM incident) i, (SELECT count(*) FROM grid) g")
-    assert big.h[0] == 4 * small.h[0] == 10_000
-    assert big.k[0] == 4 * small.k[0] == 400
-    assert 3.5 < big.i[0] / small.i[0] <= 4.0
-    assert abs(big.g[0] - small.g[0]) < 0.1 * big.g[0]  # grids do not scale
+    assert counts["hazard"] == 5 * big.h[0] == 50_000
+    assert counts["key_place"] == 5 * big.k[0] == 2_000
+    assert 4.5 < counts["incident"] / big.i[0] <= 5.5
+    assert abs(counts["grid"] - big.g[0]) < 0.1 * big.g[0]  # grids do not scale
+    assert 10_000 < counts["hydrant"] < 30_000 and 2 <= counts["fire_station"] <= 20
+    assert took < 60
+
+
+def _crossing(lines: np.ndarray, area: shapely.Geometry) -> np.ndarray:
+    """Whether each line crosses the outline of ``area`` (outline split into short segments)."""
+    ring = shapely.get_coordinates(shapely.get_parts(shapely.boundary(area)), return_index=True)
+    xy, part = ring
+    same = part[1:] == part[:-1]
+    segs = shapely.linestrings(np.stack([xy[:-1][same], xy[1:][same]], axis=1))
+    hit = np.zeros(len(lines), dtype=bool)
+    hit[shapely.STRtree(lines).query(segs, predicate="intersects")[1]] = True
+    return hit
 
 
 def test_everything_inside_the_boundary(demo_db: Path) -> None:
     boundary = load_boundary("310117").buffer(1e-6)  # ~0.1 m of rounding
     shapely.prepare(boundary)
     for spec in LAYERS.values():
-        df = _read(demo_db, f"SELECT lon, lat, ST_AsWKB(geom) AS wkb FROM {spec.name}")
-        assert len(df), spec.name
-        geoms = store.from_wkb_column(df["wkb"])
-        assert shapely.covered_by(geoms, boundary).all(), spec.name
+        if spec.geometry == "point":
+            df = _read(demo_db, f"SELECT ST_X(geom) AS x, ST_Y(geom) AS y FROM {spec.name}")
+            assert len(df) and shapely.contains_xy(boundary, df["x"], df["y"]).all(), spec.name
+        else:
+            df = _read(demo_db, f"SELECT ST_AsWKB(geom) AS wkb FROM {spec.name}")
+            assert len(df) and shapely.covered_by(store.from_wkb_column(df["wkb"]), boundary).all(), spec.name
     nodes = _read(demo_db, "SELECT lon, lat FROM road_nodes")
     assert shapely.contains_xy(boundary, nodes["lon"], nodes["lat"]).all()
-    edges = store.from_wkb_column(_read(demo_db, "SELECT ST_AsWKB(geom) AS w FROM road_edges")["w"])
-    assert shapely.covered_by(edges, boundary).all()
+    # An edge lies inside when its ends do (nodes, above) and it does not cross the outline.
+    edges = store.from_wkb_column(_read(demo_db, "SELECT ST_AsWKB(geom) AS w FROM road_edges WHERE u < v OR oneway")["w"])
+    start, stop = shapely.get_point(edges, 0), shapely.get_point(edges, -1)
+    assert shapely.contains_xy(boundary, shapely.get_x(start), shapely.get_y(start)).all()
+    assert shapely.contains_xy(boundary, shapely.get_x(stop), shapely.get_y(stop)).all()
+    assert not _crossing(edges, boundary).any()
+    # The check itself: a line from the centre to far outside crosses the outline.
+    centre = shapely.get_coordinates(shapely.centroid(boundary))[0]
+    assert _crossing(np.array([shapely.LineString([centre, centre + 1.0])]), boundary).all()
 
 
 def test_grids_tile_the_district(demo_db: Path) -> None:
@@ -181,6 +248,28 @@ def test_road_network_connected_and_plausible(demo_db: Path) -> None:
     assert 150 < res.median() < 250
 
 
+def test_responders_on_the_road_network(demo_db: Path) -> None:
+    """Stations sit on a street: the coverage engine snaps every one of them (and places, water)."""
+    settings = Settings()
+    con = store.connect(demo_db)
+    try:
+        graph = load_graph(con, settings)
+        assert graph is not None
+        for layer, realistic_m in [("micro_station", 100), ("fire_station", 100), ("water_source", 150),
+                                   ("key_place", 150)]:
+            pts = con.execute(f"SELECT id, lon, lat FROM {layer}").df()
+            snap = graph.snap(pts["lon"].to_numpy(), pts["lat"].to_numpy(), settings.snap_distance_m)
+            assert snap.ok.all(), (layer, pts["id"][~snap.ok].tolist(), snap.distance_m[~snap.ok])
+            assert snap.distance_m.max() <= realistic_m, (layer, snap.distance_m.max())
+        # A community's micro station lies in that community.
+        own = con.execute("SELECT count(*) FILTER (WHERE name <> community || '微型消防站') n, count(*) total "
+                          "FROM micro_station WHERE kind = '社区'").df()
+        assert own["n"][0] == 0 and own["total"][0] == con.execute(
+            "SELECT count(*) FROM admin_area WHERE level = '社区'").fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_hydrants_every_120_m_along_built_up_roads(demo_db: Path) -> None:
     hyd = _read(demo_db, "SELECT h.lon, h.lat, h.status, g.built_up FROM hydrant h JOIN grid g ON g.id = h.grid_id")
     to_m = _metric(hyd.lon.to_numpy(), hyd.lat.to_numpy())
@@ -198,14 +287,13 @@ def test_hydrants_every_120_m_along_built_up_roads(demo_db: Path) -> None:
     assert 80 < per < 125, per
 
 
-def test_hazard_closed_loop_in_order(tiny_pair: tuple[Path, Path, Path]) -> None:
-    path = tiny_pair[0]
-    hz = _read(path, "SELECT * EXCLUDE (geom) FROM hazard")
+def test_hazard_closed_loop_in_order(demo_db: Path, end_of: datetime) -> None:
+    hz = _read(demo_db, "SELECT * EXCLUDE (geom) FROM hazard")
     times = ["discovered_at", "filed_at", "dispatched_at", "handled_at", "verified_at", "closed_at"]
     t = hz[times].to_numpy(dtype="datetime64[s]")
-    end = np.datetime64(resolve_end(END), "s")
+    end = np.datetime64(end_of, "s")
     assert (t[~np.isnat(t)] <= end).all()
-    assert hz["discovered_at"].min() >= pd.Timestamp(resolve_end(END)) - pd.Timedelta(days=731)
+    assert hz["discovered_at"].min() >= pd.Timestamp(end_of) - pd.Timedelta(days=731)
     last = np.datetime64("1970-01-01", "s") + np.zeros(len(hz), dtype="timedelta64[s]")
     for k in range(len(times)):
         col = t[:, k]
@@ -221,7 +309,7 @@ def test_hazard_closed_loop_in_order(tiny_pair: tuple[Path, Path, Path]) -> None
     major = (hz["severity"] == "重大").mean()
     assert 0.015 < major < 0.04
     open_ = hz["status"] != "结案"
-    overdue = open_ & (hz["deadline"] < pd.Timestamp(END))
+    overdue = open_ & (hz["deadline"] < pd.Timestamp(end_of))
     assert overdue.sum() > 0 and open_.mean() < 0.2
     assert set(hz["supervision"]) == {"无", "街镇挂牌", "区级挂牌"}
     assert (hz.loc[hz.supervision == "区级挂牌", "severity"] == "重大").all()
@@ -269,33 +357,36 @@ def test_key_place_classes_follow_seed_000(demo_db: Path) -> None:
 
 
 def test_other_area_and_errors(tmp_path: Path) -> None:
-    counts = build_demo(tmp_path / "pingyang.duckdb", area="330326", scale=0.02, seed=3, end_date=END)
+    demo = generate_demo(area="330326", scale=0.02, seed=3, end_date=END)
+    counts = demo.counts()
     assert counts["grid"] > 1000 and counts["hazard"] == 1000
-    towns = _read(tmp_path / "pingyang.duckdb", "SELECT name FROM admin_area WHERE level = '街镇'")["name"]
+    towns = demo.layers["admin_area"].query("level == '街镇'")["name"]
     assert {"昆阳镇", "鳌江镇", "水头镇"} <= set(towns)
+    boundary = load_boundary("330326").buffer(1e-6)
+    for name, spec in LAYERS.items():
+        frame = demo.layers[name]
+        assert len(frame) and frame["id"].is_unique, name
+        assert shapely.covered_by(frame.geometry.to_numpy(), boundary).all(), name
+        for f in spec.fields:
+            if f.required:
+                assert frame[f.name].notna().all(), (name, f.name)
+            if f.choices:
+                seen = set(frame[f.name].dropna().astype(str))
+                assert seen <= set(f.choices), (name, f.name, seen - set(f.choices))
     with pytest.raises(ConfigError, match="310117"):
         build_demo(tmp_path / "x.duckdb", area="999999")
     with pytest.raises(ConfigError, match="end_date"):
         build_demo(tmp_path / "x.duckdb", end_date="30/06/2025")
+    assert not (tmp_path / "x.duckdb").exists()
 
 
-def test_default_demo_build_time(tmp_path: Path) -> None:
-    t0 = time.perf_counter()
-    counts = build_demo(tmp_path / "default.duckdb", end_date=END)
-    took = time.perf_counter() - t0
-    print(f"\ndefault demo (Songjiang, scale 1): {took:.1f} s; {counts}")
-    assert counts["hazard"] == 50_000 and counts["key_place"] == 2_000
-    assert 10_000 < counts["hydrant"] < 30_000 and 2 <= counts["fire_station"] <= 20
-    assert took < 60
-
-
-def test_emerging_new_and_intensifying_areas(tiny_pair: tuple[Path, Path, Path], demo_db: Path) -> None:
+def test_emerging_new_and_intensifying_areas(demo_db: Path, end_of: datetime) -> None:
     """The first emerging town appears in the last weeks; the intensifying old centre grows."""
     towns = AREAS["310117"].towns
     new_town = next(t.name for t in towns if t.emerging)
     growing = next(t.name for t in towns if t.intensifying)
-    end = pd.Timestamp(resolve_end(END))
-    hz = _read(tiny_pair[0], "SELECT town, discovered_at FROM hazard")
+    end = pd.Timestamp(end_of)
+    hz = _read(demo_db, "SELECT town, discovered_at FROM hazard")
     age = (end - hz["discovered_at"]).dt.days
 
     def rate(town: str, lo: int, hi: int) -> float:
