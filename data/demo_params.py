@@ -50,6 +50,8 @@ class DemoProfile:
     intake_spacing_m: float = 2500.0  # natural intake points along rivers
     docks_per_river: int = 2  # intake docks (取水码头) per river
     intake_step_m: float = 50.0  # intakes sit where the river comes closest to a road (searched at this step)
+    intake_reach_m: float = 100.0  # an intake is at most this far from a road node (engines must reach the bank)
+    pool_setback_m: float = 30.0  # an old-centre fire pool lies this far off its street
     rivers: int = 3  # synthetic rivers crossing the district
 
     # --- stations ----------------------------------------------------------------------

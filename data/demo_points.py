@@ -149,8 +149,11 @@ def rivers(space: Space, rng: np.random.Generator) -> list[shapely.LineString]:
 
 
 def _near_road_on_river(roads: Roads, line: shapely.LineString, d: np.ndarray, stretch_m: float,
-                        step_m: float) -> np.ndarray:
-    """Per position ``d`` along ``line``, the point of its stretch (± ``stretch_m``/2) nearest a road node."""
+                        step_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per position ``d`` along ``line``, the point of its stretch (± ``stretch_m``/2) nearest a road node.
+
+    Returns the points (metres) and their distances to that node.
+    """
     from scipy.spatial import cKDTree
 
     half = max(stretch_m / 2 - step_m, 0.0)
@@ -159,8 +162,9 @@ def _near_road_on_river(roads: Roads, line: shapely.LineString, d: np.ndarray, s
     cand = np.clip(d[:, None] + offsets[None, :], 0.0, line.length)  # (n, 2k+1) positions along the river
     xy = shapely.get_coordinates(shapely.line_interpolate_point(line, cand.ravel()))
     dist = cKDTree(np.column_stack([roads.x, roads.y])).query(xy)[0].reshape(cand.shape)
-    best = cand[np.arange(len(d)), dist.argmin(axis=1)]
-    return shapely.get_coordinates(shapely.line_interpolate_point(line, best))
+    pick = dist.argmin(axis=1)
+    best = cand[np.arange(len(d)), pick]
+    return shapely.get_coordinates(shapely.line_interpolate_point(line, best)), dist[np.arange(len(d)), pick]
 
 
 def water_sources(space: Space, roads: Roads, river_lines: list[shapely.LineString], rng: np.random.Generator,
@@ -180,14 +184,19 @@ def water_sources(space: Space, roads: Roads, river_lines: list[shapely.LineStri
         ox = np.repeat(old[:, 0], k) + rng.normal(0, 300, len(old) * k)
         oy = np.repeat(old[:, 1], k) + rng.normal(0, 300, len(old) * k)
         ok = space.inside(ox, oy)
+        ox, oy = by_road(space, roads, nearest_nodes(roads, ox[ok], oy[ok]), ox[ok], oy[ok], p.pool_setback_m)
         parts.append(pd.DataFrame({"kind": "消防水池", "capacity_m3": np.round(rng.uniform(500, 800, ok.sum()), -1),
-                                   "x": ox[ok], "y": oy[ok]}))
+                                   "x": ox, "y": oy}))
     # Natural intake points every few km along the rivers, each where its stretch of river comes
     # closest to a road (an engine must reach the bank); docks at a couple of them.
     for line in river_lines:  # a handful of rivers
         n = max(1, int(line.length // p.intake_spacing_m))
         d = (np.arange(n) + rng.uniform(0.2, 0.8, n)) * line.length / n
-        pts = _near_road_on_river(roads, line, d, line.length / n, p.intake_step_m)
+        pts, dist = _near_road_on_river(roads, line, d, line.length / n, p.intake_step_m)
+        pts = pts[dist <= p.intake_reach_m]  # a stretch no road comes near has no intake
+        n = len(pts)
+        if not n:
+            continue
         kinds = np.array(["天然水源取水点"] * n, dtype=object)
         kinds[rng.choice(n, size=min(n, p.docks_per_river), replace=False)] = "取水码头"
         parts.append(pd.DataFrame({"kind": kinds, "capacity_m3": np.nan, "x": pts[:, 0], "y": pts[:, 1]}))

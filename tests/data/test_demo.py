@@ -23,7 +23,7 @@ from data.areas import AREAS, load_boundary
 from data.demo import DemoData, build_demo, demo_end, generate_demo
 from geo import store
 from geo.errors import ConfigError
-from geo.network import load_graph
+from geo.network import graph_from_tables, load_graph
 from geo.settings import Settings
 from layers.base import LayerSpec
 from layers.hazard import STATUSES
@@ -261,6 +261,8 @@ def test_responders_on_the_road_network(demo_db: Path) -> None:
             snap = graph.snap(pts["lon"].to_numpy(), pts["lat"].to_numpy(), settings.snap_distance_m)
             assert snap.ok.all(), (layer, pts["id"][~snap.ok].tolist(), snap.distance_m[~snap.ok])
             assert snap.distance_m.max() <= realistic_m, (layer, snap.distance_m.max())
+        kinds = set(con.execute("SELECT DISTINCT kind FROM water_source").df()["kind"])
+        assert {"消防水池", "天然水源取水点", "取水码头"} <= kinds
         # A community's micro station lies in that community.
         own = con.execute("SELECT count(*) FILTER (WHERE name <> community || '微型消防站') n, count(*) total "
                           "FROM micro_station WHERE kind = '社区'").df()
@@ -373,6 +375,11 @@ def test_other_area_and_errors(tmp_path: Path) -> None:
             if f.choices:
                 seen = set(frame[f.name].dropna().astype(str))
                 assert seen <= set(f.choices), (name, f.name, seen - set(f.choices))
+    graph = graph_from_tables(demo.road_nodes, demo.road_edges)
+    for layer in ("micro_station", "fire_station", "water_source"):
+        pts = demo.layers[layer].geometry
+        snap = graph.snap(pts.x.to_numpy(), pts.y.to_numpy(), Settings().snap_distance_m)
+        assert snap.ok.all() and snap.distance_m.max() <= (100 if layer != "water_source" else 150), layer
     with pytest.raises(ConfigError, match="310117"):
         build_demo(tmp_path / "x.duckdb", area="999999")
     with pytest.raises(ConfigError, match="end_date"):
