@@ -15,10 +15,12 @@ from typing import Any
 from dashboard.components import context
 from geo import coverage, water
 from geo.coverage_inputs import Scene, load_scene
+from geo.errors import OnemapError
 
 _LOCK = threading.RLock()
 _SHARED: dict[str, Any] = {}
 _ENGINES: OrderedDict[str, tuple[int, coverage.CoverageEngine, list[dict[str, Any]]]] = OrderedDict()
+_REFUSED: dict[str, dict[int, str]] = {}
 _MAX_SESSIONS = 16
 
 
@@ -64,23 +66,36 @@ def apply_edit(engine: coverage.CoverageEngine, edit: dict[str, Any]) -> coverag
     raise ValueError(f"unknown what-if action {action!r}")
 
 
-def scenario(session: str, edits: list[dict[str, Any]]) -> tuple[coverage.CoverageEngine, coverage.WhatIf | None]:
-    """The what-if engine of a browser session with ``edits`` applied, and the last edit's figures.
+def scenario(session: str, edits: list[dict[str, Any]]) -> tuple[coverage.CoverageEngine, list[str]]:
+    """The what-if engine of a browser session with ``edits`` applied, and why edits were refused.
 
     Edits that extend the ones already applied are applied incrementally (one bounded
-    Dijkstra each); any other change replays the edits on a fresh engine.
+    Dijkstra each); any other change replays the edits on a fresh engine. An edit the
+    engine refuses (a station too far from the road network, an unknown id) is skipped
+    and its message returned, so one bad click never breaks the scenario.
     """
     version = context.version()
     with _LOCK:
         held = _ENGINES.get(session)
         if held is None or held[0] != version or held[2] != edits[: len(held[2])]:
             held = (version, coverage.CoverageEngine(scene()), [])
+            _REFUSED.pop(session, None)
         _, engine, applied = held
-        last = None
-        for edit in edits[len(applied):]:
-            last = apply_edit(engine, edit)
+        refused = _REFUSED.setdefault(session, {})
+        for i, edit in enumerate(edits[len(applied):], start=len(applied)):
+            try:
+                apply_edit(engine, edit)
+            except OnemapError as exc:
+                refused[i] = str(exc)
         _ENGINES[session] = (version, engine, list(edits))
         _ENGINES.move_to_end(session)
         while len(_ENGINES) > _MAX_SESSIONS:
-            _ENGINES.popitem(last=False)
-        return engine, last
+            old, _ = _ENGINES.popitem(last=False)
+            _REFUSED.pop(old, None)
+        return engine, [refused[i] for i in sorted(refused)]
+
+
+def refused_indices(session: str) -> set[int]:
+    """Positions of the session's edits the engine refused (their stations are not drawn)."""
+    with _LOCK:
+        return set(_REFUSED.get(session, {}))

@@ -306,10 +306,12 @@ def edit(click: dict | None, positions: list, _rm: int, _reset: int, edits: list
     return dash.no_update, dash.no_update
 
 
-def _station_positions(edits: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Where each edited station is now (removed ones dropped)."""
+def _station_positions(edits: list[dict[str, Any]], skip: set[int] | None = None) -> dict[str, dict[str, Any]]:
+    """Where each edited station is now (removed ones and refused edits dropped)."""
     out: dict[str, dict[str, Any]] = {}
-    for e in edits:
+    for i, e in enumerate(edits):
+        if skip and i in skip:
+            continue
         if e["action"] in ("add", "move"):
             out[e["id"]] = {**out.get(e["id"], {}), **e}
         elif e["action"] == "remove":
@@ -355,7 +357,7 @@ def scenario_view(edits: list, responder: str, overlays: list, minutes: list, se
     lang = lang_of(lang)
     tiles = context.settings().tiles
     try:
-        engine, _ = engines.scenario(session, edits or [])
+        engine, refused = engines.scenario(session, edits or [])
         base = coverage.summary(engines.base_coverage())
     except OnemapError as exc:
         msg = note(f"{t('coverage_unavailable', lang)}: {exc}")
@@ -363,8 +365,10 @@ def scenario_view(edits: list, responder: str, overlays: list, minutes: list, se
     result = engine.result
     now = coverage.summary(result)
     figures = _figures_table(base, now, responder, lang)
+    if refused:
+        figures = html.Div([figures, note(refused[-1])])
     markers = []
-    for sid, e in _station_positions(edits or []).items():
+    for sid, e in _station_positions(edits or [], engines.refused_indices(session)).items():
         lon, lat = mapdata.to_display(np.array([e["lon"]]), np.array([e["lat"]]), tiles)
         selected = bool(selection and selection.get("id") == sid)
         markers.append(dl.DivMarker(
@@ -446,7 +450,7 @@ def export(_g: int, _c: int, edits: list, session: str, responder: str):
     engine, _ = engines.scenario(session, edits or [])
     base = coverage.summary(engines.base_coverage())
     now = coverage.summary(engine.result)
-    stations = _station_positions(edits or [])
+    stations = _station_positions(edits or [], engines.refused_indices(session))
     removed = [e["id"] for e in (edits or []) if e["action"] == "remove"]
     if ctx.triggered_id == "plan-export-csv":
         rows = [{"id": sid, "action": "add/move", "layer": e.get("layer", ""), "name": e.get("name", ""),

@@ -1,0 +1,315 @@
+"""Dashboard benchmark in the real browser (Debian Chromium) on a demo of ≥ 1M points.
+
+Measured in one run, on one server:
+- time to first map render of `/`, `/wall`, `/plan`, `/review` and of the same app's empty map
+  page (a Dash page with a dl.Map and no data layers) — the baseline;
+- p95 of a filter change on `/plan` (hazard layer shown, categories added one at a time),
+  of a what-if edit (add a station by clicking the map), and of a no-op callback round trip
+  (a button whose server callback returns its input) — the baseline;
+- a naive page that sends all hazards as one GeoJSON layer (what the dashboard avoids).
+
+"First render" = the moment the browser has painted after the last response the page
+needed (a PerformanceObserver on resources schedules two animation frames after each
+response and records `performance.now()`, which counts from navigation start).
+
+Targets (issue 5): first render of each page ≤ 2× the empty map page; filter change p95 ≤ 5×
+the no-op round trip; what-if p95 ≤ 10×. Prints PASS/FAIL.
+
+Usage: .venv/bin/python bench/dashboard.py [--scale 20] [--db PATH] [--naive-timeout 180]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+# This script is named like the `dashboard` package: keep bench/ off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import dash
+import dash_leaflet as dl
+import flask
+from dash import Input, Output, html
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+PAINT_PROBE = """
+window.__paints = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    requestAnimationFrame(() => requestAnimationFrame(() => window.__paints.push([e.name, performance.now()])));
+  }
+}).observe({type: "resource", buffered: true});
+"""
+
+
+def build_or_reuse(db: Path, scale: float) -> dict[str, int]:
+    """The demo database at ``scale`` (built once, reused afterwards)."""
+    from geo import store
+
+    if not db.exists():
+        from data.demo import build_demo
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        print(f"building demo at scale {scale} into {db} ...", flush=True)
+        build_demo(db, area="310117", scale=scale, seed=2024)
+        print(f"  built in {time.perf_counter() - t:.0f} s", flush=True)
+    con = store.connect(db)
+    counts = store.table_counts(con)
+    con.close()
+    return counts
+
+
+def register_bench_pages() -> None:
+    """Baseline pages: an empty map, a no-op callback, a naive all-hazards GeoJSON layer."""
+    from dashboard.components.mapview import NS
+
+    dash.register_page("bench_empty", path="/bench/empty", layout=html.Div(
+        dl.Map(id="bench-empty-map", center=[31.03, 121.2], zoom=11, preferCanvas=True,
+               style={"height": "100vh"}, children=[]), style={"height": "100vh"}))
+    dash.register_page("bench_noop", path="/bench/noop", layout=html.Div([
+        html.Button("noop", id="bench-noop-btn", n_clicks=0), html.Div(id="bench-noop-out")]))
+    dash.register_page("bench_naive", path="/bench/naive", layout=html.Div(
+        dl.Map(id="bench-naive-map", center=[31.03, 121.2], zoom=11, preferCanvas=True, style={"height": "100vh"},
+               children=[dl.GeoJSON(url="/bench/hazards_all.geojson", pointToLayer=NS("pointToLayer"),
+                                    hideout={"color": "#E69F00", "radius": 3, "layer": "hazard"})]),
+        style={"height": "100vh"}))
+
+    @dash.callback(Output("bench-noop-out", "children"), Input("bench-noop-btn", "n_clicks"),
+                   prevent_initial_call=True)
+    def noop(n: int) -> str:
+        return str(n)
+
+
+def serve(db: Path, port: int) -> None:
+    """The dashboard plus the baseline pages, in a thread."""
+    from werkzeug.serving import make_server
+
+    from dashboard.app import create_app
+    from dashboard.components import context
+    from geo import mapdata
+    from geo.settings import Settings
+
+    app = create_app(Settings(), str(db))
+    register_bench_pages()
+
+    @app.server.route("/bench/hazards_all.geojson")
+    def all_hazards() -> flask.Response:
+        with context.connection() as con:
+            return flask.Response(mapdata.point_features(con, "hazard", None), mimetype="application/geo+json")
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = make_server("127.0.0.1", port, app.server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def first_render(page, url: str, ready: str, timeout_s: float = 120.0) -> float:
+    """Milliseconds from navigation to the paint after the page's last response."""
+    page.goto(url)
+    page.wait_for_selector(ready, timeout=timeout_s * 1000)
+    page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
+    time.sleep(0.3)
+    paints = page.evaluate("() => window.__paints.map(p => p[1])")
+    return max(paints) if paints else float("nan")
+
+
+def road_points(db: Path, n: int) -> list[tuple[float, float]]:
+    """``n`` road nodes spread over the district (a new station must be near a road)."""
+    from geo import store
+
+    con = store.connect(db)
+    rows = con.execute("SELECT lon, lat FROM road_nodes USING SAMPLE 200 ROWS (reservoir, 42)").fetchall()
+    con.close()
+    return [(float(a), float(b)) for a, b in rows[:n]]
+
+
+def map_pixel(lon: float, lat: float, db: Path, box: dict) -> tuple[float, float]:
+    """Screen position of lon/lat on the /plan map as it opens (centre and zoom from the server)."""
+    import math
+
+    from dashboard.components.mapview import fit_zoom
+    from geo import mapdata, store
+
+    con = store.connect(db)
+    w, s, e, n = mapdata.data_bounds(con)
+    con.close()
+    zoom = fit_zoom((w, s, e, n), 1500, 1030)
+
+    def proj(lo: float, la: float) -> tuple[float, float]:
+        scale = 256 * 2**zoom
+        return ((lo + 180) / 360 * scale,
+                (1 - math.log(math.tan(math.radians(la)) + 1 / math.cos(math.radians(la))) / math.pi) / 2 * scale)
+
+    cx, cy = proj((w + e) / 2, (s + n) / 2)
+    px, py = proj(lon, lat)
+    return box["x"] + box["width"] / 2 + px - cx, box["y"] + box["height"] / 2 + py - cy
+
+
+def p95(samples: list[float]) -> float:
+    """95th percentile (linear interpolation)."""
+    s = sorted(samples)
+    k = (len(s) - 1) * 0.95
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def timed(page, action, done_js: str, arg: object = None, timeout_ms: int = 60000) -> float:
+    """Milliseconds from an action to a condition in the page."""
+    t = time.perf_counter()
+    action()
+    try:
+        page.wait_for_function(done_js, arg=arg, timeout=timeout_ms)
+    except Exception:
+        page.screenshot(path="bench-dashboard-failed.png")
+        raise
+    return (time.perf_counter() - t) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=20.0)
+    parser.add_argument("--db", type=Path, default=Path("/tmp/onemap-bench/demo_s20.duckdb"))
+    parser.add_argument("--naive-timeout", type=float, default=180.0)
+    parser.add_argument("--repeats", type=int, default=12)
+    args = parser.parse_args()
+
+    counts = build_or_reuse(args.db, args.scale)
+    total = sum(counts.values())
+    print(f"database {args.db}: {total:,} rows ({', '.join(f'{k} {v:,}' for k, v in counts.items())})")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve(args.db, port)
+    base = f"http://127.0.0.1:{port}"
+    time.sleep(1.0)
+
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, float] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+        def new_page():
+            ctx = browser.new_context(viewport={"width": 1920, "height": 1080})
+            ctx.add_init_script(PAINT_PROBE)
+            return ctx, ctx.new_page()
+
+        # warm the server caches and the browser once, then measure
+        ctx, page = new_page()
+        for path in ("/bench/empty", "/", "/wall", "/plan", "/review"):
+            first_render(page, base + path, ".leaflet-container")
+        ctx.close()
+
+        print("\nfirst map render (ms), median of 3 loads:")
+        for name, path in (("empty map page (baseline)", "/bench/empty"), ("/ overview", "/"),
+                           ("/wall", "/wall"), ("/plan", "/plan"), ("/review", "/review")):
+            runs = []
+            for _ in range(3):
+                ctx, page = new_page()
+                runs.append(first_render(page, base + path, ".leaflet-container"))
+                ctx.close()
+            results[name] = statistics.median(runs)
+            print(f"  {name:<28} {results[name]:8.0f}")
+
+        # no-op callback round trip (baseline)
+        ctx, page = new_page()
+        page.goto(base + "/bench/noop")
+        page.wait_for_selector("#bench-noop-btn")
+        noop = []
+        for i in range(1, args.repeats * 2 + 1):
+            noop.append(timed(page, lambda: page.click("#bench-noop-btn"),
+                              "(n) => document.querySelector('#bench-noop-out').textContent === String(n)", i))
+        ctx.close()
+        results["noop_p95"] = p95(noop[2:])
+
+        # filter change on /plan with the hazard layer on the map
+        ctx, page = new_page()
+        page.goto(base + "/plan")
+        page.wait_for_selector("#plan-f-count")
+        page.wait_for_load_state("networkidle")
+        page.evaluate("""() => { document.querySelectorAll('.leaflet-control-layers-overlays label').forEach(l => {
+            if (l.textContent.trim() === '火灾隐患') { const i = l.querySelector('input'); if (!i.checked) i.click(); } }); }""")
+        page.wait_for_load_state("networkidle")
+        from layers.registry import get_spec
+
+        cats = list(get_spec("hazard").field("category").choices or ())
+        dropdown = "#plan-f-fields .dash-dropdown >> nth=0"
+        filt = []
+        for cat in cats[: args.repeats]:
+            before = page.inner_text("#plan-f-count")
+            n_paints = page.evaluate("() => window.__paints.length")
+
+            def act(cat: str = cat) -> None:
+                page.click(dropdown)
+                page.keyboard.type(cat)
+                page.keyboard.press("Enter")
+                page.keyboard.press("Escape")
+
+            filt.append(timed(page, act,
+                              "([b, n]) => document.querySelector('#plan-f-count').textContent !== b && "
+                              "window.__paints.slice(n).some(p => p[0].includes('/api/layer/hazard/'))",
+                              [before, n_paints]))
+        results["filter_p95"] = p95(filt)
+
+        # what-if: add stations by clicking the map (hazard layer off again: its clusters take clicks)
+        page.keyboard.press("Escape")
+        page.evaluate("""() => { document.querySelectorAll('.leaflet-control-layers-overlays label').forEach(l => {
+            if (l.textContent.trim() === '火灾隐患') { const i = l.querySelector('input'); if (i.checked) i.click(); } }); }""")
+        page.wait_for_load_state("networkidle")
+        page.click("#plan-add-mode")
+        page.wait_for_selector("#plan-add-mode.active")
+        box = page.locator("#plan-map").bounding_box()
+        whatif = []
+        for i, (lon, lat) in enumerate(road_points(args.db, args.repeats)):
+            x, y = map_pixel(lon, lat, args.db, box)
+            n_st = page.locator(".om-station").count()
+            whatif.append(timed(page, lambda x=x, y=y: page.mouse.click(x, y),
+                                "(n) => document.querySelectorAll('.om-station').length > n", n_st))
+        ctx.close()
+        results["whatif_p95"] = p95(whatif)
+
+        # naive page: every hazard as one GeoJSON layer
+        ctx, page = new_page()
+        try:
+            results["naive"] = first_render(page, base + "/bench/naive", ".leaflet-container", args.naive_timeout)
+            # the paint probe fires after the 1M-feature response is parsed and drawn
+        except Exception as exc:  # noqa: BLE001 - a timeout or a crashed tab is the finding
+            results["naive"] = float("inf")
+            print(f"  naive page did not finish within {args.naive_timeout:.0f} s ({type(exc).__name__})")
+        ctx.close()
+        browser.close()
+
+    empty = results["empty map page (baseline)"]
+    print(f"\nno-op callback round trip p95 (baseline): {results['noop_p95']:.0f} ms")
+    print(f"filter change p95:                        {results['filter_p95']:.0f} ms "
+          f"({results['filter_p95'] / results['noop_p95']:.1f}x no-op)")
+    print(f"what-if edit p95:                         {results['whatif_p95']:.0f} ms "
+          f"({results['whatif_p95'] / results['noop_p95']:.1f}x no-op)")
+    print(f"naive all-hazards page first render:      {results['naive']:.0f} ms ({results['naive'] / empty:.1f}x empty)")
+    print("\ntargets:")
+    ok = True
+    for name in ("/ overview", "/wall", "/plan", "/review"):
+        ratio = results[name] / empty
+        good = ratio <= 2.0
+        ok &= good
+        print(f"  {'PASS' if good else 'FAIL'}  {name} first render {results[name]:.0f} ms = {ratio:.2f}x empty map "
+              f"(target ≤ 2x)")
+    for key, limit in (("filter_p95", 5.0), ("whatif_p95", 10.0)):
+        ratio = results[key] / results["noop_p95"]
+        good = ratio <= limit
+        ok &= good
+        print(f"  {'PASS' if good else 'FAIL'}  {key} {results[key]:.0f} ms = {ratio:.1f}x no-op (target ≤ {limit:g}x)")
+    print("ALL PASS" if ok else "SOME FAIL")
+
+
+if __name__ == "__main__":
+    main()
