@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 import json
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,22 +274,24 @@ def read_xlsx(path: Path, spec: LayerSpec, sheet: str | int | None = None) -> Ra
     import openpyxl
 
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        with warnings.catch_warnings():
+            # Workbooks saved by WPS and older Excel versions: harmless, not the user's problem.
+            warnings.filterwarnings("ignore", message="Workbook contains no default style", category=UserWarning)
+            warnings.filterwarnings("ignore", message=".*extension is not supported", category=UserWarning)
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         raise ReadError(f"{path}: not an Excel .xlsx workbook ({_first_line(exc)})") from exc
     try:
         names = wb.sheetnames
         if sheet is None:
             ws = wb.worksheets[0]
+        elif str(sheet) in names:  # a sheet named "2024" is a name, not a number
+            ws = wb[str(sheet)]
         elif isinstance(sheet, int) or str(sheet).isdigit():
             idx = int(sheet)
             if not 0 <= idx < len(names):
-                raise ReadError(
-                    f"{path}: no sheet number {idx} (0-based); sheets: {', '.join(names)}"
-                )
+                raise ReadError(f"{path}: no sheet number {idx} (0-based); sheets: {', '.join(names)}")
             ws = wb.worksheets[idx]
-        elif sheet in names:
-            ws = wb[sheet]
         else:
             raise ReadError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(names)}")
         rows = [tuple(_cell_text(v) for v in r) for r in ws.iter_rows(min_row=1, values_only=True)]

@@ -143,6 +143,7 @@ def test_xlsx_with_title_row_and_excel_dates(tmp_path: Path, tmp_db: Path) -> No
         and rej.iloc[0]["value"] == "仓库"
     )
     assert json.loads(rej.iloc[0]["raw"])["场所名称"] == "某某仓库"
+    assert ingest_file("key_place", path, db=tmp_db, sheet="1", settings=SETTINGS).accepted == 2  # 0-based number
     with pytest.raises(ReadError, match="no sheet '台账'; sheets: 说明, 重点场所"):
         ingest_file("key_place", path, db=tmp_db, sheet="台账", settings=SETTINGS)
 
