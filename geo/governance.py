@@ -44,7 +44,6 @@ IN_GRID = _choice("handled_by", "网格")
 GROUPS = ("town", "community", "grid_id", "month", "category", "severity", "source", "supervision")
 PLACE_GROUPS = ("town", "community", "grid_id", "category")
 
-
 def _as_of(as_of: TimeLike) -> datetime:
     return to_timestamp(as_of, "as_of") or datetime.now()
 
@@ -83,19 +82,28 @@ def _hazard_cte(flt: Filter, as_of: datetime, settings: Settings) -> tuple[str, 
     return sql, [as_of, as_of, *dparams, as_of, *wparams]
 
 
-def _recurrence_cte(flt: Filter, as_of: datetime, settings: Settings) -> tuple[str, list[Any]]:
-    """``r AS (...)``: hazards with a place passing ``flt``, with ``gap`` since the previous hazard there.
+def _recurrence_cte(
+    flt: Filter, as_of: datetime, settings: Settings, carry: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
+    """``r AS (...)``: hazards with a place passing ``flt``, with ``gap`` since the previous
+    hazard at that place (any category, before the window too).
 
-    The gap is taken over all hazards of the place (any category, before the window too),
-    then the filter applies; only hazards with a place_id go through the window sort.
+    A window partitioned by place over the rows with a place_id only, carrying just the
+    columns the filter and the groups (``carry``) name; the filter applies after the window.
+    (An ASOF join measured no faster on 5M hazards.)
     """
     where, wparams = flt.sql("hazard")
+    cols = ", ".join(f'"{c}"' for c in dict.fromkeys(["place_id", "discovered_at", *carry]))
+    used = [f for f in ("category", "severity", "status", "source", "supervision", "town", "community", "grid_id")
+            if f'"{f}"' in where and f not in carry]
+    filter_cols = "".join(f'"{c}", ' for c in used)
     lower, lparams = "", []
     if flt.start is not None:  # earlier hazards matter only within the window before start
         lower, lparams = " AND discovered_at >= ?", [flt.start - timedelta(days=int(settings.recurring_window_days))]
     sql = f"""r AS (
         SELECT * FROM (
-            SELECT *, discovered_at - lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at) AS gap
+            SELECT {cols}, {filter_cols}
+                   discovered_at - lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at) AS gap
             FROM hazard WHERE place_id IS NOT NULL AND discovered_at <= ?{lower}
         ) WHERE {where}
     )"""
@@ -128,7 +136,7 @@ def closed_loop(
     flt = flt or Filter()
     t = _as_of(as_of)
     hcte, hparams = _hazard_cte(flt, t, settings)
-    rcte, rparams = _recurrence_cte(flt, t, settings)
+    rcte, rparams = _recurrence_cte(flt, t, settings, carry=[b for b in by if b != "month"])
     exprs = _group_exprs(by, GROUPS)
     select = "".join(e + ", " for e in exprs)
     group = " GROUP BY ALL" if by else ""
@@ -151,11 +159,14 @@ def closed_loop(
             count(*) FILTER (WHERE is_closed AND severity = {GENERAL} AND handled_by = {IN_GRID}) AS general_closed_in_grid
         FROM h{group}
     ),
+    places AS (
+        SELECT {select} place_id, bool_or(gap <= to_days(CAST(? AS INTEGER))) AS recurs
+        FROM r GROUP BY ALL
+    ),
     rp AS (
-        SELECT {select}
-            count(DISTINCT place_id) FILTER (WHERE gap <= to_days(CAST(? AS INTEGER))) AS recurring_places,
-            count(DISTINCT place_id) AS places_with_hazards
-        FROM r{group}
+        SELECT {"".join(f'"{b}", ' for b in by)}
+            count(*) FILTER (WHERE recurs) AS recurring_places, count(*) AS places_with_hazards
+        FROM places{group}
     )
     SELECT {"".join(f'main."{b}", ' for b in by)} discovered, closed, open,
         main.q[1] AS median_days_to_close, main.q[2] AS p90_days_to_close,
@@ -224,7 +235,7 @@ def recurring_places(
     """
     settings = settings or Settings()
     flt = flt or Filter()
-    rcte, params = _recurrence_cte(flt, _as_of(as_of), settings)
+    rcte, params = _recurrence_cte(flt, _as_of(as_of), settings, carry=["town", "community", "grid_id"])
     sql = f"""WITH {rcte}
     SELECT place_id, any_value(town) AS town, any_value(community) AS community, any_value(grid_id) AS grid_id,
            count(*) AS hazards, count(*) FILTER (WHERE gap <= to_days(CAST(? AS INTEGER))) AS recurrences,
@@ -263,18 +274,15 @@ def overdue_hazards(
 # --------------------------------------------------------------------------- inspections
 
 
-def _interval_case(settings: Settings) -> tuple[str, list[Any]]:
+def _intervals(settings: Settings) -> dict[int, int]:
+    """Inspection interval in days per class, from ``inspection_interval_days``."""
     intervals = settings.inspection_interval_days
     if not intervals:
         raise ConfigError("inspection_interval_days is empty; give the interval per class, e.g. {'1': 31}")
-    whens = " ".join("WHEN ? THEN ?" for _ in intervals)
-    params: list[Any] = []
-    for cls, days in intervals.items():
-        try:
-            params += [int(cls), int(days)]
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"inspection_interval_days: class {cls!r} → {days!r} must be integers") from exc
-    return f"CAST(CASE inspection_class {whens} END AS INTEGER)", params
+    try:
+        return {int(cls): int(days) for cls, days in intervals.items()}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"inspection_interval_days {intervals}: classes and days must be integers") from exc
 
 
 def inspection_compliance(
@@ -298,24 +306,28 @@ def inspection_compliance(
     settings = settings or Settings()
     flt = (flt or Filter()).area_only()
     t = _as_of(as_of)
-    interval, iparams = _interval_case(settings)
+    intervals = _intervals(settings)
+    # the cut-off date per class is computed here, so SQL compares dates only
+    whens = " ".join("WHEN ? THEN CAST(? AS DATE)" for _ in intervals)
+    cparams: list[Any] = []
+    for cls, days in intervals.items():
+        cparams += [cls, t.date() - timedelta(days=days)]
     where, wparams = flt.sql("key_place", time=False)
     groups = [*by, "inspection_class"] if per_class else list(by)
-    exprs = _group_exprs(by, PLACE_GROUPS)
-    if per_class:
-        exprs += ["inspection_class", "any_value(interval_days) AS interval_days"]
+    exprs = _group_exprs(by, PLACE_GROUPS) + (["inspection_class"] if per_class else [])
     keys = ", ".join(f'"{g}"' for g in groups)
     sql = f"""
-    WITH p AS (SELECT *, {interval} AS interval_days FROM key_place WHERE {where})
     SELECT {''.join(e + ', ' for e in exprs)}
         count(*) AS places,
-        count(*) FILTER (WHERE last_inspection >= CAST(? AS DATE) - interval_days) AS inspected_in_interval,
+        count(*) FILTER (WHERE last_inspection >= CASE inspection_class {whens} END) AS inspected_in_interval,
         count(*) FILTER (WHERE last_inspection IS NULL) AS never_inspected
-    FROM p {"GROUP BY " + keys + " ORDER BY " + keys if groups else ""}
+    FROM key_place WHERE {where} {"GROUP BY " + keys + " ORDER BY " + keys if groups else ""}
     """
-    df = con.execute(sql, [*iparams, *wparams, t]).df()
+    df = con.execute(sql, [*cparams, *wparams]).df()
     for c in ("places", "inspected_in_interval", "never_inspected"):
         df[c] = df[c].fillna(0).astype(np.int64)
+    if per_class:
+        df.insert(len(by) + 1, "interval_days", df["inspection_class"].map(intervals).astype("Int64"))
     df["overdue"] = df["places"] - df["inspected_in_interval"] - df["never_inspected"]
     df["compliance"] = _rate(df["inspected_in_interval"], df["places"])
     return df
