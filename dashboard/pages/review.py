@@ -121,11 +121,13 @@ def _rates(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if col.endswith(("_rate", "_share")) or col in ("compliance", "inspection_compliance"):
             out[col] = (out[col] * 100).round(1)
-    return out.round(2)
+    return out
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    frame = frame.round(2)
+    frame = frame.copy()
+    numeric = frame.select_dtypes("number").columns
+    frame[numeric] = frame[numeric].round(2)
     return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
 
 
