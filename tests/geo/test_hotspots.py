@@ -16,7 +16,15 @@ from analytics_fixture import add_hazards, build_fixture, cluster_rows, random_c
 from geo import store
 from geo.aggregate import Filter
 from geo.errors import ValidationError
-from geo.hotspots import bh_adjust, confidence_bins, gi_star, hotspots, k_ring_weights, study_cells, summary
+from geo.hotspots import (
+    bh_adjust,
+    confidence_bins,
+    gi_star,
+    hotspots,
+    k_ring_weights,
+    study_cells,
+    summary,
+)
 from geo.settings import Settings
 
 

@@ -15,7 +15,13 @@ from geo import store
 from geo.aggregate import Filter
 from geo.errors import ValidationError
 from geo.settings import Settings
-from geo.trends import classify_emerging, emerging_hotspots, mann_kendall, monthly_cell_counts, rate_warnings
+from geo.trends import (
+    classify_emerging,
+    emerging_hotspots,
+    mann_kendall,
+    monthly_cell_counts,
+    rate_warnings,
+)
 
 
 def test_mann_kendall_by_hand():
