@@ -314,23 +314,27 @@ def inspection_compliance(
         cparams += [cls, t.date() - timedelta(days=days)]
     where, wparams = flt.sql("key_place", time=False)
     groups = [*by, "inspection_class"] if per_class else list(by)
-    exprs = _group_exprs(by, PLACE_GROUPS) + (["inspection_class"] if per_class else [])
-    keys = ", ".join(f'"{g}"' for g in groups)
-    sql = f"""
-    SELECT {''.join(e + ', ' for e in exprs)}
-        count(*) AS places,
-        count(*) FILTER (WHERE last_inspection >= CASE inspection_class {whens} END) AS inspected_in_interval,
-        count(*) FILTER (WHERE last_inspection IS NULL) AS never_inspected
-    FROM key_place WHERE {where} {"GROUP BY " + keys + " ORDER BY " + keys if groups else ""}
-    """
-    df = con.execute(sql, [*cparams, *wparams]).df()
-    for c in ("places", "inspected_in_interval", "never_inspected"):
-        df[c] = df[c].fillna(0).astype(np.int64)
+    exprs = _group_exprs(by, PLACE_GROUPS)
+    iparams: list[Any] = []
     if per_class:
-        df.insert(len(by) + 1, "interval_days", df["inspection_class"].map(intervals).astype("Int64"))
-    df["overdue"] = df["places"] - df["inspected_in_interval"] - df["never_inspected"]
-    df["compliance"] = _rate(df["inspected_in_interval"], df["places"])
-    return df
+        days = " ".join("WHEN ? THEN ?" for _ in intervals)
+        exprs += ["inspection_class", f"CAST(CASE inspection_class {days} END AS BIGINT) AS interval_days"]
+        for cls, d in intervals.items():
+            iparams += [cls, d]
+    keys = ", ".join(f'"{g}"' for g in groups)
+    # everything in one SQL statement: post-processing in pandas costs more than the query
+    sql = f"""
+    SELECT *, places - inspected_in_interval - never_inspected AS overdue,
+           inspected_in_interval / places AS compliance
+    FROM (
+        SELECT {''.join(e + ', ' for e in exprs)}
+            count(*) AS places,
+            count(*) FILTER (WHERE last_inspection >= CASE inspection_class {whens} END) AS inspected_in_interval,
+            count(*) FILTER (WHERE last_inspection IS NULL) AS never_inspected
+        FROM key_place WHERE {where} {"GROUP BY " + keys if groups else ""}
+    ) {"ORDER BY " + keys if groups else ""}
+    """
+    return con.execute(sql, [*iparams, *cparams, *wparams]).df()
 
 
 def never_inspected(con: duckdb.DuckDBPyConnection, flt: Filter | None = None) -> pd.DataFrame:
