@@ -13,15 +13,20 @@ from pathlib import Path
 import dash
 from dash import Dash, html
 
-from dashboard.components import context
+from dashboard.components import context, engines
 from dashboard.components.routes import register_routes
 from geo.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 
 
-def create_app(settings: Settings, db_path: str) -> Dash:
-    """The dashboard for the database ``db_path`` (read through a snapshot-following Reader)."""
+def create_app(settings: Settings, db_path: str, *, warm: bool = True) -> Dash:
+    """The dashboard for the database ``db_path`` (read through a snapshot-following Reader).
+
+    With ``warm`` (the default) a background thread computes at once what every visitor
+    asks for (coverage scene, base coverage and overlays, wall KPIs, the review's default
+    period), and again whenever a new snapshot lands; pages never wait for it.
+    """
     context.configure(settings, db_path)
     app = Dash(
         __name__,
@@ -37,4 +42,6 @@ def create_app(settings: Settings, db_path: str) -> Dash:
     app.index_string = app.index_string.replace("<html>", '<html lang="zh-CN">')
     app.layout = html.Div(dash.page_container, className="om-root")
     register_routes(app.server)
+    if warm:
+        engines.ensure_warm()
     return app

@@ -2,6 +2,30 @@
  * dash_extensions.javascript.Namespace("onemap", "map"). Every function reads its
  * parameters from the GeoJSON component's `hideout`, so a restyle never re-sends data.
  * User text is only ever put into the page through textContent (no HTML injection). */
+/* Render probe: each data layer records when its features were last styled and, two animation
+ * frames later, painted (window.__omDraw[hideout.probe] = {first, last, firstPaint, paint}, plus a
+ * performance mark "onemap:paint:<probe>"). The benchmark and the browser tests read it to time
+ * "map drawn with its data" independently of side panels. Costs one timestamp per feature. */
+window.onemapDrawn = function (h) {
+    const key = (h && (h.probe || h.layer)) || "data";
+    const all = window.__omDraw = window.__omDraw || {};
+    const now = performance.now();
+    const d = all[key] = all[key] || {first: now, n: 0};
+    d.last = now;
+    d.n += 1;
+    if (!d.pending) {
+        d.pending = true;
+        requestAnimationFrame(function () {
+            requestAnimationFrame(function () {
+                d.pending = false;
+                d.paint = performance.now();
+                if (d.firstPaint === undefined) { d.firstPaint = d.paint; }
+                d.paints = (d.paints || 0) + 1;
+                if (performance.mark) { performance.mark("onemap:paint:" + key); }
+            });
+        });
+    }
+};
 window.onemap = Object.assign({}, window.onemap, {
     map: {
         /* Fill colour of a point: by the value of hideout.colorBy, else the layer colour. */
@@ -12,6 +36,7 @@ window.onemap = Object.assign({}, window.onemap, {
             return h.color;
         },
         pointToLayer: function (feature, latlng, context) {
+            window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const fill = window.onemap.map.pointColor(feature.properties || {}, h);
             return L.circleMarker(latlng, {
@@ -20,6 +45,7 @@ window.onemap = Object.assign({}, window.onemap, {
             });
         },
         clusterToLayer: function (feature, latlng, index, context) {
+            window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const n = feature.properties.point_count;
             const size = n < 10 ? 30 : n < 100 ? 36 : n < 1000 ? 42 : 50;
@@ -36,6 +62,7 @@ window.onemap = Object.assign({}, window.onemap, {
         },
         /* Hexagon aggregates: colour class from the server (log scale), palette from hideout. */
         hexStyle: function (feature, context) {
+            window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const pal = h.palette || ["#fde725", "#7ad151", "#22a884", "#2a788e", "#414487", "#440154"];
             const c = pal[Math.min(feature.properties.cls || 0, pal.length - 1)];
@@ -43,6 +70,7 @@ window.onemap = Object.assign({}, window.onemap, {
                     opacity: 0.8};
         },
         polygonStyle: function (feature, context) {
+            window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const s = Object.assign({}, h.style || {});
             if (h.weightBy && feature.properties[h.weightBy] !== undefined && h.weights) {
@@ -52,6 +80,7 @@ window.onemap = Object.assign({}, window.onemap, {
             return s;
         },
         roadStyle: function (feature, context) {
+            window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const major = feature.properties.major;
             return {color: major ? (h.major || "#8c8c8c") : (h.minor || "#c8c8c8"),
@@ -107,6 +136,7 @@ window.onemap = Object.assign({}, window.onemap, {
         },
         /* Zones (isochrones, first-due areas, blind spots, Gi* bins): colour by a property. */
         zoneStyle: function (feature, context) {
+            window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const p = feature.properties || {};
             let c = h.color || "#0072B2";

@@ -8,8 +8,10 @@ analysis happens here: everything is a call into ``geo/``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from dashboard.components import context
@@ -22,6 +24,65 @@ _SHARED: dict[str, Any] = {}
 _ENGINES: OrderedDict[str, tuple[int, coverage.CoverageEngine, list[dict[str, Any]]]] = OrderedDict()
 _REFUSED: dict[str, dict[int, str]] = {}
 _MAX_SESSIONS = 16
+_MEMO: OrderedDict[tuple[int, str, Hashable], Any] = OrderedDict()
+_MEMO_SIZE = 256
+_WARMERS: list[Callable[[], Any]] = []
+_WARMED: dict[str, Any] = {"version": None, "thread": None}
+log = logging.getLogger(__name__)
+
+
+def memo(name: str, key: Hashable, build: Callable[[], Any]) -> Any:
+    """``build()`` once per snapshot version, ``name`` and ``key`` (an LRU of recent answers).
+
+    Page figures that depend only on the data and their arguments (wall KPIs, review
+    tables, base isochrones) are computed once per snapshot and shared by every visitor.
+    Two visitors asking at once may both build; the answers are equal.
+    """
+    full = (context.version(), name, key)
+    with _LOCK:
+        if full in _MEMO:
+            _MEMO.move_to_end(full)
+            return _MEMO[full]
+    value = build()
+    with _LOCK:
+        _MEMO[full] = value
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return value
+
+
+def on_warm(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Register a function computing what every visitor asks for (run by ``warm``)."""
+    _WARMERS.append(fn)
+    return fn
+
+
+def warm() -> None:
+    """Compute the shared figures of the current snapshot (scene, base coverage, registered warmers).
+
+    Failures are logged, not raised: a page computes what it needs itself when asked.
+    """
+    for fn in (scene, base_coverage, base_summary, blind_spots, *_WARMERS):
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - warming is an optimisation, never fatal
+            log.info("warm-up of %s skipped: %s", getattr(fn, "__name__", fn), exc)
+
+
+def ensure_warm() -> None:
+    """Start ``warm`` in a background thread when a new snapshot has landed (cheap otherwise)."""
+    try:
+        version = context.version()
+    except Exception:  # noqa: BLE001 - no reader yet
+        return
+    with _LOCK:
+        running = _WARMED["thread"] is not None and _WARMED["thread"].is_alive()
+        if _WARMED["version"] == version or running:
+            return
+        _WARMED["version"] = version
+        thread = threading.Thread(target=warm, name="onemap-warm", daemon=True)
+        _WARMED["thread"] = thread
+    thread.start()
 
 
 def _shared(name: str, build: Any) -> Any:
@@ -46,6 +107,11 @@ def scene() -> Scene:
 def base_coverage() -> coverage.CoverageResult:
     """Coverage of the stored responders."""
     return _shared("coverage", lambda: coverage.compute_coverage(scene()))
+
+
+def base_summary() -> dict[str, Any]:
+    """District figures of the stored responders."""
+    return _shared("summary", lambda: coverage.summary(base_coverage()))
 
 
 def blind_spots() -> water.WaterBlindSpots:
@@ -93,6 +159,15 @@ def scenario(session: str, edits: list[dict[str, Any]]) -> tuple[coverage.Covera
             old, _ = _ENGINES.popitem(last=False)
             _REFUSED.pop(old, None)
         return engine, [refused[i] for i in sorted(refused)]
+
+
+def scenario_result(session: str, edits: list[dict[str, Any]]) -> coverage.CoverageResult:
+    """The full coverage result of a session's scenario (frames rebuilt once per edit, under the lock)."""
+    if not edits:
+        return base_coverage()
+    with _LOCK:
+        engine, _ = scenario(session, edits)
+        return engine.result
 
 
 def refused_indices(session: str) -> set[int]:

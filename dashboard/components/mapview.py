@@ -121,7 +121,7 @@ def _polygon_hideout(spec: LayerSpec, dark: bool) -> dict[str, Any]:
     style.pop("radius", None)
     if dark:
         style["color"] = "#9fb3c8" if spec.style.fill_opacity == 0 else "#5b8db8"
-    hideout: dict[str, Any] = {"style": style, "layer": spec.name}
+    hideout: dict[str, Any] = {"style": style, "layer": spec.name, "probe": f"poly-{spec.name}"}
     if "level" in spec.field_names and spec.field("level").choices:
         # Coarser levels (first in the spec's choices) draw thicker.
         choices = spec.field("level").choices or ()
@@ -139,7 +139,8 @@ def point_hideout(spec: LayerSpec, lang: str, dark: bool = False, color_by: str 
         choices = spec.field(field).choices or ()
         colors = palettes.categorical(list(choices))
     return {
-        "layer": spec.name, "lang": lang, "color": spec.style.color, "colorBy": field or None,
+        "layer": spec.name, "probe": f"pts-{spec.name}", "lang": lang, "color": spec.style.color,
+        "colorBy": field or None,
         "colors": colors, "radius": spec.style.radius + (3 if dark else 1.5), "dark": dark,
         "stroke": "#0b1220" if dark else "#ffffff", "loading": t("popup_loading", lang),
         "failed": t("popup_error", lang),
@@ -148,7 +149,7 @@ def point_hideout(spec: LayerSpec, lang: str, dark: bool = False, color_by: str 
 
 def hex_hideout(spec: LayerSpec, lang: str, dark: bool = False) -> dict[str, Any]:
     """Style parameters of a layer's hexagons."""
-    return {"layer": spec.name, "palette": palettes.hex_ramp(dark), "opacity": 0.75 if dark else 0.65,
+    return {"layer": spec.name, "probe": f"hex-{spec.name}", "palette": palettes.hex_ramp(dark), "opacity": 0.75 if dark else 0.65,
             "stroke": spec.style.color if not dark else "#0b1220", "weight": 0.5,
             "tooltip": spec.label(lang) + " · " + t("hex_tooltip", lang)}
 
@@ -175,6 +176,7 @@ def polygon_layer(page: str, spec: LayerSpec, dark: bool) -> dl.GeoJSON:
 def roads_layer(page: str, dark: bool) -> dl.GeoJSON:
     """The road skeleton (drawn from the DB so the map reads without tiles)."""
     hideout = ({"major": "#5c6b7a", "minor": "#2c3848"} if dark else {"major": "#9a9a9a", "minor": "#d4d4d4"})
+    hideout["probe"] = "roads"
     return dl.GeoJSON(id=f"{page}-roads", url="/api/empty.geojson", style=NS("roadStyle"), hideout=hideout,
                       pane=PANES["roads"][0],
                       interactive=False)
@@ -251,6 +253,7 @@ def map_panel(
     legend_extra: Sequence[Any] = (),
     map_kwargs: dict[str, Any] | None = None,
     size_hint: tuple[int, int] = (1400, 900),
+    version: int = 0,
 ) -> html.Div:
     """A page's map: tiles, roads, every layer of the registry (``visible`` ones checked),
     page overlays (coverage, hotspots, dispatch), a layers control and a legend."""
@@ -283,7 +286,7 @@ def map_panel(
         the_map,
         legend([sp for sp in specs if sp.name in shown], lang, dark, legend_extra),
         dcc.Store(id=filters_id(page), data=filters or {}),
-        dcc.Store(id=version_id(page), data=0),
+        dcc.Store(id=version_id(page), data=version),  # the snapshot the page was built on: no refetch at start
         dcc.Store(id=f"{page}-initial-bounds", data=[[s, w], [n, e]]),
         dcc.Store(id=f"{page}-point-layers", data=point_layer_names()),
         dcc.Store(id=f"{page}-overlay-names", data={name: spec.label(lang) for name, spec in LAYERS.items()}),

@@ -7,7 +7,7 @@ from typing import Any
 import dash
 from dash import html
 
-from dashboard.components import context, mapview
+from dashboard.components import context, engines, mapview
 from dashboard.components.chrome import navbar
 from dashboard.i18n import lang_of, t
 from geo import mapdata
@@ -20,6 +20,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Overview: navigation, a short index of the pages and the map."""
     lang = lang_of(lang)
     settings = context.settings()
+    engines.ensure_warm()
     with context.connection() as con:
         bounds = mapdata.data_bounds(con)
         counts = mapview.layer_counts(con)
@@ -29,7 +30,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         html.A(t("home_plan", lang), href="/plan" + ("?lang=en" if lang == "en" else ""), className="om-card"),
         html.A(t("home_review", lang), href="/review" + ("?lang=en" if lang == "en" else ""), className="om-card"),
     ], className="om-index")
-    body = [mapview.map_panel(PAGE, lang, settings, bounds, size_hint=(1900, 960), visible=mapview.default_visible(counts, settings),
+    body = [mapview.map_panel(PAGE, lang, settings, bounds, version=context.version(), size_hint=(1900, 960), visible=mapview.default_visible(counts, settings),
                                  clustered_layers=mapview.clustered(counts, settings))]
     if bounds is None:
         body.insert(0, html.Div(t("no_data", lang), className="om-note"))

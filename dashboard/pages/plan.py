@@ -48,23 +48,24 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Side bar (responder type, overlays, filters, what-if, siting, worst places, export) and map."""
     lang = lang_of(lang)
     settings = context.settings()
+    engines.ensure_warm()
     with context.connection() as con:
         bounds = mapdata.data_bounds(con)
         counts = mapview.layer_counts(con)
     visible = [n for n, s in LAYERS.items() if s.geometry == "polygon" or n in RESPONDERS]
     minutes = list(settings.isochrone_minutes)
     the_map = mapview.map_panel(
-        PAGE, lang, settings, bounds, size_hint=(1500, 1030), visible=visible, clustered_layers=mapview.clustered(counts, settings),
+        PAGE, lang, settings, bounds, version=context.version(), size_hint=(1500, 1030), visible=visible, clustered_layers=mapview.clustered(counts, settings),
         overlays=[
             dl.GeoJSON(id="plan-blind", data=EMPTY_FC, style=NS("zoneStyle"), pane=mapview.PANES["overlay"][0],
-                       hideout={"color": palettes.BLIND, "opacity": 0.45, "weight": 0}),
+                       hideout={"color": palettes.BLIND, "opacity": 0.45, "weight": 0, "probe": "plan-blind"}),
             dl.GeoJSON(id="plan-firstdue", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
                        pane=mapview.PANES["overlay"][0],
-                       hideout={"palette": list(palettes.OKABE_ITO[:7]), "opacity": 0.25, "weight": 1.5,
+                       hideout={"palette": list(palettes.OKABE_ITO[:7]), "opacity": 0.25, "weight": 1.5, "probe": "plan-firstdue",
                                 "labelKey": "name"}),
             dl.GeoJSON(id="plan-iso", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
                        pane=mapview.PANES["overlay"][0],
-                       hideout={"key": "minutes", "colors": palettes.isochrone_colors(minutes), "opacity": 0.18,
+                       hideout={"probe": "plan-iso", "key": "minutes", "colors": palettes.isochrone_colors(minutes), "opacity": 0.18,
                                 "weight": 2, "labelKey": "minutes", "labelSuffix": " " + t("minutes", lang)}),
             dl.GeoJSON(id="plan-sites", data=EMPTY_FC, pointToLayer=NS("sitePoint"), hideout={"title": t("suggest", lang)}),
             dl.LayerGroup(id="plan-scenario", children=[]),
@@ -139,6 +140,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         dcc.Store(id="plan-edits", data=[]),
         dcc.Store(id="plan-selection", data=None),
         dcc.Store(id="plan-add-on", data=False),
+        dcc.Store(id="plan-applied", data=None),
     ], className="om-page")
 
 
@@ -334,39 +336,9 @@ def _figures_table(base: dict[str, Any], now: dict[str, Any], responder: str, la
     return html.Table(rows, className="om-figs")
 
 
-@callback(
-    Output("plan-figures", "children"),
-    Output("plan-scenario", "children"),
-    Output("plan-iso", "data"),
-    Output("plan-firstdue", "data"),
-    Output("plan-blind", "data"),
-    Output("plan-worst", "data"),
-    Output("plan-mode", "children"),
-    Output("plan-selected", "children"),
-    Input("plan-edits", "data"),
-    Input("plan-responder", "value"),
-    Input("plan-overlays", "value"),
-    Input("plan-minutes", "value"),
-    Input("plan-selection", "data"),
-    State("plan-session", "data"),
-    State("plan-lang", "data"),
-)
-def scenario_view(edits: list, responder: str, overlays: list, minutes: list, selection: dict | None,
-                  session: str, lang: str):
-    """Apply the edits, then figures and their change, overlays, worst places, markers."""
-    lang = lang_of(lang)
+def _markers(edits: list, selection: dict | None, session: str) -> list[Any]:
+    """Draggable markers of the scenario's stations (and of a selected stored one)."""
     tiles = context.settings().tiles
-    try:
-        engine, refused = engines.scenario(session, edits or [])
-        base = coverage.summary(engines.base_coverage())
-    except OnemapError as exc:
-        msg = note(f"{t('coverage_unavailable', lang)}: {exc}")
-        return msg, [], EMPTY_FC, EMPTY_FC, EMPTY_FC, [], "", ""
-    result = engine.result
-    now = coverage.summary(result)
-    figures = _figures_table(base, now, responder, lang)
-    if refused:
-        figures = html.Div([figures, note(refused[-1])])
     markers = []
     for sid, e in _station_positions(edits or [], engines.refused_indices(session)).items():
         lon, lat = mapdata.to_display(np.array([e["lon"]]), np.array([e["lat"]]), tiles)
@@ -382,12 +354,63 @@ def scenario_view(edits: list, responder: str, overlays: list, minutes: list, se
             id={"role": "plan-scn", "id": selection["id"]}, position=[float(lat[0]), float(lon[0])], draggable=True,
             iconOptions={"className": "om-station om-station-selected", "iconSize": [24, 24], "html": ""},
             eventHandlers={"dragend": NS("dragEnd")}, children=dl.Tooltip(selection.get("name") or selection["id"])))
+    return markers
+
+
+@callback(
+    Output("plan-figures", "children"),
+    Output("plan-scenario", "children"),
+    Output("plan-mode", "children"),
+    Output("plan-selected", "children"),
+    Output("plan-applied", "data"),
+    Input("plan-edits", "data"),
+    Input("plan-responder", "value"),
+    Input("plan-selection", "data"),
+    State("plan-session", "data"),
+    State("plan-lang", "data"),
+)
+def scenario_figures(edits: list, responder: str, selection: dict | None, session: str, lang: str):
+    """First answer to an edit: the reach figures and their change, and the station markers.
+
+    Only the engine's incremental update runs here (one bounded Dijkstra per new edit);
+    overlays and the worst-uncovered table follow in their own callbacks (``plan-applied``).
+    """
+    lang = lang_of(lang)
+    edits = edits or []
+    try:
+        base = engines.base_summary()
+        if edits:
+            engine, refused = engines.scenario(session, edits)
+            now, mode = engine.summary(), engine.scene.mode
+        else:
+            now, refused, mode = base, [], engines.scene().mode
+    except OnemapError as exc:
+        msg = note(f"{t('coverage_unavailable', lang)}: {exc}")
+        return html.Div(msg, **{"data-edits": str(len(edits))}), [], "", "", {"n": len(edits), "error": True}
+    figures: list[Any] = [_figures_table(base, now, responder, lang)]
+    if refused:
+        figures.append(note(refused[-1]))
+    sel = ""
+    if selection:
+        sel = html.Span(f"{t('scenario', lang)}: {selection.get('name') or selection['id']}")
+    applied = {"n": len(edits), "responder": responder}
+    if ctx.triggered_id == "plan-selection":
+        applied = dash.no_update  # a new selection changes no figure: the follow-ups stay
+    mode_text = t("mode_network", lang) if mode == "network" else t("mode_radius", lang)
+    return (html.Div(figures, **{"data-edits": str(len(edits))}), _markers(edits, selection, session), mode_text, sel,
+            applied)
+
+
+def _overlays(result: coverage.CoverageResult, responder: str, overlays: tuple[str, ...],
+              minutes: tuple[float, ...]) -> tuple[dict, dict, dict]:
+    """Isochrones, first-due areas and hydrant blind spots of one coverage result as GeoJSON dicts."""
+    tiles = context.settings().tiles
     iso = first_due = blind = EMPTY_FC
-    if "iso" in (overlays or []) and minutes:
+    if "iso" in overlays and minutes:
         geoms = coverage.isochrones(result, sorted(minutes, reverse=True), layer=responder)
         props = pd.DataFrame({"minutes": [f"{m:g}" for m in geoms]})
         iso = json.loads(mapdata.geometries_features(list(geoms.values()), props, tiles))
-    if "firstdue" in (overlays or []):
+    if "firstdue" in overlays:
         cells = result.cells[result.cells["res"] == result.cells["res"].min()]
         col = f"first_{responder}"
         if col in cells:
@@ -398,18 +421,75 @@ def scenario_view(edits: list, responder: str, overlays: list, minutes: list, se
             props = pd.DataFrame({"name": names.reindex(sorted(order)).fillna("").to_numpy(),
                                   "ci": list(order.values())}, index=sorted(order))
             first_due = json.loads(mapdata.grouped_cells(cells["cell"].to_numpy(np.uint64), groups, props, tiles))
-    if "blind" in (overlays or []):
+    if "blind" in overlays:
         bc = engines.blind_spots().cells
         bc = bc[bc["blind"] & (bc["res"] == bc["res"].min())]
         blind = json.loads(mapdata.dissolved_cells(bc["cell"].to_numpy(np.uint64), tiles))
+    return iso, first_due, blind
+
+
+def base_overlays(responder: str, overlays: tuple[str, ...], minutes: tuple[float, ...]) -> tuple[dict, dict, dict]:
+    """Overlays of the stored responders, computed once per snapshot and shared by every visitor."""
+    return engines.memo("plan-overlays", (responder, overlays, minutes),
+                        lambda: _overlays(engines.base_coverage(), responder, overlays, minutes))
+
+
+def _worst(result: coverage.CoverageResult) -> list[dict[str, Any]]:
     worst = coverage.uncovered_clusters(result, top=10).drop(columns=["geometry"], errors="ignore")
     if "worst_eta_s" in worst:
         worst["worst_eta_min"] = (worst["worst_eta_s"] / 60).round(1)
-    mode = t("mode_network", lang) if result.mode == "network" else t("mode_radius", lang)
-    sel = ""
-    if selection:
-        sel = html.Span(f"{t('scenario', lang)}: {selection.get('name') or selection['id']}")
-    return (figures, markers, iso, first_due, blind, worst.round(3).to_dict("records"), mode, sel)
+    return worst.round(3).to_dict("records")
+
+
+def base_worst() -> list[dict[str, Any]]:
+    """The worst uncovered places with the stored responders (once per snapshot)."""
+    return engines.memo("plan-worst", None, lambda: _worst(engines.base_coverage()))
+
+
+@engines.on_warm
+def warm_plan() -> None:
+    """What every planner sees on opening: the default overlays of each responder type, the worst places."""
+    minutes = tuple(sorted(context.settings().isochrone_minutes))
+    for responder in RESPONDERS:
+        base_overlays(responder, ("iso",), minutes)
+    base_worst()
+
+
+@callback(
+    Output("plan-iso", "data"),
+    Output("plan-firstdue", "data"),
+    Output("plan-blind", "data"),
+    Input("plan-applied", "data"),
+    Input("plan-overlays", "value"),
+    Input("plan-minutes", "value"),
+    State("plan-edits", "data"),
+    State("plan-responder", "value"),
+    State("plan-session", "data"),
+)
+def scenario_overlays(applied: dict | None, overlays: list, minutes: list, edits: list, responder: str,
+                      session: str):
+    """Follow-up of an edit: the coverage overlays (stored responders: cached per snapshot)."""
+    if applied and applied.get("error"):
+        return EMPTY_FC, EMPTY_FC, EMPTY_FC
+    key = (tuple(sorted(overlays or [])), tuple(sorted(minutes or [])))
+    if not edits:
+        return base_overlays(responder, *key)
+    return _overlays(engines.scenario_result(session, edits), responder, *key)
+
+
+@callback(
+    Output("plan-worst", "data"),
+    Input("plan-applied", "data"),
+    State("plan-edits", "data"),
+    State("plan-session", "data"),
+)
+def scenario_worst(applied: dict | None, edits: list, session: str):
+    """Lazily after an edit: the worst uncovered places (stored responders: cached per snapshot)."""
+    if applied and applied.get("error"):
+        return []
+    if not edits:
+        return base_worst()
+    return _worst(engines.scenario_result(session, edits))
 
 
 # --------------------------------------------------------------------------- siting, export
@@ -448,8 +528,8 @@ def suggest(_n: int, k: int | None, responder: str, edits: list, session: str):
 def export(_g: int, _c: int, edits: list, session: str, responder: str):
     """The scenario: edited stations (WGS-84) with the figures before and after."""
     engine, _ = engines.scenario(session, edits or [])
-    base = coverage.summary(engines.base_coverage())
-    now = coverage.summary(engine.result)
+    base = engines.base_summary()
+    now = engine.summary()
     stations = _station_positions(edits or [], engines.refused_indices(session))
     removed = [e["id"] for e in (edits or []) if e["action"] == "remove"]
     if ctx.triggered_id == "plan-export-csv":

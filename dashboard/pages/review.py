@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html
 
-from dashboard.components import context, mapview, palettes
+from dashboard.components import context, engines, mapview, palettes
 from dashboard.components.chrome import navbar, panel, table
 from dashboard.i18n import lang_of, t
 from geo import governance, hotspots, mapdata
@@ -35,19 +35,18 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Filters on the side; hotspot map, trend, tables and lists in the main column."""
     lang = lang_of(lang)
     settings = context.settings()
+    engines.ensure_warm()
     spec = get_spec("hazard")
     with context.connection() as con:
         bounds = mapdata.data_bounds(con)
-        last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
-    end = pd.Timestamp(last or datetime.now()).normalize()
-    start = end - pd.Timedelta(days=365)
+    start, end = (pd.Timestamp(x) for x in default_period())
     bins = sorted(palettes.GI_BINS, reverse=True)
     the_map = mapview.map_panel(
-        PAGE, lang, settings, bounds, size_hint=(1400, 520),
+        PAGE, lang, settings, bounds, version=context.version(), size_hint=(1400, 520),
         visible=[n for n, s in LAYERS.items() if s.geometry == "polygon"],
         overlays=[dl.GeoJSON(id="review-hot", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
                              pane=mapview.PANES["overlay"][0],
-                             hideout={"key": "bin", "colors": {str(b): c for b, c in palettes.GI_BINS.items()},
+                             hideout={"probe": "review-hot", "key": "bin", "colors": {str(b): c for b, c in palettes.GI_BINS.items()},
                                       "opacity": 0.7, "weight": 0.5, "hide": ["0"], "labelKey": "count",
                                       "labelPrefix": t("discovered", lang) + " "})],
         legend_extra=[html.Div([html.Span(className="om-sw-box", style={"background": palettes.GI_BINS[b]}),
@@ -131,16 +130,97 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
 
 
+def _key(start: str | None, end: str | None, categories: list | None, severities: list | None) -> tuple:
+    return (start, end, tuple(sorted(categories or ())), tuple(sorted(severities or ())))
+
+
+def hot_cells(start: str | None, end: str | None, categories: list | None, severities: list | None
+              ) -> tuple[dict[str, Any], int]:
+    """Significant Gi* bins as GeoJSON and the number of hazards in the filter (once per snapshot and filter)."""
+
+    def build() -> tuple[dict[str, Any], int]:
+        settings = context.settings()
+        flt = build_filter(start, end, categories, severities)
+        with context.connection() as con:
+            hot = hotspots.hotspots(con, flt, settings=settings).table
+        sig = hot[hot["bin_fdr"] != 0]
+        fc = json.loads(mapdata.cells_features(sig["cell"].to_numpy(), pd.DataFrame({
+            "bin": sig["bin_fdr"].astype(int).astype(str).to_numpy(), "count": sig["count"].to_numpy()}),
+            settings.tiles))
+        return fc, int(hot["count"].sum()) if len(hot) else 0
+
+    return engines.memo("review-hot", _key(start, end, categories, severities), build)
+
+
+def review_tables(start: str | None, end: str | None, categories: list | None, severities: list | None,
+                  level: str) -> dict[str, pd.DataFrame]:
+    """Monthly flow, closed loop, overdue and supervised lists, inspection, scorecard (once per snapshot and filter)."""
+
+    def build() -> dict[str, pd.DataFrame]:
+        settings = context.settings()
+        flt = build_filter(start, end, categories, severities)
+        as_of = flt.end or datetime.now()
+        with context.connection() as con:
+            choices = get_spec("hazard").field("supervision").choices or ()
+            status = get_spec("hazard").field("status").choices or ()
+            return {
+                "flow": governance.monthly_flow(con, flt, as_of=as_of),
+                "loop": governance.closed_loop(con, by=(level,), flt=flt, as_of=as_of, settings=settings),
+                "overdue": governance.overdue_hazards(con, flt, as_of=as_of, settings=settings, limit=100),
+                "listed": mapdata.latest_rows(con, "hazard", 100, mapdata.MapFilter(
+                    {"supervision": list(choices[1:]), "status": list(status[:-1])})),
+                "inspection": governance.inspection_compliance(con, by=("town",), as_of=as_of, settings=settings),
+                "scorecard": governance.town_scorecard(con, pd.Timestamp(as_of).year, as_of=as_of,
+                                                       settings=settings),
+            }
+
+    return engines.memo("review-tables", (*_key(start, end, categories, severities), level), build)
+
+
+def default_period() -> tuple[str, str]:
+    """The page's opening period: the year up to the newest hazard."""
+    with context.connection() as con:
+        last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
+    end = pd.Timestamp(last or datetime.now()).normalize()
+    start = end - pd.Timedelta(days=365)
+    return start.date().isoformat(), end.date().isoformat()
+
+
+@engines.on_warm
+def warm_review() -> None:
+    """What every committee member sees on opening: the default period's bins and tables."""
+    start, end = default_period()
+    hot_cells(start, end, None, None)
+    review_tables(start, end, None, None, LEVELS[0][0])
+
+
 @callback(
     Output("review-hot", "data"),
+    Output("review-total", "children"),
+    Output(mapview.filters_id(PAGE), "data"),
+    Input("review-dates", "start_date"),
+    Input("review-dates", "end_date"),
+    Input("review-category", "value"),
+    Input("review-severity", "value"),
+    State("review-lang", "data"),
+)
+def update_map(start: str | None, end: str | None, categories: list | None, severities: list | None, lang: str):
+    """The hotspot map for one filter, on its own so the map never waits for the tables."""
+    lang = lang_of(lang)
+    hot_fc, total = hot_cells(start, end, categories, severities)
+    flt = build_filter(start, end, categories, severities)
+    map_filters = {"hazard": {"f": {k: v for k, v in (("category", categories), ("severity", severities)) if v},
+                              "start": start, "end": flt.end.strftime("%Y-%m-%d") if flt.end else None}}
+    return hot_fc, f"{t('discovered', lang)}: {total:,}", map_filters
+
+
+@callback(
     Output("review-trend", "figure"),
     Output("review-loop", "data"),
     Output("review-overdue", "data"),
     Output("review-listed", "data"),
     Output("review-inspection", "data"),
     Output("review-scorecard", "data"),
-    Output("review-total", "children"),
-    Output(mapview.filters_id(PAGE), "data"),
     Input("review-dates", "start_date"),
     Input("review-dates", "end_date"),
     Input("review-category", "value"),
@@ -148,29 +228,12 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     Input("review-level", "value"),
     State("review-lang", "data"),
 )
-def update(start: str | None, end: str | None, categories: list | None, severities: list | None, level: str,
-           lang: str):
-    """Every figure of the page for one filter."""
+def update_tables(start: str | None, end: str | None, categories: list | None, severities: list | None, level: str,
+                  lang: str):
+    """Trend, closed loop, lists, inspection and scorecard for one filter."""
     lang = lang_of(lang)
-    settings = context.settings()
-    flt = build_filter(start, end, categories, severities)
-    as_of = flt.end or datetime.now()
-    tiles = settings.tiles
-    with context.connection() as con:
-        hot = hotspots.hotspots(con, flt, settings=settings).table
-        flow = governance.monthly_flow(con, flt, as_of=as_of)
-        loop = governance.closed_loop(con, by=(level,), flt=flt, as_of=as_of, settings=settings)
-        overdue = governance.overdue_hazards(con, flt, as_of=as_of, settings=settings, limit=100)
-        choices = get_spec("hazard").field("supervision").choices or ()
-        status = get_spec("hazard").field("status").choices or ()
-        listed = mapdata.latest_rows(con, "hazard", 100, mapdata.MapFilter(
-            {"supervision": list(choices[1:]), "status": list(status[:-1])}))
-        inspection = governance.inspection_compliance(con, by=("town",), as_of=as_of, settings=settings)
-        year = pd.Timestamp(as_of).year
-        scorecard = governance.town_scorecard(con, year, as_of=as_of, settings=settings)
-    sig = hot[hot["bin_fdr"] != 0]
-    hot_fc = json.loads(mapdata.cells_features(sig["cell"].to_numpy(), pd.DataFrame({
-        "bin": sig["bin_fdr"].astype(int).astype(str).to_numpy(), "count": sig["count"].to_numpy()}), tiles))
+    tables = review_tables(start, end, categories, severities, level)
+    flow = tables["flow"]
     fig = go.Figure()
     if len(flow):
         fig.add_bar(x=flow["month"], y=flow["discovered"], name=t("discovered", lang), marker_color="#E69F00")
@@ -178,12 +241,9 @@ def update(start: str | None, end: str | None, categories: list | None, severiti
                         line={"color": "#0072B2", "width": 3})
     fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, legend={"orientation": "h"},
                       font={"family": "Noto Sans CJK SC, sans-serif"}, plot_bgcolor="white")
-    loop = _rates(loop.rename(columns={level: "area"}))
-    total = int(hot["count"].sum()) if len(hot) else 0
-    map_filters = {"hazard": {"f": {k: v for k, v in (("category", categories), ("severity", severities)) if v},
-                              "start": start, "end": flt.end.strftime("%Y-%m-%d") if flt.end else None}}
-    return (hot_fc, fig, _records(loop), _records(overdue), _records(listed), _records(_rates(inspection)),
-            _records(_rates(scorecard)), f"{t('discovered', lang)}: {total:,}", map_filters)
+    loop = _rates(tables["loop"].rename(columns={level: "area"}))
+    return (fig, _records(loop), _records(tables["overdue"]), _records(tables["listed"]),
+            _records(_rates(tables["inspection"])), _records(_rates(tables["scorecard"])))
 
 
 dash.clientside_callback(

@@ -21,7 +21,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dashboard.components import context, engines, mapview
 from dashboard.components.chrome import kpi_tile, navbar
 from dashboard.i18n import lang_of, t
-from geo import coverage, dispatch, governance, mapdata
+from geo import dispatch, governance, mapdata
 from geo.errors import OnemapError
 from layers.registry import LAYERS, get_spec
 
@@ -62,12 +62,13 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     """The wall: header, KPI column, map, ticker and dispatch column."""
     lang = lang_of(lang)
     settings = context.settings()
+    engines.ensure_warm()
     with context.connection() as con:
         bounds = mapdata.data_bounds(con)
         counts = mapview.layer_counts(con)
     visible = mapview.default_visible(counts, settings)
     tiles = [kpi_tile(f"wall-kpi-{key}", t(label, lang), tone=tone) for key, label, tone in KPIS]
-    the_map = mapview.map_panel(PAGE, lang, settings, bounds, size_hint=(1000, 990), visible=visible,
+    the_map = mapview.map_panel(PAGE, lang, settings, bounds, version=context.version(), size_hint=(1000, 990), visible=visible,
                                 clustered_layers=mapview.clustered(counts, settings),
                                 filters=map_filters(datetime.now()), dark=True,
                                 overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[])],
@@ -107,7 +108,7 @@ def _pct(value: float | None) -> str:
 def reach_figures() -> dict[str, str]:
     """Micro-station and fire-station reach (share of built-up area) and hydrant blind cells."""
     try:
-        summary = coverage.summary(engines.base_coverage())
+        summary = engines.base_summary()
         blind = engines.blind_spots().cells
     except OnemapError:  # no roads, no responders: the wall keeps running without these tiles
         return {"micro": "–", "station": "–", "blind": "–"}
@@ -139,6 +140,24 @@ def ticker_items(kpis: governance.WallKpis, lang: str) -> list[html.Li]:
             for ts, kind, badge, what, where, major in rows[:n]]
 
 
+def wall_kpis(now: datetime) -> governance.WallKpis:
+    """The wall's governance figures, computed once per snapshot and minute for every wall and visitor."""
+    minute = now.replace(second=0, microsecond=0)
+
+    def build() -> governance.WallKpis:
+        with context.connection() as con:
+            return governance.wall_kpis(con, as_of=minute, settings=context.settings())
+
+    return engines.memo("wall-kpis", minute, build)
+
+
+@engines.on_warm
+def warm_wall() -> None:
+    """What every wall shows: KPIs of this minute and the reach tiles."""
+    wall_kpis(datetime.now())
+    reach_figures()
+
+
 @callback(
     *[Output(f"wall-kpi-{key}", "children") for key, _, _ in KPIS],
     Output("wall-ticker", "children"),
@@ -153,15 +172,16 @@ def ticker_items(kpis: governance.WallKpis, lang: str) -> list[html.Li]:
     State(mapview.filters_id(PAGE), "data"),
     State("wall-last-incident", "data"),
     State("wall-incident", "value"),
+    State(mapview.version_id(PAGE), "data"),
 )
-def refresh(_n: int, lang: str, filters: dict[str, Any], last_incident: str | None, picked: str | None):
-    """Read the newest snapshot: KPIs, ticker, snapshot version (map refetch), incidents."""
+def refresh(_n: int, lang: str, filters: dict[str, Any], last_incident: str | None, picked: str | None,
+            shown_version: int | None):
+    """Read the newest snapshot: KPIs, ticker, snapshot version (map refetch only when it changed), incidents."""
     lang = lang_of(lang)
     now = datetime.now()
-    settings = context.settings()
     version = context.version()
-    with context.connection() as con:
-        kpis = governance.wall_kpis(con, as_of=now, settings=settings)
+    engines.ensure_warm()
+    kpis = wall_kpis(now)
     reach = reach_figures()
     values = {"open": f"{kpis.open_hazards:,}", "major": f"{kpis.open_major:,}", "overdue": f"{kpis.overdue:,}",
               "listed": f"{kpis.listed_open:,}", "alarms": f"{kpis.alarms_today:,}", **reach}
@@ -173,7 +193,8 @@ def refresh(_n: int, lang: str, filters: dict[str, Any], last_incident: str | No
     if newest is not None and newest != last_incident and (last_incident is not None or not picked):
         value = newest  # a new incident arrived (or the wall just started): show its dispatch picture
     new_filters = map_filters(now)
-    return (*[values[key] for key, _, _ in KPIS], ticker_items(kpis, lang), now.strftime("%H:%M:%S"), version,
+    return (*[values[key] for key, _, _ in KPIS], ticker_items(kpis, lang), now.strftime("%H:%M:%S"),
+            version if version != shown_version else dash.no_update,
             new_filters if new_filters != filters else dash.no_update, options, value, newest)
 
 
