@@ -31,11 +31,12 @@ import shapely
 from geo import assign, h3index, store
 from geo.crs import normalise_crs
 from geo.errors import CRSError, ReadError, ValidationError
-from geo.readers import RawTable, read_any, to_text
+from geo.readers import RawTable, read_any, text_table, to_text
 from geo.settings import Settings
 from geo.validate import (
     REASONS,
     Rejections,
+    as_text,
     check_coordinates,
     clean_text,
     enum_text,
@@ -86,7 +87,7 @@ class IngestResult:
 class Prepared:
     """A validated table, ready to store."""
 
-    accepted: pd.DataFrame  # canonical typed fields, lon, lat (points) or geometry (polygons)
+    accepted: pa.Table | gpd.GeoDataFrame  # typed fields + lon, lat (points, Arrow) or geometry (polygons)
     rejected: pd.DataFrame  # rows of the `rejected` table
     notes: pd.DataFrame  # rows of the `ingest_notes` table
     rows_read: int
@@ -189,15 +190,16 @@ def prepare(
     lon: str | None = None,
     lat: str | None = None,
 ) -> tuple[Prepared, str]:
-    """Validate a raw table against ``spec``; returns the prepared rows and the CRS used."""
-    frame = raw.frame
-    n = len(frame)
-    headers = [str(c) for c in frame.columns]
+    """Validate a raw table against ``spec``; returns the prepared rows and the CRS used.
+
+    Every check runs on whole Arrow/numpy columns; only rejected rows become Python objects.
+    """
+    table = raw.table
+    n = table.num_rows
+    headers = raw.headers
     mapping, lon_col, lat_col, wkt_col, unmapped = map_headers(spec, headers, lon, lat, file)
     rej = Rejections(n)
-    texts: dict[str, pd.Series] = {
-        f: clean_text(frame[h]).reset_index(drop=True) for h, f in mapping.items()
-    }
+    texts: dict[str, pa.Array] = {f: clean_text(table.column(h)) for h, f in mapping.items()}
     row_notes: list[tuple[np.ndarray, str, str]] = []  # (positions, field, note)
     use_columns = (
         spec.geometry == "point"
@@ -210,14 +212,15 @@ def prepare(
     repaired = np.zeros(n, dtype=bool)
     if use_columns:
         assert lon_col is not None and lat_col is not None
-        xt, yt = (
-            clean_text(frame[lon_col]).reset_index(drop=True),
-            clean_text(frame[lat_col]).reset_index(drop=True),
-        )
+        xt, yt = clean_text(table.column(lon_col)), clean_text(table.column(lat_col))
         x, bad_x = parse_number(xt)
         y, bad_y = parse_number(yt)
         missing = ~present(xt) | ~present(yt)
-        pair = xt.fillna("") + ", " + yt.fillna("") if (missing | bad_x | bad_y).any() else None
+        pair = None
+        if (missing | bad_x | bad_y).any():
+            pair = pc.binary_join_element_wise(
+                pc.fill_null(xt, ""), pc.fill_null(yt, ""), ", "
+            )
         rej.add(
             missing,
             f"{lon_col},{lat_col}",
@@ -233,32 +236,30 @@ def prepare(
             "坐标不是数字 (not a number)",
         )
         ok = ~missing & ~bad_x & ~bad_y
+        if not ok.all():
+            x, y = np.where(ok, x, np.nan), np.where(ok, y, np.nan)
         wlon, wlat = check_coordinates(
-            np.where(ok, x, np.nan),
-            np.where(ok, y, np.nan),
-            used_crs,
-            settings,
-            rej,
-            lon_col,
-            lat_col,
-            xt,
-            yt,
+            x, y, used_crs, settings, rej, lon_col, lat_col, xt, yt
         )
 
-        def id_material() -> pd.Series:
-            return xt.fillna("") + "," + yt.fillna("")
+        def id_material(rows: np.ndarray) -> pa.Array:
+            sel = pa.array(rows)
+            return pc.binary_join_element_wise(
+                pc.fill_null(xt.take(sel), ""), pc.fill_null(yt.take(sel), ""), ","
+            )
     elif raw.geometry is not None or wkt_col is not None:
         if raw.geometry is not None:
             src = np.asarray(raw.geometry, dtype=object)
         else:
             assert wkt_col is not None
-            wkt = clean_text(frame[wkt_col]).to_numpy(dtype=object)
+            wkt_text = clean_text(table.column(wkt_col))
+            wkt = wkt_text.to_numpy(zero_copy_only=False)
             src = shapely.from_wkt(wkt, on_invalid="ignore")
             rej.add(
-                present(pd.Series(wkt)) & shapely.is_missing(src),
+                present(wkt_text) & shapely.is_missing(src),
                 wkt_col,
                 "invalid_geometry",
-                wkt,
+                wkt_text,
                 "WKT 无法解析 (not readable WKT)",
             )
         missing = shapely.is_missing(src) | shapely.is_empty(src)
@@ -319,11 +320,9 @@ def prepare(
                     )
                 )
 
-        def id_material() -> pd.Series:
-            return (
-                pd.Series(shapely.to_wkb(src, hex=True), dtype="str").fillna("")
-                if n
-                else pd.Series([], dtype="str")
+        def id_material(rows: np.ndarray) -> pa.Array:
+            return pa.array(
+                [w or "" for w in shapely.to_wkb(src[rows], hex=True)], type=pa.string()
             )
     else:
         hint = (
@@ -335,7 +334,7 @@ def prepare(
             f"{file}: no coordinate columns found; headers seen: {', '.join(headers)}; pass {hint}"
         )
 
-    values: dict[str, pd.Series] = {}
+    values: dict[str, pa.Array] = {}
     for f in spec.fields:
         text = texts.get(f.name)
         if text is None:
@@ -357,9 +356,9 @@ def prepare(
                 f"{f.zh} 为必填项 ({f.name} is required)",
             )
         if f.choices:
-            allowed = enum_text(f, text).isin(f.choices).to_numpy()
+            allowed = pc.is_in(enum_text(f, text), value_set=pa.array(f.choices, type=pa.string()))
             rej.add(
-                present(text) & ~allowed,
+                present(text) & ~_true(allowed),
                 f.name,
                 "unknown_value",
                 text,
@@ -371,29 +370,26 @@ def prepare(
     time_order(spec, values, texts, rej)
 
     # ids: the source's own, else a stable hash of the row's content (fields + coordinates).
-    ids = texts.get("id", pd.Series([None] * n, dtype="str"))
+    ids = texts.get("id", pa.nulls(n, pa.string()))
     no_id = ~present(ids)
     if no_id.any():
-        material = pd.DataFrame({k: v for k, v in sorted(texts.items()) if k != "id"})
-        material["_where"] = id_material()
-        generated = store.stable_ids(material[no_id].reset_index(drop=True), prefix=f"{spec.name}-")
-        ids = ids.copy()
-        ids[no_id] = generated
+        rows = np.flatnonzero(no_id)
+        sel = pa.array(rows)
+        material = pa.table(
+            {
+                **{k: v.take(sel) for k, v in sorted(texts.items()) if k != "id"},
+                "_where": id_material(rows),
+            }
+        )
+        generated = pa.array(store.stable_ids(material, prefix=f"{spec.name}-"), type=pa.string())
+        ids = pc.replace_with_mask(ids, pa.array(no_id), generated)
         row_notes.append(
-            (
-                np.flatnonzero(no_id),
-                "id",
-                "无编号，按内容生成稳定编号 (no id in file: stable id from content)",
-            )
+            (rows, "id", "无编号，按内容生成稳定编号 (no id in file: stable id from content)")
         )
     values["id"] = ids
     valid = ~rej.mask()
-    dup = np.zeros(n, dtype=bool)
-    valid_ids = pa.array(ids[valid], from_pandas=True)
-    if pc.count_distinct(valid_ids).as_py() < len(valid_ids):  # only then find which rows repeat
-        dup[valid] = ids[valid].duplicated(keep="first").to_numpy()
     rej.add(
-        dup,
+        store.repeated(ids, valid),
         "id",
         "duplicate_id",
         ids,
@@ -401,13 +397,25 @@ def prepare(
     )
 
     keep = ~rej.mask()
-    accepted = pd.DataFrame({k: v[keep].reset_index(drop=True) for k, v in values.items()})
-    accepted["source_row"] = raw.row_numbers[keep]
+    everything = bool(keep.all())
+    keep_arr = pa.array(keep)
+
+    def kept(arr: pa.Array | np.ndarray) -> pa.Array | np.ndarray:
+        if everything:
+            return arr
+        return arr.filter(keep_arr) if isinstance(arr, pa.Array) else arr[keep]
+
+    columns: dict[str, Any] = {k: kept(v) for k, v in values.items()}
+    columns["source_row"] = pa.array(kept(raw.row_numbers), type=pa.int64())
     if spec.geometry == "point":
-        accepted["lon"], accepted["lat"] = wlon[keep], wlat[keep]
+        columns["lon"] = pa.array(kept(np.asarray(wlon, dtype=np.float64)))
+        columns["lat"] = pa.array(kept(np.asarray(wlat, dtype=np.float64)))
+        accepted: pa.Table | gpd.GeoDataFrame = pa.table(columns)
     else:
+        assert geoms is not None
+        frame = pa.table(columns).to_pandas(types_mapper=pd.ArrowDtype)
         accepted = gpd.GeoDataFrame(
-            accepted, geometry=gpd.GeoSeries(geoms[keep], crs=4326), crs=4326
+            frame, geometry=gpd.GeoSeries(geoms[keep], crs=4326), crs=4326
         )
 
     rejected = _rejected_rows(rej, raw, file, spec)
@@ -429,6 +437,11 @@ def prepare(
     return prepared, used_crs
 
 
+def _true(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow column as numpy (null → False)."""
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _with_malformed(counts: dict[str, int], malformed: int) -> dict[str, int]:
     return {"malformed_row": malformed, **counts} if malformed else counts
 
@@ -440,24 +453,14 @@ def _rejected_rows(rej: Rejections, raw: RawTable, file: str, spec: LayerSpec) -
     if len(fails):
         pos = fails["pos"].to_numpy()
         unique_pos, inverse = np.unique(pos, return_inverse=True)
-        sub = raw.frame.iloc[unique_pos]
-        lines = (
-            sub.to_json(orient="records", lines=True, force_ascii=False).splitlines()
-            if len(sub)
-            else []
-        )
-        raw_json = np.asarray(lines, dtype=object)
+        records = raw.table.take(pa.array(unique_pos)).to_pylist()  # only the rejected rows
         if raw.geometry is not None:
             wkt = shapely.to_wkt(
                 np.asarray(raw.geometry, dtype=object)[unique_pos], rounding_precision=7
             )
-            raw_json = np.asarray(
-                [
-                    j[:-1] + (", " if len(j) > 2 else "") + f'"geometry": {json.dumps(w)}' + "}"
-                    for j, w in zip(raw_json, wkt, strict=True)
-                ],
-                dtype=object,
-            )
+            for record, w in zip(records, wkt, strict=True):
+                record["geometry"] = w
+        raw_json = np.asarray([json.dumps(r, ensure_ascii=False) for r in records], dtype=object)
         parts.append(
             pd.DataFrame(
                 {
@@ -497,7 +500,7 @@ def _rejected_rows(rej: Rejections, raw: RawTable, file: str, spec: LayerSpec) -
 def _note_rows(
     row_notes: list[tuple[np.ndarray, str, str]],
     row_numbers: np.ndarray,
-    ids: pd.Series,
+    ids: pa.Array,
     keep: np.ndarray,
 ) -> pd.DataFrame:
     parts = []
@@ -508,7 +511,7 @@ def _note_rows(
                 pd.DataFrame(
                     {
                         "row_number": row_numbers[pos],
-                        "id": ids.iloc[pos].to_numpy(dtype=object),
+                        "id": np.asarray(ids.take(pa.array(pos)).to_pylist(), dtype=object),
                         "field": fld,
                         "note": note,
                     }
@@ -522,25 +525,30 @@ def _note_rows(
 # --------------------------------------------------------------------------- grid assignment
 
 
-def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataFrame) -> int:
+def assign_grids(
+    con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pa.Table
+) -> tuple[pa.Table, int]:
     """Fill grid_id/community/town of points from the `grid` table where the file left them empty.
 
-    Exact point in polygon (``geo.assign``); returns the number of rows that received a value.
+    Exact point in polygon (``geo.assign``); returns the table and the number of rows that
+    received a value. The file's own values are kept.
     """
-    if not spec.assign_to_grid or spec.geometry != "point" or not len(rows):
-        return 0
+    if not spec.assign_to_grid or spec.geometry != "point" or not rows.num_rows:
+        return rows, 0
     wanted = [f for f in GRID_FIELDS if f in spec.field_names]
+    n = rows.num_rows
     present_cols = {
-        f: rows[f] if f in rows else pd.Series(None, index=rows.index, dtype="str") for f in wanted
+        f: as_text(rows.column(f)) if f in rows.column_names else pa.nulls(n, pa.string())
+        for f in wanted
     }
-    need = np.zeros(len(rows), dtype=bool)
+    need = np.zeros(n, dtype=bool)
     for col in present_cols.values():
-        need |= col.isna().to_numpy()
+        need |= ~present(col)
     if not need.any():
-        return 0
+        return rows, 0
+    if not con.execute("SELECT count(*) FROM grid").fetchone()[0]:
+        return rows, 0
     grids = store.read_layer(con, "grid", columns=["id", "town", "community"])
-    if not len(grids):
-        return 0
     # Cells lying entirely inside a grid, stored with the grid layer: their points need no geometric test.
     stored = store.query(con, f"SELECT id, cell FROM {store.interior_table('grid')}")
     position = pd.Series(np.arange(len(grids)), index=grids["id"].to_numpy())
@@ -551,22 +559,30 @@ def assign_grids(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pd.DataF
     )
     idx = np.flatnonzero(need)
     cell_col = h3index.cell_column(assign.ASSIGN_RES)
-    cells = rows[cell_col].to_numpy()[idx] if cell_col in rows else None
+    cells = (
+        np.asarray(rows.column(cell_col).to_numpy(), dtype=np.uint64)[idx]
+        if cell_col in rows.column_names
+        else None
+    )
     hit = assign.points_in_polygons(
-        rows["lon"].to_numpy()[idx],
-        rows["lat"].to_numpy()[idx],
+        rows.column("lon").to_numpy()[idx],
+        rows.column("lat").to_numpy()[idx],
         grids.geometry.to_numpy(),
         cells=cells,
         interior=interior,
     )
     found = hit >= 0
-    full = np.full(len(rows), -1, dtype=np.int64)
+    full = np.full(n, -1, dtype=np.int64)
     full[idx] = hit
     for f in wanted:
         src = np.append(grids[GRID_SOURCE[f]].to_numpy(dtype=object), None)  # index -1 → None
-        from_grid = pd.Series(src[full], index=rows.index, dtype="str")
-        rows[f] = present_cols[f].fillna(from_grid)  # the file's own values are kept
-    return int(found.sum())
+        from_grid = pa.array(src[full], type=pa.string())
+        filled = pc.coalesce(present_cols[f], from_grid)  # the file's own values are kept
+        if f in rows.column_names:
+            rows = rows.set_column(rows.column_names.index(f), f, filled)
+        else:
+            rows = rows.append_column(f, filled)
+    return rows, int(found.sum())
 
 
 # --------------------------------------------------------------------------- storing
@@ -584,17 +600,21 @@ def _store(
 ) -> int:
     """Write accepted rows, rejected rows, notes and the log into ``con``; returns rows assigned to grids."""
     rows = prep.accepted
+    n_rows = len(rows) if isinstance(rows, pd.DataFrame) else rows.num_rows
     assigned = 0
     now = pd.Timestamp(datetime.now())
-    if len(rows):
-        rows["source_file"] = pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), [file])
+    if n_rows:
         if spec.geometry == "point":
+            assert isinstance(rows, pa.Table)
             cells = h3index.index_points(
-                rows["lon"].to_numpy(), rows["lat"].to_numpy(), store.POINT_RESOLUTIONS
+                rows.column("lon").to_numpy(), rows.column("lat").to_numpy(), store.POINT_RESOLUTIONS
             )
             for res, arr in cells.items():
-                rows[h3index.cell_column(res)] = arr
-            assigned = assign_grids(con, spec, rows)
+                rows = rows.append_column(h3index.cell_column(res), pa.array(arr))
+            rows, assigned = assign_grids(con, spec, rows)
+            rows = rows.append_column("source_file", store.constant_text(file, n_rows))
+        else:
+            rows["source_file"] = file
         store.write_layer(con, spec.name, rows)
     con.execute("DELETE FROM rejected WHERE layer = ? AND file = ?", [spec.name, file])
     con.execute("DELETE FROM ingest_notes WHERE layer = ? AND file = ?", [spec.name, file])
@@ -627,7 +647,7 @@ def _store(
             "started_at": [pd.Timestamp(started)],
             "finished_at": [pd.Timestamp(datetime.now())],
             "rows_read": [prep.rows_read],
-            "accepted": [len(rows)],
+            "accepted": [n_rows],
             "rejected": [prep.rejected_rows],
             "repaired": [prep.repaired],
             "note": [note],
@@ -722,7 +742,7 @@ def ingest_file(
     if crs is not None:
         normalise_crs(crs)
     raw = read_any(p, spec, sheet=sheet, encoding=encoding)
-    with _stages(p.name, progress and len(raw.frame) >= PROGRESS_MIN_ROWS) as step:
+    with _stages(p.name, progress and raw.n_rows >= PROGRESS_MIN_ROWS) as step:
         step("read")
         prep, used_crs = prepare(spec, raw, crs, settings, file, lon, lat)
         step("validated")
@@ -774,7 +794,7 @@ def ingest_frame(
         frame = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
     text = pd.DataFrame({str(c): to_text(frame[c]) for c in frame.columns}, index=range(len(frame)))
     raw = RawTable(
-        frame=text,
+        table=text_table(text),
         row_numbers=np.arange(1, len(text) + 1, dtype=np.int64),
         fmt="frame",
         geometry=geoms,
@@ -814,7 +834,7 @@ def _result(
         crs=crs,
         fmt=fmt,
         rows_read=prep.rows_read,
-        accepted=len(prep.accepted),
+        accepted=len(prep.accepted) if isinstance(prep.accepted, pd.DataFrame) else prep.accepted.num_rows,
         rejected=prep.rejected_rows,
         rejected_by_reason=prep.rejected_by_reason,
         repaired=prep.repaired,

@@ -51,9 +51,14 @@ OSM_WATER_KIND = {
 
 @dataclass
 class RawTable:
-    """What a reader found: text columns under the file's own headers, and geometry if any."""
+    """What a reader found: text columns under the file's own headers, and geometry if any.
 
-    frame: pd.DataFrame
+    ``table`` holds every column as Arrow strings (null where the cell is empty); the
+    validator works on it directly, so no value becomes a Python object unless its row is
+    rejected.
+    """
+
+    table: pa.Table
     row_numbers: np.ndarray
     fmt: str
     geometry: np.ndarray | None = None
@@ -63,6 +68,30 @@ class RawTable:
     malformed: list[tuple[int | None, str]] = field(default_factory=list)
     # File-level notes (how OSM tags were mapped, which sheet was used, ...).
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows the reader split into fields."""
+        return self.table.num_rows
+
+    @property
+    def headers(self) -> list[str]:
+        """The file's headers, in file order."""
+        return [str(c) for c in self.table.column_names]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The text columns as a pandas frame (Arrow-backed strings)."""
+        return self.table.to_pandas()
+
+
+def text_table(frame: pd.DataFrame) -> pa.Table:
+    """A frame of text columns (None where empty) as an Arrow table of strings."""
+    arrays = [
+        pa.array(frame[c].astype("str") if frame[c].dtype != "str" else frame[c], type=pa.string(), from_pandas=True)
+        for c in frame.columns
+    ]
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 
 
 def read_any(
@@ -153,17 +182,25 @@ def _cell_text(value: Any) -> str | None:
 # --------------------------------------------------------------------------- CSV / TSV
 
 
+def is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (Arrow's vectorised validation: no decoded copy)."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    arr = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def detect_encoding(data: bytes, encoding: str | None = None) -> str:
     """'utf-8-sig', 'utf-8' or 'gb18030' (a superset of GBK, what Chinese Excel exports)."""
     if encoding:
         return encoding
     if data.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
-    try:
-        data.decode("utf-8")
+    if is_utf8(data):
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
     try:
         data.decode("gb18030")
         return "gb18030"
@@ -183,8 +220,8 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
         raise ReadError(
             f"{path}: text is neither UTF-8 nor GBK/GB18030; pass --encoding (e.g. --encoding big5)"
         )
-    try:
-        text_data = data if enc == "utf-8" else data.decode(enc).encode("utf-8")
+    try:  # transcoded once, in bulk; UTF-8 is used as is
+        text_data = data if enc in ("utf-8", "utf-8-sig") else data.decode(enc).encode("utf-8")
     except (UnicodeDecodeError, LookupError) as exc:
         raise ReadError(f"{path}: cannot decode as {enc}: {_first_line(exc)}") from exc
     if text_data.startswith(b"\xef\xbb\xbf"):
@@ -220,17 +257,16 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
         )
     except pa.ArrowInvalid as exc:
         raise ReadError(f"{path}: not a readable CSV ({_first_line(exc)})") from exc
-    frame = table.to_pandas()
     # Row number as the user sees it in Excel: header is row 1, one row per record (a quoted
     # cell may hold a newline). pyarrow skips blank lines and malformed records without
     # knowing their record number, so such files are numbered by a second pass.
-    rows = np.arange(2, len(frame) + 2, dtype=np.int64)
+    rows = np.arange(2, table.num_rows + 2, dtype=np.int64)
     if malformed or b"\n\n" in text_data or b"\n\r\n" in text_data:
-        good, bad = _number_records(text_data.decode("utf-8"), delimiter, len(headers))
-        if len(good) == len(frame):
+        good, bad = _number_records(text_data.decode("utf-8", errors="replace"), delimiter, len(headers))
+        if len(good) == table.num_rows:
             rows = np.asarray(good, dtype=np.int64)
             malformed = bad
-    return RawTable(frame=frame, row_numbers=rows, fmt="csv", encoding=enc, malformed=malformed)
+    return RawTable(table=table, row_numbers=rows, fmt="csv", encoding=enc, malformed=malformed)
 
 
 def _number_records(
@@ -309,14 +345,14 @@ def read_xlsx(path: Path, spec: LayerSpec, sheet: str | int | None = None) -> Ra
     numbers = np.arange(header_at + 2, header_at + 2 + len(body), dtype=np.int64)
     keep = np.array([any(v is not None and str(v).strip() for v in r) for r in body], dtype=bool)
     body = [r for r, k in zip(body, keep, strict=True) if k]
-    frame = (
-        pd.DataFrame(body, columns=headers, dtype=object) if body else pd.DataFrame(columns=headers)
+    columns = list(zip(*body, strict=True)) if body else [()] * len(headers)
+    table = pa.Table.from_arrays(
+        [pa.array(list(col), type=pa.string()) for col in columns], names=headers
     )
-    frame = frame.astype("str").where(frame.notna(), None) if len(frame) else frame
     notes = [f"sheet {sheet_name!r}, header on row {header_at + 1}"]
     if len(names) > 1 and sheet is None:
         notes.append(f"workbook has sheets {names}; read the first (choose with --sheet)")
-    return RawTable(frame=frame, row_numbers=numbers[keep], fmt="xlsx", notes=notes)
+    return RawTable(table=table, row_numbers=numbers[keep], fmt="xlsx", notes=notes)
 
 
 def find_header_row(rows: list[tuple[Any, ...]], spec: LayerSpec) -> int | None:
@@ -344,7 +380,7 @@ def _crs_name(crs: Any) -> str | None:
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
 
 
-def _split_geometry(gdf: Any) -> tuple[pd.DataFrame, np.ndarray | None, str | None]:
+def _split_geometry(gdf: Any) -> tuple[pa.Table, np.ndarray | None, str | None]:
     """Attributes as text columns, geometries, CRS of a GeoDataFrame."""
     geom_name = (
         gdf.geometry.name if hasattr(gdf, "geometry") and gdf._geometry_column_name in gdf else None
@@ -355,7 +391,7 @@ def _split_geometry(gdf: Any) -> tuple[pd.DataFrame, np.ndarray | None, str | No
     frame = pd.DataFrame(
         {str(c): to_text(attrs[c]) for c in attrs.columns}, index=range(len(attrs))
     )
-    return frame, geoms, crs
+    return text_table(frame), geoms, crs
 
 
 def read_vector(path: Path, spec: LayerSpec, encoding: str | None = None) -> RawTable:
@@ -392,10 +428,10 @@ def read_vector(path: Path, spec: LayerSpec, encoding: str | None = None) -> Raw
         gdf = pyogrio.read_dataframe(source, **kwargs)
     except Exception as exc:
         raise ReadError(f"{path}: not a readable {path.suffix} file ({_first_line(exc)})") from exc
-    frame, geoms, crs = _split_geometry(gdf)
-    rows = np.arange(1, len(frame) + 1, dtype=np.int64)
+    table, geoms, crs = _split_geometry(gdf)
+    rows = np.arange(1, table.num_rows + 1, dtype=np.int64)
     return RawTable(
-        frame=frame,
+        table=table,
         row_numbers=rows,
         fmt=path.suffix.lower().lstrip("."),
         geometry=geoms,
@@ -413,13 +449,15 @@ def read_parquet(path: Path) -> RawTable:
         import geopandas as gpd
 
         gdf = gpd.read_parquet(path)
-        frame, geoms, crs = _split_geometry(gdf)
+        table, geoms, crs = _split_geometry(gdf)
     else:
         df = pd.read_parquet(path)
-        frame = pd.DataFrame({str(c): to_text(df[c]) for c in df.columns}, index=range(len(df)))
+        table = text_table(
+            pd.DataFrame({str(c): to_text(df[c]) for c in df.columns}, index=range(len(df)))
+        )
         geoms, crs = None, None
-    rows = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return RawTable(frame=frame, row_numbers=rows, fmt="parquet", geometry=geoms, file_crs=crs)
+    rows = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    return RawTable(table=table, row_numbers=rows, fmt="parquet", geometry=geoms, file_crs=crs)
 
 
 # --------------------------------------------------------------------------- OSM PBF
@@ -444,7 +482,7 @@ def read_osm(path: Path, spec: LayerSpec) -> RawTable:
     notes = [f"OSM features with {OSM_FILTERS[spec.name]}"]
     if pois is None or len(pois) == 0:
         return RawTable(
-            frame=pd.DataFrame({"id": pd.Series([], dtype="str")}),
+            table=pa.table({"id": pa.array([], type=pa.string())}),
             row_numbers=np.array([], dtype=np.int64),
             fmt="osm",
             geometry=np.array([], dtype=object),
@@ -475,7 +513,7 @@ def read_osm(path: Path, spec: LayerSpec) -> RawTable:
     frame = frame.astype("str").where(frame.notna(), None)
     notes += _osm_notes(spec.name)
     return RawTable(
-        frame=frame,
+        table=text_table(frame),
         row_numbers=np.arange(1, len(frame) + 1, dtype=np.int64),
         fmt="osm",
         geometry=pois.geometry.to_numpy(),

@@ -32,6 +32,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo import h3index
@@ -43,6 +44,7 @@ from layers.registry import LAYERS, get_spec
 POINT_RESOLUTIONS: tuple[int, ...] = (7, 8, 9, 10)
 COVER_RESOLUTIONS: tuple[int, ...] = (9, 10)
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group size
+STORAGE_VERSION = "v1.5.0"  # storage format of new database files (DuckDB >= 1.5 reads them)
 _alias_counter = itertools.count()
 
 META_TABLES: dict[str, str] = {
@@ -152,10 +154,16 @@ def _detach_unused(keep: set[str]) -> None:
             del _USERS[alias]
 
 
-def _attach(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool, prefix: str = "db") -> str:
+def _attach(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    read_only: bool,
+    prefix: str = "db",
+    options: str = "",
+) -> str:
     alias = f"{prefix}{next(_alias_counter)}"
-    mode = " (READ_ONLY)" if read_only else ""
-    con.execute(f"ATTACH '{path.as_posix()}' AS {alias}{mode}")
+    opts = ", ".join(o for o in ("READ_ONLY" if read_only else "", options) if o)
+    con.execute(f"ATTACH '{path.as_posix()}' AS {alias}" + (f" ({opts})" if opts else ""))
     con.execute(f"USE {alias}")
     return alias
 
@@ -229,12 +237,16 @@ def writer(
         fcntl.flock(lock, fcntl.LOCK_EX)
         tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}-{threading.get_ident()}")
         tmp.unlink(missing_ok=True)
-        if db.exists() and not fresh:
+        copied = db.exists() and not fresh
+        if copied:
             shutil.copyfile(db, tmp)
         control = _instance().cursor()
         alias = None
         try:
-            alias = _attach(control, tmp, read_only=False, prefix="w")
+            # A new file gets DuckDB's current storage format (native GEOMETRY storage:
+            # points are stored as coordinates, several times cheaper to write than WKB).
+            options = "" if copied else f"STORAGE_VERSION '{STORAGE_VERSION}'"
+            alias = _attach(control, tmp, read_only=False, prefix="w", options=options)
             con = _instance().cursor()
             con.execute(f"USE {alias}")
             _ALIASES[id(con)] = alias
@@ -308,52 +320,86 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE rejected ADD COLUMN IF NOT EXISTS detail VARCHAR")
 
 
-def _with_geometry_columns(spec: LayerSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical fields plus lon/lat, H3 cells, area and WKB (polygons), ready to insert.
+def _incoming(spec: LayerSpec, frame: pd.DataFrame | pa.Table) -> pa.Table:
+    """Rows to insert as one Arrow table: the fields the frame has, lon/lat, H3 cells,
+    area and WKB (polygons), source file and row. Absent fields are left to NULL.
 
-    Point layers may come as a plain frame with ``lon``/``lat`` columns (no shapely objects:
-    the geometry is built in SQL with ST_Point) and with precomputed ``h3_r*`` columns.
+    Point layers may come as an Arrow table or a plain frame with ``lon``/``lat`` columns
+    (no shapely objects: the geometry is built in SQL with ST_Point) and with precomputed
+    ``h3_r*`` columns.
     """
-    has_geometry = isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame
-    out = pd.DataFrame({f.name: frame[f.name] if f.name in frame else None for f in spec.fields})
-    geoms = frame.geometry.to_numpy() if has_geometry else None
-    if spec.geometry == "point" and not has_geometry:
-        if "lon" not in frame or "lat" not in frame:
-            raise StoreError(
-                f"write_layer({spec.name!r}): a point frame needs a geometry or lon/lat columns"
-            )
-        lon, lat = frame["lon"].to_numpy(dtype=np.float64), frame["lat"].to_numpy(dtype=np.float64)
-    elif spec.geometry == "point":
-        lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
-    else:
-        if not has_geometry:
+    if isinstance(frame, pa.Table):
+        if spec.geometry != "point":
             raise StoreError(f"write_layer({spec.name!r}): a polygon layer needs a GeoDataFrame")
-        reps = shapely.point_on_surface(geoms)
-        lon, lat = shapely.get_x(reps), shapely.get_y(reps)
-    out["lon"] = np.asarray(lon, dtype=np.float64)
-    out["lat"] = np.asarray(lat, dtype=np.float64)
-    names = [h3index.cell_column(r) for r in POINT_RESOLUTIONS]
-    if all(n in frame for n in names):
-        for n in names:
-            out[n] = frame[n].to_numpy(dtype=np.uint64)
+        names = set(frame.column_names)
+        cols: dict[str, Any] = {f.name: frame.column(f.name) for f in spec.fields if f.name in names}
+        if "lon" not in names or "lat" not in names:
+            raise StoreError(f"write_layer({spec.name!r}): a point table needs lon/lat columns")
+        lon = np.asarray(frame.column("lon").to_numpy(), dtype=np.float64)
+        lat = np.asarray(frame.column("lat").to_numpy(), dtype=np.float64)
+        get = frame.column
+    else:
+        has_geometry = isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame
+        geoms = frame.geometry.to_numpy() if has_geometry else None
+        names = {str(c) for c in frame.columns}
+        cols = {f.name: _arrow_column(frame[f.name]) for f in spec.fields if f.name in names}
+        if spec.geometry == "point" and not has_geometry:
+            if "lon" not in names or "lat" not in names:
+                raise StoreError(
+                    f"write_layer({spec.name!r}): a point frame needs a geometry or lon/lat columns"
+                )
+            lon = frame["lon"].to_numpy(dtype=np.float64)
+            lat = frame["lat"].to_numpy(dtype=np.float64)
+        elif spec.geometry == "point":
+            lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
+        else:
+            if not has_geometry:
+                raise StoreError(f"write_layer({spec.name!r}): a polygon layer needs a GeoDataFrame")
+            reps = shapely.point_on_surface(geoms)
+            lon, lat = shapely.get_x(reps), shapely.get_y(reps)
+
+        def get(name: str) -> pa.Array:
+            return _arrow_column(frame[name])
+
+    cols["lon"] = pa.array(np.asarray(lon, dtype=np.float64))
+    cols["lat"] = pa.array(np.asarray(lat, dtype=np.float64))
+    cell_names = [h3index.cell_column(r) for r in POINT_RESOLUTIONS]
+    if all(c in names for c in cell_names):
+        for c in cell_names:
+            cols[c] = pc.cast(get(c), pa.uint64())
     else:
         cells = h3index.index_points(
-            out["lon"].to_numpy(), out["lat"].to_numpy(), POINT_RESOLUTIONS
+            np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), POINT_RESOLUTIONS
         )
         for res, arr in cells.items():
-            out[h3index.cell_column(res)] = arr
+            cols[h3index.cell_column(res)] = pa.array(arr)
     if spec.geometry == "polygon":
-        out["area_km2"] = (
+        cols["area_km2"] = pa.array(
             gpd.GeoSeries(geoms, crs=4326).to_crs(equal_area_crs(lon, lat)).area.to_numpy() / 1e6
         )
-    if spec.geometry == "point":
-        out["geom_wkb"] = pd.arrays.ArrowExtensionArray(point_wkb(out["lon"], out["lat"]))
-    else:
-        out["geom_wkb"] = shapely.to_wkb(geoms)
-    out["source_file"] = frame["source_file"] if "source_file" in frame else None
-    out["source_row"] = frame["source_row"] if "source_row" in frame else None
-    out["ingested_at"] = pd.Timestamp(datetime.now())
-    return out
+        cols["geom_wkb"] = pa.array(shapely.to_wkb(geoms), type=pa.binary())
+    for name in ("source_file", "source_row"):
+        if name in names:
+            cols[name] = get(name)
+    table = pa.table(cols)
+    # Batches of one DuckDB row group: DuckDB scans and inserts them in parallel.
+    return pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema)
+
+
+def _arrow_column(col: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A pandas column as Arrow for DuckDB to scan natively (strings stay Arrow strings).
+
+    DuckDB's pandas scan turns Arrow-backed string columns into Python objects first,
+    which costs seconds per million rows; an Arrow table is read without conversion.
+    """
+    if col.dtype == object and col.isna().all():
+        return pa.nulls(len(col))
+    return pa.array(col, from_pandas=True)
+
+
+def constant_text(value: str, n: int) -> pa.DictionaryArray:
+    """``n`` copies of one string as a dictionary array (no n Python strings)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
 
 
 def point_wkb(lon: np.ndarray | pd.Series, lat: np.ndarray | pd.Series) -> pa.Array:
@@ -366,25 +412,6 @@ def point_wkb(lon: np.ndarray | pd.Series, lat: np.ndarray | pd.Series) -> pa.Ar
     return pa.BinaryArray.from_buffers(
         pa.binary(), n, [None, offsets.buffers()[1], pa.py_buffer(rec.tobytes())]
     )
-
-
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    """A frame as an Arrow table for DuckDB to scan natively (strings stay Arrow strings).
-
-    DuckDB's pandas scan turns Arrow-backed string columns into Python objects first,
-    which costs seconds per million rows; an Arrow table is read without conversion.
-    """
-    arrays, names = [], []
-    for name in frame.columns:
-        col = frame[name]
-        if col.dtype == object and col.isna().all():
-            arrays.append(pa.nulls(len(col)))
-        else:
-            arrays.append(pa.array(col, from_pandas=True))
-        names.append(str(name))
-    table = pa.Table.from_arrays(arrays, names=names)
-    # Batches of one DuckDB row group: DuckDB scans and inserts them in parallel.
-    return pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema)
 
 
 def equal_area_crs(lon: np.ndarray, lat: np.ndarray) -> str:
@@ -404,41 +431,72 @@ def local_metric_crs(lon: np.ndarray, lat: np.ndarray) -> str:
 def write_layer(
     con: duckdb.DuckDBPyConnection,
     layer: str,
-    frame: gpd.GeoDataFrame,
+    frame: gpd.GeoDataFrame | pd.DataFrame | pa.Table,
     replace: bool = False,
 ) -> int:
     """Upsert validated rows of ``layer`` (canonical fields, WGS-84 geometry); returns rows written.
 
     Rows replace stored rows with the same ``id``. ``replace`` empties the table first.
-    Computes lon/lat, H3 cells at res 7-10, polygon area and the H3 cover of polygons.
+    Computes lon/lat, H3 cells at res 7-10 (unless given), polygon area and the H3 cover
+    of polygons. Point layers may be given as an Arrow table with ``lon``/``lat``.
+    One INSERT from Arrow; the point geometry is built in SQL (``ST_Point``).
     """
     spec = get_spec(layer)
-    if "id" not in frame or frame["id"].isna().any():
+    if isinstance(frame, pa.Table):
+        missing_id = "id" not in frame.column_names or frame.column("id").null_count > 0
+    else:
+        missing_id = "id" not in frame or bool(frame["id"].isna().any())
+    if missing_id:
         raise StoreError(
             f"write_layer({layer!r}): every row needs an id (ingestion assigns stable ids)"
         )
-    rows = _with_geometry_columns(spec, frame)
-    geom_sql = "ST_GeomFromWKB(geom_wkb)"
-    con.register("_incoming", _arrow(rows))
+    rows = _incoming(spec, frame)
+    stored = {n for n, _ in layer_columns(spec)}
+    names = [c for c in rows.column_names if c in stored]
+    select = ", ".join(f'"{c}"' for c in names)
+    geom_sql = "ST_Point(lon, lat)" if spec.geometry == "point" else "ST_GeomFromWKB(geom_wkb)"
+    con.register("_incoming", rows)
     try:
-        if replace:
+        existing = con.execute(f"SELECT count(*) FROM {layer}").fetchone()[0]
+        if existing and replace:
             con.execute(f"DELETE FROM {layer}")
-        else:
+        elif existing:  # an empty table (a first ingest) needs no delete
             con.execute(f"DELETE FROM {layer} WHERE id IN (SELECT id FROM _incoming)")
-        names = [n for n, _ in layer_columns(spec) if n != "geom"]
-        select = ", ".join(f'"{n}"' for n in names)
+        order, rewrite = "", False
+        if spec.sort_by and rows.num_rows:
+            order = f' ORDER BY "{spec.sort_by}"'
+            rewrite = existing > 0 and _needs_resort(con, layer, spec.sort_by)
         con.execute(
-            f"INSERT INTO {layer} BY NAME SELECT {select}, {geom_sql} AS geom FROM _incoming"
+            f"INSERT INTO {layer} BY NAME SELECT {select}, {geom_sql} AS geom, "
+            f"?::TIMESTAMP AS ingested_at FROM _incoming{order}",
+            [datetime.now()],
         )
         if spec.geometry == "polygon":
             _write_cover(con, layer, frame, replace)
-        if spec.sort_by:
+        if rewrite:
             con.execute(
                 f"CREATE OR REPLACE TABLE {layer} AS SELECT * FROM {layer} ORDER BY {spec.sort_by}"
             )
     finally:
         con.unregister("_incoming")
-    return len(rows)
+    return rows.num_rows
+
+
+def _needs_resort(con: duckdb.DuckDBPyConnection, layer: str, column: str) -> bool:
+    """Whether appending ``_incoming`` (sorted) after the stored rows would leave the table unsorted.
+
+    The stored rows are sorted with NULLs last; the new ones keep that order if none of the
+    stored values is NULL and the new values start at or after the last stored value.
+    """
+    kept, kept_nulls, last = con.execute(
+        f'SELECT count(*), count(*) - count("{column}"), max("{column}") FROM {layer}'
+    ).fetchone()
+    if not kept:
+        return False
+    first = con.execute(f'SELECT min("{column}") FROM _incoming').fetchone()[0]
+    if kept_nulls:
+        return True
+    return first is not None and last is not None and first < last
 
 
 def _write_cover(
@@ -489,16 +547,22 @@ def write_table(
         con.unregister("_frame")
 
 
-def stable_ids(material: pd.DataFrame, prefix: str = "") -> np.ndarray:
+def stable_ids(material: pd.DataFrame | pa.Table, prefix: str = "") -> np.ndarray:
     """Stable ids from row content: ``prefix`` + the first 16 hex digits of the MD5 of the values.
 
     Columns are taken in name order and joined with U+001F, so the id does not depend on
     the column order of a file, on the machine or on the DuckDB version (MD5 is fixed).
     """
-    if not len(material):
-        return np.array([], dtype=object)
-    cols = sorted(material.columns)
-    frame = pd.DataFrame({f"c{i}": material[c].astype("str") for i, c in enumerate(cols)})
+    if isinstance(material, pa.Table):
+        if not material.num_rows:
+            return np.array([], dtype=object)
+        cols = sorted(material.column_names)
+        frame = pa.table({f"c{i}": pc.cast(material.column(c), pa.string()) for i, c in enumerate(cols)})
+    else:
+        if not len(material):
+            return np.array([], dtype=object)
+        cols = sorted(material.columns)
+        frame = pd.DataFrame({f"c{i}": material[c].astype("str") for i, c in enumerate(cols)})
     joined = ", ".join(f"coalesce(c{i}, '')" for i in range(len(cols)))
     con = _instance().cursor()
     try:
@@ -509,6 +573,37 @@ def stable_ids(material: pd.DataFrame, prefix: str = "") -> np.ndarray:
     finally:
         con.close()
     return np.asarray(next(iter(ids.values())), dtype=object)
+
+
+def repeated(values: pa.Array, where: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the rows whose value already occurred in an earlier row (only rows ``where`` count).
+
+    DuckDB's parallel hash aggregate; the rows are located only when there are repeats.
+    """
+    n = len(values)
+    out = np.zeros(n, dtype=bool)
+    pos = np.arange(n, dtype=np.int64) if where is None else np.flatnonzero(where)
+    if len(pos) < 2:
+        return out
+    vals = values if where is None or len(pos) == n else values.filter(pa.array(where))
+    table = pa.table({"v": vals, "p": pos})
+    # Batches of one row group: DuckDB aggregates them in parallel.
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema)
+    con = _instance().cursor()
+    try:
+        con.register("_values", table)
+        distinct, total = con.execute(
+            "SELECT count(DISTINCT v), count(v) FROM _values"
+        ).fetchone()
+        if distinct < total:
+            rows = con.execute(
+                "SELECT p FROM (SELECT p, row_number() OVER (PARTITION BY v ORDER BY p) AS k "
+                "FROM _values WHERE v IS NOT NULL) WHERE k > 1"
+            ).fetchnumpy()["p"]
+            out[np.asarray(rows, dtype=np.int64)] = True
+    finally:
+        con.close()
+    return out
 
 
 # --------------------------------------------------------------------------- reading

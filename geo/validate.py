@@ -44,6 +44,34 @@ FALSE_WORDS = ("否", "无", "false", "f", "no", "n", "0", "×", "✗", "不是"
 _WORLD = (-180.0, -90.0, 180.0, 90.0)
 
 
+Values = pa.Array | pa.ChunkedArray | pd.Series | np.ndarray
+
+
+def as_text(values: Values) -> pa.Array:
+    """Values as one contiguous Arrow string array (null where missing)."""
+    if isinstance(values, pa.ChunkedArray):
+        arr = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    elif isinstance(values, pa.Array):
+        arr = values
+    else:
+        arr = pa.array(values, from_pandas=True)
+    if not pa.types.is_string(arr.type):
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            arr = pc.cast(arr, pa.string())
+        else:
+            arr = pa.array(pd.Series(values).astype("str"), type=pa.string(), from_pandas=True)
+    return arr
+
+
+def _take(values: Values, idx: np.ndarray) -> np.ndarray:
+    """``values`` at positions ``idx`` as Python objects (only rejected rows become objects)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return np.asarray(values.take(pa.array(idx, type=pa.int64())).to_pylist(), dtype=object)
+    if isinstance(values, pd.Series):
+        return values.iloc[idx].to_numpy(dtype=object)
+    return np.asarray(values, dtype=object)[idx]
+
+
 @dataclass
 class Rejections:
     """Failures found so far: positions (0-based row positions), field, reason, value, detail."""
@@ -52,7 +80,7 @@ class Rejections:
     pos: list[np.ndarray] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
-    values: list[pd.Series | np.ndarray] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
 
     def add(
@@ -60,7 +88,7 @@ class Rejections:
         mask: np.ndarray,
         field_name: str,
         reason: str,
-        values: pd.Series | np.ndarray | None,
+        values: Values | None,
         detail: str = "",
     ) -> None:
         """Record ``reason`` for the rows where ``mask`` is true."""
@@ -71,16 +99,7 @@ class Rejections:
         self.pos.append(idx)
         self.fields.append(field_name)
         self.reasons.append(reason)
-        if values is None:
-            vals = np.full(len(idx), None, dtype=object)
-        else:
-            arr = (
-                values.to_numpy(dtype=object)
-                if isinstance(values, pd.Series)
-                else np.asarray(values, dtype=object)
-            )
-            vals = arr[idx]
-        self.values.append(vals)
+        self.values.append(np.full(len(idx), None, dtype=object) if values is None else _take(values, idx))
         self.details.append(detail)
 
     def mask(self) -> np.ndarray:
@@ -127,22 +146,38 @@ class Rejections:
 # --------------------------------------------------------------------------- text
 
 
-def clean_text(column: pd.Series) -> pd.Series:
+def clean_text(column: Values) -> pa.Array:
     """Text trimmed of surrounding whitespace (Unicode, so also the full-width U+3000); empty becomes None.
 
-    Runs in Arrow compute on the Arrow-backed strings (no Python objects).
+    Arrow compute on the whole column (no Python objects).
     """
-    arr = pa.array(column, from_pandas=True)
-    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
-        arr = pa.array(column.astype("str"), from_pandas=True)
-    arr = pc.utf8_trim_whitespace(arr)
-    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
-    return pd.Series(arr.to_pandas(), index=column.index).astype("str")
+    arr = as_text(column)
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+        arr = pc.ascii_trim_whitespace(arr)
+    else:
+        arr = pc.utf8_trim_whitespace(arr)
+    empty = pc.equal(pc.binary_length(arr), 0)
+    if pc.any(empty).as_py():
+        arr = pc.if_else(empty, pa.scalar(None, pa.string()), arr)
+    return arr
 
 
-def present(text: pd.Series) -> np.ndarray:
+def present(text: Values) -> np.ndarray:
     """Rows that hold a value."""
-    return text.notna().to_numpy()
+    if isinstance(text, (pa.Array, pa.ChunkedArray)):
+        if text.null_count == 0:
+            return np.ones(len(text), dtype=bool)
+        return np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
+    return pd.Series(text).notna().to_numpy()
+
+
+def _bool_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow result as numpy (null → False)."""
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _pandas(text: pa.Array) -> pd.Series:
+    return pd.Series(text.to_pandas(), dtype="str")
 
 
 def _ascii_digits(text: pd.Series) -> pd.Series:
@@ -155,45 +190,43 @@ def _ascii_digits(text: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- parsers
 
 
-def parse_number(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def parse_number(text: Values) -> tuple[np.ndarray, np.ndarray]:
     """Floats (NaN where empty) and the mask of non-empty text that is not a number.
 
     Thousands separators (1,200) and full-width digits are accepted as parsing.
     """
-    arr = pa.array(text, from_pandas=True)  # Arrow-backed text: no copy, no Python objects
-    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
-        arr = pa.array(text.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    try:
+    arr = as_text(text)
+    try:  # fast path: Arrow's parser on the whole column
         values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return np.asarray(values, dtype=np.float64), np.zeros(len(text), dtype=bool)
+        return np.asarray(values, dtype=np.float64), np.zeros(len(arr), dtype=bool)
     except pa.ArrowInvalid:
         pass
-    cleaned = _ascii_digits(text).str.replace(",", "", regex=False)
+    series = _pandas(arr)
+    cleaned = _ascii_digits(series).str.replace(",", "", regex=False)
     values = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = present(text) & np.isnan(values)
+    bad = present(arr) & np.isnan(values)
     return values, bad
 
 
-def parse_int(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Nullable integers and the mask of values that are not whole numbers."""
+def parse_int(text: Values) -> tuple[pa.Array, np.ndarray]:
+    """Integers (null where empty or bad) and the mask of values that are not whole numbers."""
     values, bad = parse_number(text)
-    frac = np.isfinite(values) & (np.floor(values) != values)
-    bad = bad | frac | (present(text) & ~np.isfinite(values) & ~bad)
-    ok = np.isfinite(values) & ~frac
-    out = pd.array(np.where(ok, values, 0).astype(np.int64), dtype="Int64")
-    out[~ok] = pd.NA
-    return pd.Series(out, index=text.index), bad
+    finite = np.isfinite(values)
+    frac = finite & (np.floor(values) != values)
+    bad = bad | frac | (present(text) & ~finite & ~bad)
+    ok = finite & ~frac
+    out = pa.array(np.where(ok, values, 0).astype(np.int64), mask=~ok)
+    return out, bad
 
 
-def parse_bool(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def parse_bool(text: Values) -> tuple[pa.Array, np.ndarray]:
     """Booleans from 是/否, 有/无, true/false, 1/0, √/× (any case); mask of other text."""
-    low = text.str.lower()
-    is_true = low.isin(TRUE_WORDS).to_numpy()
-    is_false = low.isin(FALSE_WORDS).to_numpy()
-    out = pd.array(is_true, dtype="boolean")
-    out[~(is_true | is_false)] = pd.NA
-    bad = present(text) & ~(is_true | is_false)
-    return pd.Series(out, index=text.index), bad
+    low = pc.utf8_lower(as_text(text))
+    is_true = _bool_numpy(pc.is_in(low, value_set=pa.array(TRUE_WORDS)))
+    is_false = _bool_numpy(pc.is_in(low, value_set=pa.array(FALSE_WORDS)))
+    out = pa.array(is_true, mask=~(is_true | is_false))
+    bad = present(low) & ~(is_true | is_false)
+    return out, bad
 
 
 _DATE_SUBS = (
@@ -211,38 +244,39 @@ _DATE_SUBS = (
 )
 
 
-def parse_datetime(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def parse_datetime(text: Values) -> tuple[pa.Array, np.ndarray]:
     """Timestamps from ISO and the usual Chinese forms (2024/3/5, 2024年3月5日 14时30分, 20240305).
 
-    Returns naive local times (China Standard Time as written) and the mask of unparsable text.
+    Returns naive local times (China Standard Time as written) as Arrow ``timestamp[us]``
+    and the mask of unparsable text.
     """
-    arr = pa.array(text, from_pandas=True)
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        try:  # fast path: every value is ISO 8601 (Arrow's parser, no Python objects)
-            parsed = pc.cast(arr, pa.timestamp("us")).to_numpy(zero_copy_only=False)
-            return pd.Series(parsed, index=text.index).astype("datetime64[us]"), np.zeros(len(text), dtype=bool)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    values = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    failed = present(text) & values.isna().to_numpy()
+    arr = as_text(text)
+    try:  # fast path: every value is ISO 8601 (Arrow's parser, no Python objects)
+        return pc.cast(arr, pa.timestamp("us")), np.zeros(len(arr), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    series = _pandas(arr)
+    values = pd.to_datetime(series, format="ISO8601", errors="coerce")
+    failed = present(arr) & values.isna().to_numpy()
     if failed.any():
-        sub = _ascii_digits(text[failed])
+        sub = _ascii_digits(series[failed])
         for a, b in _DATE_SUBS:
             sub = sub.str.replace(a, b, regex=False)
         sub = sub.str.replace(r"\s+", " ", regex=True).str.strip().str.rstrip(":-")
         values = values.copy()
         values[failed] = pd.to_datetime(sub, format="ISO8601", errors="coerce")
-        failed = present(text) & values.isna().to_numpy()
-    return values.astype("datetime64[us]"), failed
+        failed = present(arr) & values.isna().to_numpy()
+    out = pa.array(values.astype("datetime64[us]"), type=pa.timestamp("us"), from_pandas=True)
+    return out, failed
 
 
-def parse_field(f: Field, text: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
-    """Parse one canonical field: (values, bad mask, reason code for bad rows)."""
+def parse_field(f: Field, text: Values) -> tuple[pa.Array, np.ndarray, str]:
+    """Parse one canonical field: (Arrow values, bad mask, reason code for bad rows)."""
     if f.type == "str":
-        return text, np.zeros(len(text), dtype=bool), "bad_number"
+        return as_text(text), np.zeros(len(text), dtype=bool), "bad_number"
     if f.type == "float":
         values, bad = parse_number(text)
-        return pd.Series(values, index=text.index), bad, "bad_number"
+        return pa.array(values, from_pandas=True), bad, "bad_number"
     if f.type == "int":
         ints, bad = parse_int(text)
         return ints, bad, "bad_number"
@@ -251,15 +285,16 @@ def parse_field(f: Field, text: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
         return bools, bad, "bad_bool"
     times, bad = parse_datetime(text)
     if f.type == "date":
-        times = times.dt.floor("D")
+        return pc.cast(pc.floor_temporal(times, unit="day"), pa.date32()), bad, "bad_date"
     return times, bad, "bad_date"
 
 
-def enum_text(f: Field, text: pd.Series) -> pd.Series:
+def enum_text(f: Field, text: Values) -> pa.Array:
     """Text compared with a field's choices: integral numbers lose a trailing '.0'."""
+    arr = as_text(text)
     if f.type in ("int", "float"):
-        return text.str.replace(r"\.0+$", "", regex=True)
-    return text
+        return pc.replace_substring_regex(arr, r"\.0+$", "")
+    return arr
 
 
 # --------------------------------------------------------------------------- coordinates
@@ -280,8 +315,8 @@ def check_coordinates(
     rejections: Rejections,
     x_field: str = "lon",
     y_field: str = "lat",
-    x_text: pd.Series | None = None,
-    y_text: pd.Series | None = None,
+    x_text: Values | None = None,
+    y_text: Values | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Convert source coordinates to WGS-84 and record every coordinate failure.
 
@@ -313,8 +348,8 @@ def check_coordinates(
         out = np.full(len(x), None, dtype=object)
         idx = np.flatnonzero(mask)  # only the rejected rows are formatted
         if len(idx):
-            xs = x_text.iloc[idx].to_numpy(dtype=object) if x_text is not None else x[idx]
-            ys = y_text.iloc[idx].to_numpy(dtype=object) if y_text is not None else y[idx]
+            xs = _take(x_text, idx) if x_text is not None else x[idx]
+            ys = _take(y_text, idx) if y_text is not None else y[idx]
             out[idx] = [f"{a}, {b}" for a, b in zip(xs, ys, strict=True)]
         return out
 
@@ -388,8 +423,8 @@ def repair_polygons(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def time_order(
     spec: LayerSpec,
-    values: dict[str, pd.Series],
-    texts: dict[str, pd.Series],
+    values: dict[str, pa.Array],
+    texts: dict[str, pa.Array],
     rejections: Rejections,
 ) -> None:
     """Reject rows whose status times run backwards (e.g. a hazard closed before it was filed)."""
@@ -400,9 +435,9 @@ def time_order(
     latest = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     order = " → ".join(f"{spec.field(k).zh}" for k in names)
     for name in names:
-        t = values[name]
-        ns = t.to_numpy(dtype="datetime64[us]").astype(np.int64)
-        ok = t.notna().to_numpy()
+        t = pc.cast(values[name], pa.timestamp("us"))
+        ok = present(t)
+        ns = pc.fill_null(pc.cast(t, pa.int64()), 0).to_numpy(zero_copy_only=False)
         back = ok & (ns < latest)
         rejections.add(
             back,
