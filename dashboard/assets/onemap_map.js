@@ -190,6 +190,36 @@ window.onemap = Object.assign({}, window.onemap, {
 
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
     onemap: {
+        /* Resolves once the map's data layers named in `probes` have painted (or after 4 s), so
+         * heavy side panels are fetched and rendered after the map, never before it. */
+        afterMapPaint: function (trigger, probes) {
+            return new Promise(function (resolve) {
+                const t0 = performance.now();
+                (function check() {
+                    const d = window.__omDraw || {};
+                    const done = (probes || []).every(function (k) { return d[k] && d[k].firstPaint !== undefined; });
+                    if (done || performance.now() - t0 > 4000) { resolve(performance.now()); return; }
+                    setTimeout(check, 50);
+                })();
+            });
+        },
+        /* /plan filters → the map's filter store {layer: {f: {field: [values]}, start, end}};
+         * the end day is inclusive in the picker, exclusive in the store. */
+        planFilters: function (values, start, end, ids, layer, filters) {
+            const chosen = {};
+            (ids || []).forEach(function (id, i) {
+                const v = values[i];
+                if (v && v.length) { chosen[id.field] = v; }
+            });
+            let endExcl = null;
+            if (end) {
+                const d = new Date(String(end).slice(0, 10) + "T00:00:00Z");
+                endExcl = new Date(d.getTime() + 86400000).toISOString().slice(0, 10);
+            }
+            const out = Object.assign({}, filters || {});
+            out[layer] = {f: chosen, start: start ? String(start).slice(0, 10) : null, end: endExcl};
+            return out;
+        },
         /* Fit the district into the map once it is laid out. */
         /* Data URLs of the map's layers for the current viewport, filters and snapshot. */
         layerUrls: function (bounds, zoom, filters, version, overlays, layers, initial, names) {
@@ -206,7 +236,8 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
             const v = version || 0;
             const shown = overlays || [];
             const url = function (layer, want) {
-                if (names && names[layer] && shown.indexOf(names[layer]) < 0) { return "/api/empty.geojson"; }
+                /* an unchecked layer fetches nothing (its group is off the map; it keeps what it had) */
+                if (names && names[layer] && shown.indexOf(names[layer]) < 0) { return nu; }
                 const f = (filters || {})[layer] || {};
                 let q = "bbox=" + box + "&zoom=" + z + "&v=" + v;
                 if (f.f && Object.keys(f.f).length) { q += "&f=" + encodeURIComponent(JSON.stringify(f.f)); }

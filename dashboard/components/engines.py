@@ -51,6 +51,12 @@ def memo(name: str, key: Hashable, build: Callable[[], Any]) -> Any:
     return value
 
 
+def peek(name: str, key: Hashable) -> Any | None:
+    """What ``memo`` holds for ``name`` and ``key`` in the current snapshot, else None (never builds)."""
+    with _LOCK:
+        return _MEMO.get((context.version(), name, key))
+
+
 def on_warm(fn: Callable[[], Any]) -> Callable[[], Any]:
     """Register a function computing what every visitor asks for (run by ``warm``)."""
     _WARMERS.append(fn)

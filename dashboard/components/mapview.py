@@ -157,9 +157,9 @@ def hex_hideout(spec: LayerSpec, lang: str, dark: bool = False) -> dict[str, Any
 def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool = True) -> list[Any]:
     """The hexagon and (clustered) point GeoJSON of one point layer."""
     return [
-        dl.GeoJSON(id=hex_id(page, spec.name), url="/api/empty.geojson", style=NS("hexStyle"), pane=PANES["hex"][0],
+        dl.GeoJSON(id=hex_id(page, spec.name), url=None, style=NS("hexStyle"), pane=PANES["hex"][0],
                    onEachFeature=NS("onEachHex"), hideout=hex_hideout(spec, lang, dark)),
-        dl.GeoJSON(id=pts_id(page, spec.name), url="/api/empty.geojson", cluster=cluster, pane=PANES["points"][0],
+        dl.GeoJSON(id=pts_id(page, spec.name), url=None, cluster=cluster, pane=PANES["points"][0],
                    zoomToBoundsOnClick=True, superClusterOptions={"radius": 60, "maxZoom": 16},
                    pointToLayer=NS("pointToLayer"), clusterToLayer=NS("clusterToLayer"),
                    onEachFeature=NS("onEachPoint"), hideout=point_hideout(spec, lang, dark)),
@@ -177,7 +177,7 @@ def roads_layer(page: str, dark: bool) -> dl.GeoJSON:
     """The road skeleton (drawn from the DB so the map reads without tiles)."""
     hideout = ({"major": "#5c6b7a", "minor": "#2c3848"} if dark else {"major": "#9a9a9a", "minor": "#d4d4d4"})
     hideout["probe"] = "roads"
-    return dl.GeoJSON(id=f"{page}-roads", url="/api/empty.geojson", style=NS("roadStyle"), hideout=hideout,
+    return dl.GeoJSON(id=f"{page}-roads", url=None, style=NS("roadStyle"), hideout=hideout,
                       pane=PANES["roads"][0],
                       interactive=False)
 

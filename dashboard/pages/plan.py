@@ -16,7 +16,7 @@ import dash
 import dash_leaflet as dl
 import numpy as np
 import pandas as pd
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, dcc, html
 
 from dashboard.components import context, engines, mapview, palettes
 from dashboard.components.chrome import navbar, note, panel, table
@@ -54,6 +54,10 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         counts = mapview.layer_counts(con)
     visible = [n for n, s in LAYERS.items() if s.geometry == "polygon" or n in RESPONDERS]
     minutes = list(settings.isochrone_minutes)
+    responder0 = RESPONDERS[0] if RESPONDERS else None
+    # the stored responders' isochrones go out with the page when the warm-up has them
+    ready = engines.peek("plan-overlays", (responder0, ("iso",), tuple(sorted(minutes))))
+    iso0 = ready[0] if ready else EMPTY_FC
     the_map = mapview.map_panel(
         PAGE, lang, settings, bounds, version=context.version(), size_hint=(1500, 1030), visible=visible, clustered_layers=mapview.clustered(counts, settings),
         overlays=[
@@ -63,7 +67,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
                        pane=mapview.PANES["overlay"][0],
                        hideout={"palette": list(palettes.OKABE_ITO[:7]), "opacity": 0.25, "weight": 1.5, "probe": "plan-firstdue",
                                 "labelKey": "name"}),
-            dl.GeoJSON(id="plan-iso", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+            dl.GeoJSON(id="plan-iso", data=iso0, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
                        pane=mapview.PANES["overlay"][0],
                        hideout={"probe": "plan-iso", "key": "minutes", "colors": palettes.isochrone_colors(minutes), "opacity": 0.18,
                                 "weight": 2, "labelKey": "minutes", "labelSuffix": " " + t("minutes", lang)}),
@@ -141,6 +145,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         dcc.Store(id="plan-selection", data=None),
         dcc.Store(id="plan-add-on", data=False),
         dcc.Store(id="plan-applied", data=None),
+        dcc.Store(id="plan-iso-sent", data=bool(ready)),
     ], className="om-page")
 
 
@@ -166,29 +171,42 @@ def filter_fields(layer: str, lang: str):
     return rows, opts, spec.style.color_by
 
 
-@callback(
+# Filters → the map's filter store in the browser (no server round trip before the map refetches);
+# the row count follows from the store in parallel with the map's fetch.
+dash.clientside_callback(
+    ClientsideFunction(namespace="onemap", function_name="planFilters"),
     Output(mapview.filters_id(PAGE), "data"),
-    Output("plan-f-count", "children"),
     Input({"role": "plan-f", "field": ALL}, "value"),
     Input("plan-f-dates", "start_date"),
     Input("plan-f-dates", "end_date"),
     State({"role": "plan-f", "field": ALL}, "id"),
     State("plan-f-layer", "value"),
     State(mapview.filters_id(PAGE), "data"),
+)
+
+
+def filtered_count(layer: str, entry: dict[str, Any]) -> int:
+    """Rows of ``layer`` passing one filter entry of the map store (once per snapshot and filter)."""
+    flt = mapdata.MapFilter(dict(entry.get("f") or {}), entry.get("start"), entry.get("end"))
+    key = (layer, json.dumps(entry, sort_keys=True, ensure_ascii=False))
+
+    def build() -> int:
+        with context.connection() as con:
+            return mapdata.count_points(con, layer, None, flt)
+
+    return engines.memo("plan-count", key, build)
+
+
+@callback(
+    Output("plan-f-count", "children"),
+    Input(mapview.filters_id(PAGE), "data"),
+    Input("plan-f-layer", "value"),
     State("plan-lang", "data"),
 )
-def apply_filters(values: list, start: str | None, end: str | None, ids: list, layer: str,
-                  filters: dict[str, Any], lang: str):
-    """Filters of the chosen layer → the map's filter store, and how many rows pass them."""
-    chosen = {i["field"]: v for i, v in zip(ids, values, strict=True) if v}
-    end_excl = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d") if end else None
-    entry = {"f": chosen, "start": start, "end": end_excl}
-    new = dict(filters or {})
-    new[layer] = entry
-    with context.connection() as con:
-        n = mapdata.count_points(con, layer, None, mapdata.MapFilter(chosen, start, end_excl))
-    label = f"{get_spec(layer).label(lang_of(lang))}: {n:,}"
-    return new, label
+def filter_count(filters: dict[str, Any], layer: str, lang: str):
+    """How many rows of the chosen layer pass its filters."""
+    n = filtered_count(layer, (filters or {}).get(layer) or {})
+    return f"{get_spec(layer).label(lang_of(lang))}: {n:,}"
 
 
 def _colour_outputs() -> list[Output]:
@@ -459,22 +477,26 @@ def warm_plan() -> None:
     Output("plan-iso", "data"),
     Output("plan-firstdue", "data"),
     Output("plan-blind", "data"),
+    Output("plan-iso-sent", "data"),
     Input("plan-applied", "data"),
     Input("plan-overlays", "value"),
     Input("plan-minutes", "value"),
     State("plan-edits", "data"),
     State("plan-responder", "value"),
     State("plan-session", "data"),
+    State("plan-iso-sent", "data"),
 )
 def scenario_overlays(applied: dict | None, overlays: list, minutes: list, edits: list, responder: str,
-                      session: str):
+                      session: str, sent: bool):
     """Follow-up of an edit: the coverage overlays (stored responders: cached per snapshot)."""
     if applied and applied.get("error"):
-        return EMPTY_FC, EMPTY_FC, EMPTY_FC
+        return EMPTY_FC, EMPTY_FC, EMPTY_FC, False
+    if sent:  # the page came with the opening overlays: nothing to send on its first call
+        return dash.no_update, dash.no_update, dash.no_update, False
     key = (tuple(sorted(overlays or [])), tuple(sorted(minutes or [])))
     if not edits:
-        return base_overlays(responder, *key)
-    return _overlays(engines.scenario_result(session, edits), responder, *key)
+        return (*base_overlays(responder, *key), dash.no_update)
+    return (*_overlays(engines.scenario_result(session, edits), responder, *key), dash.no_update)
 
 
 @callback(

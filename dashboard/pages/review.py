@@ -15,7 +15,7 @@ import dash
 import dash_leaflet as dl
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html
+from dash import ClientsideFunction, Input, Output, State, callback, dcc, html
 
 from dashboard.components import context, engines, mapview, palettes
 from dashboard.components.chrome import navbar, panel, table
@@ -73,9 +73,9 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     ], className="om-side")
     main = html.Div([
         html.Div(the_map, className="om-review-map"),
-        panel(t("monthly_trend", lang), dcc.Graph(id="review-trend", config={"displaylogo": False,
-                                                                             "displayModeBar": False},
-                                                  style={"height": "280px"}), class_name="om-wide"),
+        # the chart (and Plotly's 4.8 MB bundle) comes after the map has painted
+        panel(t("monthly_trend", lang), html.Div(id="review-trend-box", style={"height": "280px"}),
+              class_name="om-wide"),
         panel(t("closed_loop", lang), table("review-loop", [
             ("area", t("by_level", lang)), ("discovered", t("discovered", lang)), ("closed", t("closed", lang)),
             ("open", t("open", lang)), ("rectification_rate", t("rectification_rate", lang)),
@@ -105,6 +105,9 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         navbar("/review", lang),
         html.Div([side, main], className="om-work"),
         dcc.Store(id="review-lang", data=lang),
+        dcc.Store(id="review-probes", data=[*(f"poly-{n}" for n, sp in LAYERS.items() if sp.geometry == "polygon"),
+                                            "roads"]),
+        dcc.Store(id="review-go", data=None),
         html.Div(id="review-print-dummy", style={"display": "none"}),
     ], className="om-page om-review")
 
@@ -214,22 +217,32 @@ def update_map(start: str | None, end: str | None, categories: list | None, seve
     return hot_fc, f"{t('discovered', lang)}: {total:,}", map_filters
 
 
+# Tables and chart wait until the map has painted (or 4 s): the map never waits for them.
+dash.clientside_callback(
+    ClientsideFunction(namespace="onemap", function_name="afterMapPaint"),
+    Output("review-go", "data"),
+    Input("review-hot", "data"),
+    State("review-probes", "data"),
+)
+
+
 @callback(
-    Output("review-trend", "figure"),
+    Output("review-trend-box", "children"),
     Output("review-loop", "data"),
     Output("review-overdue", "data"),
     Output("review-listed", "data"),
     Output("review-inspection", "data"),
     Output("review-scorecard", "data"),
-    Input("review-dates", "start_date"),
-    Input("review-dates", "end_date"),
-    Input("review-category", "value"),
-    Input("review-severity", "value"),
+    Input("review-go", "data"),
     Input("review-level", "value"),
+    State("review-dates", "start_date"),
+    State("review-dates", "end_date"),
+    State("review-category", "value"),
+    State("review-severity", "value"),
     State("review-lang", "data"),
 )
-def update_tables(start: str | None, end: str | None, categories: list | None, severities: list | None, level: str,
-                  lang: str):
+def update_tables(_go: float | None, level: str, start: str | None, end: str | None, categories: list | None,
+                  severities: list | None, lang: str):
     """Trend, closed loop, lists, inspection and scorecard for one filter."""
     lang = lang_of(lang)
     tables = review_tables(start, end, categories, severities, level)
@@ -242,7 +255,9 @@ def update_tables(start: str | None, end: str | None, categories: list | None, s
     fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, legend={"orientation": "h"},
                       font={"family": "Noto Sans CJK SC, sans-serif"}, plot_bgcolor="white")
     loop = _rates(tables["loop"].rename(columns={level: "area"}))
-    return (fig, _records(loop), _records(tables["overdue"]), _records(tables["listed"]),
+    graph = dcc.Graph(id="review-trend", figure=fig, config={"displaylogo": False, "displayModeBar": False},
+                      style={"height": "280px"})
+    return (graph, _records(loop), _records(tables["overdue"]), _records(tables["listed"]),
             _records(_rates(tables["inspection"])), _records(_rates(tables["scorecard"])))
 
 

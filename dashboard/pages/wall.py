@@ -98,6 +98,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         dcc.Interval(id="wall-rotate", interval=int(max(rotate, 1) * 1000), disabled=rotate <= 0, n_intervals=0),
         dcc.Store(id="wall-lang", data=lang),
         dcc.Store(id="wall-last-incident", data=None),
+        dcc.Store(id="wall-fly", data=False),
     ], className="om-wall")
 
 
@@ -167,6 +168,7 @@ def warm_wall() -> None:
     Output("wall-incident", "options"),
     Output("wall-incident", "value"),
     Output("wall-last-incident", "data"),
+    Output("wall-fly", "data"),
     Input("wall-interval", "n_intervals"),
     State("wall-lang", "data"),
     State(mapview.filters_id(PAGE), "data"),
@@ -189,13 +191,14 @@ def refresh(_n: int, lang: str, filters: dict[str, Any], last_incident: str | No
     options = [{"label": f"{_time(r.reported_at)} {r.kind} {r.town or ''}", "value": str(r.id)}
                for r in alarms.itertuples()]
     newest = str(alarms["id"].iloc[0]) if len(alarms) else None
-    value = dash.no_update
+    value = fly = dash.no_update
     if newest is not None and newest != last_incident and (last_incident is not None or not picked):
         value = newest  # a new incident arrived (or the wall just started): show its dispatch picture
+        fly = last_incident is not None  # the wall opens on the district; a new alarm flies to it
     new_filters = map_filters(now)
     return (*[values[key] for key, _, _ in KPIS], ticker_items(kpis, lang), now.strftime("%H:%M:%S"),
             version if version != shown_version else dash.no_update,
-            new_filters if new_filters != filters else dash.no_update, options, value, newest)
+            new_filters if new_filters != filters else dash.no_update, options, value, newest, fly)
 
 
 def _route_layers(result: dispatch.DispatchResult) -> list[Any]:
@@ -260,10 +263,16 @@ def _dispatch_panel(result: dispatch.DispatchResult, lang: str) -> list[Any]:
     Output(mapview.map_id(PAGE), "viewport", allow_duplicate=True),
     Input("wall-incident", "value"),
     State("wall-lang", "data"),
+    State("wall-fly", "data"),
+    State("wall-last-incident", "data"),
     prevent_initial_call=True,
 )
-def show_dispatch(incident_id: str | None, lang: str):
-    """The dispatch picture of one incident: routes, water, key place, ranked responders."""
+def show_dispatch(incident_id: str | None, lang: str, fly: bool, newest: str | None):
+    """The dispatch picture of one incident: routes, water, key place, ranked responders.
+
+    The map flies to the incident when an operator picks one or a new alarm arrives; at
+    start the wall keeps the whole district in view and shows the newest one's picture.
+    """
     lang = lang_of(lang)
     if not incident_id:
         with context.connection() as con:
@@ -284,6 +293,8 @@ def show_dispatch(incident_id: str | None, lang: str):
     pad = 0.02
     view = {"bounds": [[float(lat[0]) - pad, float(lon[0]) - pad], [float(lat[0]) + pad, float(lon[0]) + pad]],
             "transition": "flyToBounds"}
+    if incident_id == newest and not fly:
+        view = dash.no_update
     return _route_layers(result), _dispatch_panel(result, lang), view
 
 

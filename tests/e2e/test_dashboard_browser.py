@@ -243,3 +243,83 @@ def test_offline_no_request_leaves_localhost(server):
     assert REQUESTS, "the browser tests ran first and recorded requests"
     hosts = {urlparse(u).hostname for u in REQUESTS if urlparse(u).scheme in ("http", "https")}
     assert hosts <= {"127.0.0.1"}, hosts
+
+
+def test_dragging_a_station_on_plan_changes_the_figures(server, page):
+    """Add a station where coverage is worst, then drag it onto an existing micro station:
+    the reach figure computed with the move drops back (the new station adds nothing there)."""
+    from dashboard.components.mapview import fit_zoom
+    from geo import coverage, mapdata, store
+    from geo.coverage_inputs import load_scene
+
+    con = store.connect(server["db"])
+    worst = coverage.uncovered_clusters(coverage.compute_coverage(load_scene(con)), top=1).iloc[0]
+    w, s, e, n = mapdata.data_bounds(con)
+    station = con.execute("SELECT lon, lat FROM micro_station ORDER BY id LIMIT 1").fetchone()
+    con.close()
+    page.goto(server["url"] + "/plan")
+    fig = "#plan-fig-area_share_micro_station"
+    page.wait_for_selector("#plan-figures [data-edits='0']", timeout=20000)
+    base = float(page.inner_text(fig).rstrip("%"))
+    box = page.locator("#plan-map").bounding_box()
+    center, zoom = ((s + n) / 2, (w + e) / 2), fit_zoom((w, s, e, n), 1500, 1030)
+    page.click("#plan-add-mode")
+    page.wait_for_selector("#plan-add-mode.active")
+    page.mouse.click(*_pixel(float(worst["lon"]), float(worst["lat"]), center, zoom, box))
+    page.wait_for_selector("#plan-figures [data-edits='1']", timeout=15000)
+    added = float(page.inner_text(fig).rstrip("%"))
+    assert added > base
+    page.click("#plan-add-mode")  # leave add mode: the drop must not add another station
+    page.wait_for_selector("#plan-add-mode:not(.active)")
+    marker = page.locator(".om-station").bounding_box()
+    x0, y0 = marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2
+    x1, y1 = _pixel(float(station[0]), float(station[1]), center, zoom, box)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=12)
+    page.mouse.up()
+    page.wait_for_selector("#plan-figures [data-edits='2']", timeout=15000)
+    moved = float(page.inner_text(fig).rstrip("%"))
+    assert moved < added
+    assert abs(moved - base) <= 0.2  # on top of an existing station it covers (almost) nothing new
+    assert page.locator(".om-station").count() == 1
+    assert page.errors == []
+
+
+def test_wall_dispatch_picture_for_the_newest_incident(server, page):
+    """The wall opens with the newest incident's dispatch picture (responders ranked by ETA);
+    an incident inserted into the database takes over the picture within one refresh."""
+    from geo import store
+
+    page.goto(server["url"] + "/wall")
+    page.wait_for_selector("#wall-dispatch .om-dp-list li", timeout=20000)
+
+    def etas() -> list[float]:
+        return [float(x.split()[0]) for x in page.locator("#wall-dispatch .om-dp-eta").all_inner_texts()]
+
+    first = etas()
+    assert first and first == sorted(first)
+    first_text = "|".join(page.locator("#wall-dispatch .om-dp-eta").all_inner_texts())
+    con = store.connect(server["db"])
+    newest = con.execute("SELECT kind, town FROM incident ORDER BY reported_at DESC LIMIT 1").fetchone()
+    station = con.execute("SELECT lon, lat, town FROM fire_station ORDER BY id LIMIT 1").fetchone()
+    con.close()
+    label = page.inner_text("#wall-incident")
+    assert newest[0] in label and (newest[1] or "") in label
+    frame = gpd.GeoDataFrame({
+        "id": ["E2E-ALARM-1"], "kind": ["火灾"], "source": ["119接警"], "reported_at": [datetime.now()],
+        "status": ["待处置"], "town": [station[2]], "community": ["E2E调度社区"],
+    }, geometry=gpd.points_from_xy([station[0] + 0.001], [station[1] + 0.001]), crs=4326)
+    with store.writer(server["db"]) as con:
+        store.write_layer(con, "incident", frame)
+    page.wait_for_function("() => document.querySelector('#wall-incident').textContent.includes('火灾') && "
+                           "document.querySelector('#wall-ticker').textContent.includes('E2E调度社区')",
+                           timeout=(REFRESH_S + 6) * 1000)
+    page.wait_for_function("(b) => { const l = [...document.querySelectorAll('#wall-dispatch .om-dp-eta')]"
+                           ".map(e => e.textContent).join('|'); return l.length > 0 && l !== b; }",
+                           arg=first_text,
+                           timeout=(REFRESH_S + 8) * 1000)
+    now = etas()
+    assert now == sorted(now)
+    assert now[0] <= 5.0  # next to a fire station: the first responder is minutes away
+    assert page.errors == []
