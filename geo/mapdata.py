@@ -399,9 +399,12 @@ def road_features(
     zoom: float,
     settings: Settings,
 ) -> str:
-    """Roads in a box, one feature per street segment (directed edges merged).
+    """Roads in a box as one MultiLineString feature per road class (``highway``).
 
-    Below ``Settings.road_detail_zoom`` only the classes in ``Settings.map_major_roads``.
+    Directed edges are drawn once per street segment; segments of a class are merged so the
+    browser builds a handful of canvas paths instead of thousands of layers (roads are a
+    non-interactive backdrop). Below ``Settings.road_detail_zoom`` only the classes in
+    ``Settings.map_major_roads``.
     """
     clauses, params = ["TRUE"], []
     if bbox is not None:
@@ -411,16 +414,20 @@ def road_features(
         clauses.append("highway IN (SELECT unnest(?::VARCHAR[]))")
         params.append(list(settings.map_major_roads))
     sql = (
-        "SELECT highway, name, ST_AsWKB(any_value(geom)) AS _wkb FROM road_edges "
+        "SELECT highway, ST_AsWKB(any_value(geom)) AS _wkb FROM road_edges "
         f"WHERE {' AND '.join(clauses)} GROUP BY least(u, v), greatest(u, v), highway, name"
     )
     df = con.execute(sql, params).df()
     if df.empty:
         return EMPTY
     geoms = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object))
-    major = df["highway"].isin(list(settings.map_major_roads))
-    df["major"] = major.to_numpy()
-    return feature_collection(geoms, df, settings.tiles)
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    codes, classes = pd.factorize(df["highway"].fillna("").to_numpy()[index])
+    order = np.argsort(codes, kind="stable")
+    merged = shapely.multilinestrings(parts[order], indices=codes[order])
+    props = pd.DataFrame({"highway": list(classes)})
+    props["major"] = props["highway"].isin(list(settings.map_major_roads)).to_numpy()
+    return feature_collection(np.asarray(merged, dtype=object), props, settings.tiles)
 
 
 def data_bounds(con: duckdb.DuckDBPyConnection) -> BBox | None:

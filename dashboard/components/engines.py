@@ -8,6 +8,7 @@ analysis happens here: everything is a call into ``geo/``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections import OrderedDict
@@ -89,6 +90,14 @@ def ensure_warm() -> None:
         thread = threading.Thread(target=warm, name="onemap-warm", daemon=True)
         _WARMED["thread"] = thread
     thread.start()
+
+
+@atexit.register
+def _join_warm() -> None:
+    """Let a running warm-up finish before the interpreter tears DuckDB down (no abort at exit)."""
+    thread = _WARMED.get("thread")
+    if thread is not None and thread.is_alive():
+        thread.join(timeout=30)
 
 
 def _shared(name: str, build: Any) -> Any:

@@ -111,9 +111,13 @@ def test_polygons_roads_and_bounds(con):
     detail = _fc(mapdata.road_features(con, (w, s, e, n), 16, settings))
     assert all(f["properties"]["highway"] in settings.map_major_roads for f in major["features"])
     assert len(detail["features"]) > len(major["features"])
-    # directed edges are drawn once per street segment
+    # one merged feature per road class: a handful of canvas paths, not one layer per segment
+    classes = con.execute("SELECT count(DISTINCT highway) FROM road_edges").fetchone()[0]
+    assert len(detail["features"]) == classes
+    assert {f["geometry"]["type"] for f in detail["features"]} == {"MultiLineString"}
+    n_lines = sum(len(f["geometry"]["coordinates"]) for f in detail["features"])
     n_edges = con.execute("SELECT count(*) FROM road_edges").fetchone()[0]
-    assert len(detail["features"]) < n_edges
+    assert 0 < n_lines < n_edges  # directed edges drawn once per street segment
 
 
 def test_popup_details_and_ticker(con):
