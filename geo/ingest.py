@@ -13,7 +13,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -77,6 +78,9 @@ class IngestResult:
     encoding: str | None
     seconds: float
     db: str | None = None
+    # Wall seconds per stage: read, validate, store (H3 wait, grid assignment, inserts),
+    # snapshot (copy, checkpoint, fsync and swap of the database file).
+    stages: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the schema of `onemap ingest --json`)."""
@@ -97,6 +101,8 @@ class Prepared:
     column_map: dict[str, str]
     unmapped: list[str]
     file_notes: list[str] = field(default_factory=list)
+    # H3 cells of the accepted points (computed in a background thread during validation).
+    cells: Callable[[], dict[int, np.ndarray]] | None = None
 
 
 # --------------------------------------------------------------------------- headers
@@ -197,6 +203,7 @@ def prepare(
     table = raw.table
     n = table.num_rows
     headers = raw.headers
+    cells_future: Future[dict[int, np.ndarray]] | None = None
     mapping, lon_col, lat_col, wkt_col, unmapped = map_headers(spec, headers, lon, lat, file)
     rej = Rejections(n)
     texts: dict[str, pa.Array] = {f: clean_text(table.column(h)) for h, f in mapping.items()}
@@ -241,6 +248,7 @@ def prepare(
         wlon, wlat = check_coordinates(
             x, y, used_crs, settings, rej, lon_col, lat_col, xt, yt
         )
+        cells_future = _index_in_background(wlon, wlat)
 
         def id_material(rows: np.ndarray) -> pa.Array:
             sel = pa.array(rows)
@@ -286,6 +294,7 @@ def prepare(
             x = np.where(missing, np.nan, shapely.get_x(np.where(missing, None, src)))
             y = np.where(missing, np.nan, shapely.get_y(np.where(missing, None, src)))
             wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, "geometry", "geometry")
+            cells_future = _index_in_background(wlon, wlat)
         else:
             polygonal = np.isin(
                 kinds, [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
@@ -434,7 +443,31 @@ def prepare(
     )
     if lon_col and lat_col and use_columns:
         prepared.column_map.update({lon_col: "lon", lat_col: "lat"})
+    if cells_future is not None:
+        future = cells_future
+
+        def cells() -> dict[int, np.ndarray]:
+            found = future.result()
+            return found if everything else {r: c[keep] for r, c in found.items()}
+
+        prepared.cells = cells
     return prepared, used_crs
+
+
+_BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="onemap-ingest")
+
+
+def _index_in_background(lon: np.ndarray, lat: np.ndarray) -> Future[dict[int, np.ndarray]]:
+    """H3 cells of every row, computed while validation goes on (h3ronpy releases the GIL).
+
+    Rows without usable coordinates get a dummy cell; they are rejected and dropped.
+    """
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    usable = np.isfinite(lon) & np.isfinite(lat)
+    if not usable.all():
+        lon, lat = np.where(usable, lon, 0.0), np.where(usable, lat, 0.0)
+    return _BACKGROUND.submit(h3index.index_points, lon, lat, store.POINT_RESOLUTIONS)
 
 
 def _true(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -606,8 +639,14 @@ def _store(
     if n_rows:
         if spec.geometry == "point":
             assert isinstance(rows, pa.Table)
-            cells = h3index.index_points(
-                rows.column("lon").to_numpy(), rows.column("lat").to_numpy(), store.POINT_RESOLUTIONS
+            cells = (
+                prep.cells()
+                if prep.cells is not None
+                else h3index.index_points(
+                    rows.column("lon").to_numpy(),
+                    rows.column("lat").to_numpy(),
+                    store.POINT_RESOLUTIONS,
+                )
             )
             for res, arr in cells.items():
                 rows = rows.append_column(h3index.cell_column(res), pa.array(arr))
@@ -741,17 +780,35 @@ def ingest_file(
     file = str(p.resolve())
     if crs is not None:
         normalise_crs(crs)
+    # While the file is read: load DuckDB's spatial extension and hash the file (both
+    # release the GIL), so neither adds to the ingest time on a second core.
+    warm = _BACKGROUND.submit(store.warm_up)
+    sha_future = _BACKGROUND.submit(file_sha256, p) if p.is_file() else None
     raw = read_any(p, spec, sheet=sheet, encoding=encoding)
+    warm.result()
+    t_read = time.perf_counter()
     with _stages(p.name, progress and raw.n_rows >= PROGRESS_MIN_ROWS) as step:
         step("read")
         prep, used_crs = prepare(spec, raw, crs, settings, file, lon, lat)
+        t_valid = time.perf_counter()
         step("validated")
-        sha = file_sha256(p)
+        assert sha_future is not None
+        sha = sha_future.result()
         note = f"format {raw.fmt}" + (f", encoding {raw.encoding}" if raw.encoding else "")
         db_path = store.resolve_db_path(db, settings)
         with store.writer(db_path) as con:
+            began = time.perf_counter()
             assigned = _store(con, spec, prep, file, used_crs, sha, started, note)
+            stored = time.perf_counter()
         step("written")
+    t_end = time.perf_counter()
+    stages = {
+        "read": t_read - t0,
+        "validate": t_valid - t_read,
+        "store": stored - began,
+        "snapshot": (began - t_valid) + (t_end - stored),
+    }
+    stages = {k: round(v, 3) for k, v in stages.items()}
     return _result(
         spec,
         prep,
@@ -763,6 +820,7 @@ def ingest_file(
         assigned,
         time.perf_counter() - t0,
         str(db_path),
+        stages,
     )
 
 
@@ -827,6 +885,7 @@ def _result(
     assigned: int,
     seconds: float,
     db: str | None,
+    stages: dict[str, float] | None = None,
 ) -> IngestResult:
     return IngestResult(
         file=file,
@@ -846,6 +905,7 @@ def _result(
         encoding=encoding,
         seconds=round(seconds, 3),
         db=db,
+        stages=dict(stages or {}),
     )
 
 
