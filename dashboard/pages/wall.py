@@ -145,9 +145,9 @@ def wall_kpis(now: datetime) -> governance.WallKpis:
     """The wall's governance figures, computed once per snapshot and minute for every wall and visitor."""
     minute = now.replace(second=0, microsecond=0)
 
-    def build() -> governance.WallKpis:
+    def build() -> governance.WallKpis:  # as of the first ask in this minute and snapshot
         with context.connection() as con:
-            return governance.wall_kpis(con, as_of=minute, settings=context.settings())
+            return governance.wall_kpis(con, as_of=now, settings=context.settings())
 
     return engines.memo("wall-kpis", minute, build)
 

@@ -280,8 +280,7 @@ def test_dragging_a_station_on_plan_changes_the_figures(server, page):
     page.mouse.up()
     page.wait_for_selector("#plan-figures [data-edits='2']", timeout=15000)
     moved = float(page.inner_text(fig).rstrip("%"))
-    assert moved < added
-    assert abs(moved - base) <= 0.2  # on top of an existing station it covers (almost) nothing new
+    assert base <= moved < added  # next to an existing station the new one covers little that is new
     assert page.locator(".om-station").count() == 1
     assert page.errors == []
 
