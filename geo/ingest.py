@@ -48,7 +48,7 @@ from geo.validate import (
     repair_polygons,
     time_order,
 )
-from layers.base import LAT_ALIASES, LON_ALIASES, LayerSpec, normalise_header
+from layers.base import LAT_ALIASES, LON_ALIASES, Field, LayerSpec, normalise_header
 from layers.registry import get_spec
 
 PROGRESS_MIN_ROWS = 50_000  # show a progress bar from this many rows on
@@ -344,8 +344,17 @@ def prepare(
         )
 
     values: dict[str, pa.Array] = {}
+    mapped_notes: list[str] = []
     for f in spec.fields:
         text = texts.get(f.name)
+        if text is not None and f.value_aliases:
+            text, counts = map_values(f, text)
+            texts[f.name] = text
+            if counts:
+                pairs = ", ".join(f"{a}→{b} ×{k}" for (a, b), k in counts.items())
+                mapped_notes.append(
+                    f"{f.name}: 取值按别名换为标准值 (value aliases mapped to canonical values): {pairs}"
+                )
         if text is None:
             if f.required:
                 rej.add(
@@ -439,7 +448,7 @@ def prepare(
         repaired=int((repaired & keep).sum()),
         column_map=mapping,
         unmapped=unmapped,
-        file_notes=list(raw.notes),
+        file_notes=[*raw.notes, *mapped_notes],
     )
     if lon_col and lat_col and use_columns:
         prepared.column_map.update({lon_col: "lon", lat_col: "lat"})
@@ -468,6 +477,22 @@ def _index_in_background(lon: np.ndarray, lat: np.ndarray) -> Future[dict[int, n
     if not usable.all():
         lon, lat = np.where(usable, lon, 0.0), np.where(usable, lat, 0.0)
     return _BACKGROUND.submit(h3index.index_points, lon, lat, store.POINT_RESOLUTIONS)
+
+
+def map_values(f: Field, text: pa.Array) -> tuple[pa.Array, dict[tuple[str, str], int]]:
+    """Replace a field's accepted spellings by its canonical values (``Field.value_aliases``).
+
+    Returns the mapped text and, per (spelling, canonical) pair, how many rows it changed.
+    """
+    spellings = [a for a, _ in f.value_aliases]
+    canonical = pa.array([c for _, c in f.value_aliases], type=pa.string())
+    where = pc.index_in(text, value_set=pa.array(spellings, type=pa.string()))
+    if where.null_count == len(where):
+        return text, {}
+    found = where.filter(pc.is_valid(where)).to_numpy(zero_copy_only=False)
+    hits = np.bincount(found, minlength=len(spellings))
+    counts = {f.value_aliases[i]: int(k) for i, k in enumerate(hits) if k}
+    return pc.coalesce(canonical.take(where), text), counts
 
 
 def _true(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -224,9 +224,9 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
         text_data = data if enc in ("utf-8", "utf-8-sig") else data.decode(enc).encode("utf-8")
     except (UnicodeDecodeError, LookupError) as exc:
         raise ReadError(f"{path}: cannot decode as {enc}: {_first_line(exc)}") from exc
-    if text_data.startswith(b"\xef\xbb\xbf"):
-        text_data = text_data[3:]
-    first_line = text_data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    start = 3 if text_data.startswith(b"\xef\xbb\xbf") else 0
+    end = text_data.find(b"\n", start)
+    first_line = text_data[start : end if end >= 0 else None].decode("utf-8", errors="replace").rstrip("\r")
     delimiter = max(["\t", ",", ";", "|"], key=first_line.count)
     if first_line.count(delimiter) == 0 and path.suffix.lower() == ".tsv":
         delimiter = "\t"
@@ -240,7 +240,7 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
 
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(text_data),
+            pa.BufferReader(pa.py_buffer(text_data).slice(start)),  # no copy
             read_options=pacsv.ReadOptions(column_names=headers, skip_rows=1, block_size=1 << 24),
             # A newline can only sit inside a quoted cell; without quotes pyarrow parses in parallel.
             parse_options=pacsv.ParseOptions(
@@ -262,7 +262,9 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
     # knowing their record number, so such files are numbered by a second pass.
     rows = np.arange(2, table.num_rows + 2, dtype=np.int64)
     if malformed or b"\n\n" in text_data or b"\n\r\n" in text_data:
-        good, bad = _number_records(text_data.decode("utf-8", errors="replace"), delimiter, len(headers))
+        good, bad = _number_records(
+            text_data[start:].decode("utf-8", errors="replace"), delimiter, len(headers)
+        )
         if len(good) == table.num_rows:
             rows = np.asarray(good, dtype=np.int64)
             malformed = bad

@@ -131,7 +131,12 @@ def _instance() -> duckdb.DuckDBPyConnection:
 
 
 def warm_up() -> None:
-    """Create this process's DuckDB instance (loads spatial, 0.3-2 s) ahead of its first use."""
+    """Create this process's DuckDB instance (loads spatial, 0.3-2 s) ahead of its first use.
+
+    Also imports ``pyarrow.dataset``, which DuckDB imports on its first scan of an Arrow table.
+    """
+    import pyarrow.dataset  # noqa: F401
+
     _instance()
 
 

@@ -34,6 +34,19 @@ class Field:
     choices: tuple[str, ...] | None = None
     aliases: tuple[str, ...] = ()
     help: str = ""
+    # Other spellings of values, as (spelling, canonical value) pairs, e.g. ("一级", "1").
+    # Ingestion maps them as parsing and records how many rows each mapping changed.
+    value_aliases: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.choices:
+            unknown = [c for _, c in self.value_aliases if c not in self.choices]
+            if unknown:
+                raise ValueError(f"field {self.name!r}: value aliases map to unknown values {unknown}")
+
+    def value_map(self) -> dict[str, str]:
+        """Accepted spelling → canonical value."""
+        return dict(self.value_aliases)
 
     @property
     def sql_type(self) -> str:

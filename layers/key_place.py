@@ -20,10 +20,17 @@ SPEC = LayerSpec(
               aliases=("category", "type", "类别", "场所类型", "行业类别")),
         Field("inspection_class", "int", "排查等级", "Inspection class", required=True, choices=("1", "2", "3"),
               aliases=("inspection_class", "class", "等级", "网格等级", "排查级别", "级别"),
-              help="1: committee staff monthly; 2: town patrol quarterly; 3: fire office half-yearly (seed 000)."),
+              help="1: committee staff monthly; 2: town patrol quarterly; 3: fire office half-yearly (seed 000).",
+              value_aliases=tuple(
+                  (f"{word}{unit}", str(level))
+                  for level, words in ((1, ("一", "1", "Ⅰ", "I")), (2, ("二", "2", "Ⅱ", "II")), (3, ("三", "3", "Ⅲ", "III")))
+                  for word in words
+                  for unit in ("级", "类", "级网格", "类场所")
+              )),
         Field("last_inspection", "date", "最近检查", "Last inspection",
               aliases=("last_inspection", "inspected", "检查日期", "最近检查日期", "最近排查日期")),
-        Field("risk_level", "str", "风险等级", "Risk level", choices=("低", "中", "高"), aliases=("risk", "risk_level", "风险")),
+        Field("risk_level", "str", "风险等级", "Risk level", choices=("低", "中", "高"), aliases=("risk", "risk_level", "风险"),
+              value_aliases=(("低风险", "低"), ("中风险", "中"), ("高风险", "高"))),
         Field("contact", "str", "负责人", "Contact", aliases=("contact", "联系人", "消防安全责任人")),
         Field("phone", "str", "联系电话", "Phone", aliases=("phone", "tel", "电话")),
         *LOCATION,
