@@ -248,11 +248,11 @@ def main() -> None:
             first_render(page, base + path)
         ctx.close()
 
-        print("\nfirst map render (ms), median of 3 loads (last data layer painted):")
+        print("\nfirst map render (ms), median of 5 loads (last data layer painted):")
         for name, path in (("empty map page (baseline)", "/bench/empty"), ("/ overview", "/"),
                            ("/wall", "/wall"), ("/plan", "/plan"), ("/review", "/review")):
             runs, lasts = [], []
-            for _ in range(3):
+            for _ in range(5):
                 ctx, page = new_page()
                 ms, key = first_render(page, base + path, data=path != "/bench/empty")
                 runs.append(ms)

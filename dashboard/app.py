@@ -20,6 +20,15 @@ from geo.settings import Settings
 HERE = Path(__file__).resolve().parent
 
 
+# Lazy chunks every map page needs: fetched with the page instead of after the first render.
+PRELOAD_CHUNKS: tuple[str, ...] = ("dash_leaflet/async-GeoJSON.js",)
+
+
+def _preloads(prefix: str) -> str:
+    return "".join(f'<link rel="preload" as="script" href="{prefix}_dash-component-suites/{c}">'
+                   for c in PRELOAD_CHUNKS)
+
+
 def create_app(settings: Settings, db_path: str, *, warm: bool = True) -> Dash:
     """The dashboard for the database ``db_path`` (read through a snapshot-following Reader).
 
@@ -39,7 +48,8 @@ def create_app(settings: Settings, db_path: str, *, warm: bool = True) -> Dash:
         suppress_callback_exceptions=True,
         compress=False,
     )
-    app.index_string = app.index_string.replace("<html>", '<html lang="zh-CN">')
+    app.index_string = app.index_string.replace("<html>", '<html lang="zh-CN">').replace(
+        "{%metas%}", "{%metas%}" + _preloads(app.config.requests_pathname_prefix))
     app.layout = html.Div(dash.page_container, className="om-root")
     register_routes(app.server)
     if warm:
