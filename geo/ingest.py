@@ -291,8 +291,11 @@ def prepare(
                         "面/线要素取面上一点作为位置 (area or line stored at a point on its surface)",
                     )
                 )
-            x = np.where(missing, np.nan, shapely.get_x(np.where(missing, None, src)))
-            y = np.where(missing, np.nan, shapely.get_y(np.where(missing, None, src)))
+            if missing.any():
+                x = np.where(missing, np.nan, shapely.get_x(np.where(missing, None, src)))
+                y = np.where(missing, np.nan, shapely.get_y(np.where(missing, None, src)))
+            else:  # no object-array copies on the common path
+                x, y = shapely.get_x(src), shapely.get_y(src)
             wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, "geometry", "geometry")
             cells_future = _index_in_background(wlon, wlat)
         else:
