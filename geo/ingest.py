@@ -820,8 +820,7 @@ def ingest_file(
         prep, used_crs = prepare(spec, raw, crs, settings, file, lon, lat)
         t_valid = time.perf_counter()
         step("validated")
-        assert sha_future is not None
-        sha = sha_future.result()
+        sha = sha_future.result() if sha_future is not None else file_sha256(p)
         note = f"format {raw.fmt}" + (f", encoding {raw.encoding}" if raw.encoding else "")
         db_path = store.resolve_db_path(db, settings)
         with store.writer(db_path) as con:
