@@ -466,7 +466,8 @@ def prepare(
     return prepared, used_crs
 
 
-_BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="onemap-ingest")
+# Spatial extension load, file hash and H3 run side by side while the main thread reads and validates.
+_BACKGROUND = ThreadPoolExecutor(3, thread_name_prefix="onemap-ingest")
 
 
 def _index_in_background(lon: np.ndarray, lat: np.ndarray) -> Future[dict[int, np.ndarray]]:
@@ -808,12 +809,11 @@ def ingest_file(
     file = str(p.resolve())
     if crs is not None:
         normalise_crs(crs)
-    # While the file is read: load DuckDB's spatial extension and hash the file (both
-    # release the GIL), so neither adds to the ingest time on a second core.
+    # While the file is read and validated: load DuckDB's spatial extension and hash the
+    # file (both release the GIL), so neither adds to the ingest time on a second core.
     warm = _BACKGROUND.submit(store.warm_up)
     sha_future = _BACKGROUND.submit(file_sha256, p) if p.is_file() else None
     raw = read_any(p, spec, sheet=sheet, encoding=encoding)
-    warm.result()
     t_read = time.perf_counter()
     with _stages(p.name, progress and raw.n_rows >= PROGRESS_MIN_ROWS) as step:
         step("read")
@@ -823,6 +823,7 @@ def ingest_file(
         sha = sha_future.result() if sha_future is not None else file_sha256(p)
         note = f"format {raw.fmt}" + (f", encoding {raw.encoding}" if raw.encoding else "")
         db_path = store.resolve_db_path(db, settings)
+        warm.result()
         with store.writer(db_path) as con:
             began = time.perf_counter()
             assigned = _store(con, spec, prep, file, used_crs, sha, started, note)

@@ -130,6 +130,28 @@ def _instance() -> duckdb.DuckDBPyConnection:
         return _INSTANCE
 
 
+_PLAIN: duckdb.DuckDBPyConnection | None = None
+_PLAIN_PID: int | None = None
+_PLAIN_LOCK = threading.Lock()  # not _LOCK: that one is held while spatial loads
+
+
+def _plain() -> duckdb.DuckDBPyConnection:
+    """A DuckDB instance without extensions, for computing on in-memory Arrow data only.
+
+    It needs no spatial extension, so validation can use it while the main instance is
+    still loading spatial in the background.
+    """
+    global _PLAIN, _PLAIN_PID
+    with _PLAIN_LOCK:
+        if _PLAIN is None or _PLAIN_PID != os.getpid():
+            _PLAIN = duckdb.connect(
+                ":memory:",
+                config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+            )
+            _PLAIN_PID = os.getpid()
+        return _PLAIN
+
+
 def warm_up() -> None:
     """Create this process's DuckDB instance (loads spatial, 0.3-2 s) ahead of its first use.
 
@@ -574,7 +596,7 @@ def stable_ids(material: pd.DataFrame | pa.Table, prefix: str = "") -> np.ndarra
         cols = sorted(material.columns)
         frame = pd.DataFrame({f"c{i}": material[c].astype("str") for i, c in enumerate(cols)})
     joined = ", ".join(f"coalesce(c{i}, '')" for i in range(len(cols)))
-    con = _instance().cursor()
+    con = _plain().cursor()
     try:
         con.register("_material", frame)
         ids = con.execute(
@@ -599,7 +621,7 @@ def repeated(values: pa.Array, where: np.ndarray | None = None) -> np.ndarray:
     table = pa.table({"v": vals, "p": pos})
     # Batches of one row group: DuckDB aggregates them in parallel.
     table = pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema)
-    con = _instance().cursor()
+    con = _plain().cursor()
     try:
         con.register("_values", table)
         distinct, total = con.execute(
