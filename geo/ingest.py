@@ -91,7 +91,9 @@ class IngestResult:
 class Prepared:
     """A validated table, ready to store."""
 
-    accepted: pa.Table | gpd.GeoDataFrame  # typed fields + lon, lat (points, Arrow) or geometry (polygons)
+    accepted: (
+        pa.Table | gpd.GeoDataFrame
+    )  # typed fields + lon, lat (points, Arrow) or geometry (polygons)
     rejected: pd.DataFrame  # rows of the `rejected` table
     notes: pd.DataFrame  # rows of the `ingest_notes` table
     rows_read: int
@@ -225,9 +227,7 @@ def prepare(
         missing = ~present(xt) | ~present(yt)
         pair = None
         if (missing | bad_x | bad_y).any():
-            pair = pc.binary_join_element_wise(
-                pc.fill_null(xt, ""), pc.fill_null(yt, ""), ", "
-            )
+            pair = pc.binary_join_element_wise(pc.fill_null(xt, ""), pc.fill_null(yt, ""), ", ")
         rej.add(
             missing,
             f"{lon_col},{lat_col}",
@@ -245,9 +245,7 @@ def prepare(
         ok = ~missing & ~bad_x & ~bad_y
         if not ok.all():
             x, y = np.where(ok, x, np.nan), np.where(ok, y, np.nan)
-        wlon, wlat = check_coordinates(
-            x, y, used_crs, settings, rej, lon_col, lat_col, xt, yt
-        )
+        wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, lon_col, lat_col, xt, yt)
         cells_future = _index_in_background(wlon, wlat)
 
         def id_material(rows: np.ndarray) -> pa.Array:
@@ -305,8 +303,13 @@ def prepare(
             wrong = ~missing & ~polygonal
             type_names = np.full(n, None, dtype=object)
             type_names[wrong] = [g.geom_type for g in src[wrong]]  # only the rejected rows
-            rej.add(wrong, "geometry", "wrong_geometry_type", type_names,
-                    f"{spec.name} 需要面要素 (needs polygons)")
+            rej.add(
+                wrong,
+                "geometry",
+                "wrong_geometry_type",
+                type_names,
+                f"{spec.name} 需要面要素 (needs polygons)",
+            )
             good = ~missing & polygonal
             reps = np.full(n, None, dtype=object)
             reps[good] = shapely.point_on_surface(shapely.make_valid(src[good]))
@@ -435,9 +438,7 @@ def prepare(
     else:
         assert geoms is not None
         frame = pa.table(columns).to_pandas(types_mapper=pd.ArrowDtype)
-        accepted = gpd.GeoDataFrame(
-            frame, geometry=gpd.GeoSeries(geoms[keep], crs=4326), crs=4326
-        )
+        accepted = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms[keep], crs=4326), crs=4326)
 
     rejected = _rejected_rows(rej, raw, file, spec)
     notes = _note_rows(row_notes, raw.row_numbers, ids, keep)
@@ -921,7 +922,9 @@ def _result(
         crs=crs,
         fmt=fmt,
         rows_read=prep.rows_read,
-        accepted=len(prep.accepted) if isinstance(prep.accepted, pd.DataFrame) else prep.accepted.num_rows,
+        accepted=len(prep.accepted)
+        if isinstance(prep.accepted, pd.DataFrame)
+        else prep.accepted.num_rows,
         rejected=prep.rejected_rows,
         rejected_by_reason=prep.rejected_by_reason,
         repaired=prep.repaired,

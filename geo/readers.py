@@ -88,7 +88,11 @@ class RawTable:
 def text_table(frame: pd.DataFrame) -> pa.Table:
     """A frame of text columns (None where empty) as an Arrow table of strings."""
     arrays = [
-        pa.array(frame[c].astype("str") if frame[c].dtype != "str" else frame[c], type=pa.string(), from_pandas=True)
+        pa.array(
+            frame[c].astype("str") if frame[c].dtype != "str" else frame[c],
+            type=pa.string(),
+            from_pandas=True,
+        )
         for c in frame.columns
     ]
     return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
@@ -226,7 +230,9 @@ def read_csv(path: Path, encoding: str | None = None) -> RawTable:
         raise ReadError(f"{path}: cannot decode as {enc}: {_first_line(exc)}") from exc
     start = 3 if text_data.startswith(b"\xef\xbb\xbf") else 0
     end = text_data.find(b"\n", start)
-    first_line = text_data[start : end if end >= 0 else None].decode("utf-8", errors="replace").rstrip("\r")
+    first_line = (
+        text_data[start : end if end >= 0 else None].decode("utf-8", errors="replace").rstrip("\r")
+    )
     delimiter = max(["\t", ",", ";", "|"], key=first_line.count)
     if first_line.count(delimiter) == 0 and path.suffix.lower() == ".tsv":
         delimiter = "\t"
@@ -314,8 +320,12 @@ def read_xlsx(path: Path, spec: LayerSpec, sheet: str | int | None = None) -> Ra
     try:
         with warnings.catch_warnings():
             # Workbooks saved by WPS and older Excel versions: harmless, not the user's problem.
-            warnings.filterwarnings("ignore", message="Workbook contains no default style", category=UserWarning)
-            warnings.filterwarnings("ignore", message=".*extension is not supported", category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message="Workbook contains no default style", category=UserWarning
+            )
+            warnings.filterwarnings(
+                "ignore", message=".*extension is not supported", category=UserWarning
+            )
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         raise ReadError(f"{path}: not an Excel .xlsx workbook ({_first_line(exc)})") from exc
@@ -328,7 +338,9 @@ def read_xlsx(path: Path, spec: LayerSpec, sheet: str | int | None = None) -> Ra
         elif isinstance(sheet, int) or str(sheet).isdigit():
             idx = int(sheet)
             if not 0 <= idx < len(names):
-                raise ReadError(f"{path}: no sheet number {idx} (0-based); sheets: {', '.join(names)}")
+                raise ReadError(
+                    f"{path}: no sheet number {idx} (0-based); sheets: {', '.join(names)}"
+                )
             ws = wb.worksheets[idx]
         else:
             raise ReadError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(names)}")

@@ -364,7 +364,9 @@ def _incoming(spec: LayerSpec, frame: pd.DataFrame | pa.Table) -> pa.Table:
         if spec.geometry != "point":
             raise StoreError(f"write_layer({spec.name!r}): a polygon layer needs a GeoDataFrame")
         names = set(frame.column_names)
-        cols: dict[str, Any] = {f.name: frame.column(f.name) for f in spec.fields if f.name in names}
+        cols: dict[str, Any] = {
+            f.name: frame.column(f.name) for f in spec.fields if f.name in names
+        }
         if "lon" not in names or "lat" not in names:
             raise StoreError(f"write_layer({spec.name!r}): a point table needs lon/lat columns")
         lon = np.asarray(frame.column("lon").to_numpy(), dtype=np.float64)
@@ -386,7 +388,9 @@ def _incoming(spec: LayerSpec, frame: pd.DataFrame | pa.Table) -> pa.Table:
             lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
         else:
             if not has_geometry:
-                raise StoreError(f"write_layer({spec.name!r}): a polygon layer needs a GeoDataFrame")
+                raise StoreError(
+                    f"write_layer({spec.name!r}): a polygon layer needs a GeoDataFrame"
+                )
             reps = shapely.point_on_surface(geoms)
             lon, lat = shapely.get_x(reps), shapely.get_y(reps)
 
@@ -415,7 +419,9 @@ def _incoming(spec: LayerSpec, frame: pd.DataFrame | pa.Table) -> pa.Table:
             cols[name] = get(name)
     table = pa.table(cols)
     # Batches of one DuckDB row group: DuckDB scans and inserts them in parallel.
-    return pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema)
+    return pa.Table.from_batches(
+        table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema
+    )
 
 
 def _arrow_column(col: pd.Series) -> pa.Array | pa.ChunkedArray:
@@ -589,7 +595,9 @@ def stable_ids(material: pd.DataFrame | pa.Table, prefix: str = "") -> np.ndarra
         if not material.num_rows:
             return np.array([], dtype=object)
         cols = sorted(material.column_names)
-        frame = pa.table({f"c{i}": pc.cast(material.column(c), pa.string()) for i, c in enumerate(cols)})
+        frame = pa.table(
+            {f"c{i}": pc.cast(material.column(c), pa.string()) for i, c in enumerate(cols)}
+        )
     else:
         if not len(material):
             return np.array([], dtype=object)
@@ -620,13 +628,13 @@ def repeated(values: pa.Array, where: np.ndarray | None = None) -> np.ndarray:
     vals = values if where is None or len(pos) == n else values.filter(pa.array(where))
     table = pa.table({"v": vals, "p": pos})
     # Batches of one row group: DuckDB aggregates them in parallel.
-    table = pa.Table.from_batches(table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema)
+    table = pa.Table.from_batches(
+        table.to_batches(max_chunksize=ROW_GROUP_ROWS), schema=table.schema
+    )
     con = _plain().cursor()
     try:
         con.register("_values", table)
-        distinct, total = con.execute(
-            "SELECT count(DISTINCT v), count(v) FROM _values"
-        ).fetchone()
+        distinct, total = con.execute("SELECT count(DISTINCT v), count(v) FROM _values").fetchone()
         if distinct < total:
             rows = con.execute(
                 "SELECT p FROM (SELECT p, row_number() OVER (PARTITION BY v ORDER BY p) AS k "

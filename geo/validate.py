@@ -99,7 +99,9 @@ class Rejections:
         self.pos.append(idx)
         self.fields.append(field_name)
         self.reasons.append(reason)
-        self.values.append(np.full(len(idx), None, dtype=object) if values is None else _take(values, idx))
+        self.values.append(
+            np.full(len(idx), None, dtype=object) if values is None else _take(values, idx)
+        )
         self.details.append(detail)
 
     def mask(self) -> np.ndarray:

@@ -48,15 +48,23 @@ def test_inspection_class_spellings_map_to_levels_and_are_recorded(
     assert got["inspection_class"].tolist() == [1, 2, 3, 2, 1]
     assert got["risk_level"].tolist()[:4] == ["高", "低", "中", "低"]
     # Never silent: each mapping and its row count is a note of this ingest.
-    notes = rows_of(tmp_db, "SELECT note FROM ingest_notes WHERE layer = 'key_place'")["note"].tolist()
+    notes = rows_of(tmp_db, "SELECT note FROM ingest_notes WHERE layer = 'key_place'")[
+        "note"
+    ].tolist()
     cls = next(n for n in notes if n.startswith("inspection_class"))
     assert "一级→1 ×2" in cls and "二类→2 ×1" in cls and "Ⅲ级→3 ×1" in cls
     risk = next(n for n in notes if n.startswith("risk_level"))
     assert "高风险→高 ×1" in risk and "低风险→低 ×1" in risk and "中风险→中 ×1" in risk
     assert any(n.startswith("inspection_class") for n in result.notes)
     # The rejected row keeps what the user wrote.
-    rej = rows_of(tmp_db, "SELECT row_number, field, value, raw FROM rejected WHERE reason = 'unknown_value'")
-    assert (rej["row_number"][0], rej["field"][0], rej["value"][0]) == (7, "inspection_class", "四级")
+    rej = rows_of(
+        tmp_db, "SELECT row_number, field, value, raw FROM rejected WHERE reason = 'unknown_value'"
+    )
+    assert (rej["row_number"][0], rej["field"][0], rej["value"][0]) == (
+        7,
+        "inspection_class",
+        "四级",
+    )
     assert json.loads(rej["raw"][0])["排查等级"] == "四级"
 
 
@@ -71,13 +79,19 @@ def test_file_without_aliased_values_gets_no_mapping_note(tmp_path: Path, tmp_db
 
 def test_value_aliases_must_map_to_allowed_values() -> None:
     with pytest.raises(ValueError, match="unknown values"):
-        Field("status", "str", "状态", "Status", choices=("正常",), value_aliases=(("完好", "良好"),))
+        Field(
+            "status", "str", "状态", "Status", choices=("正常",), value_aliases=(("完好", "良好"),)
+        )
 
 
 @pytest.mark.parametrize("header", ["网格编号", "网格编码"])
 def test_grid_number_header_is_the_grid_id(tmp_path: Path, tmp_db: Path, header: str) -> None:
     grids = gpd.GeoDataFrame(
-        {header: ["SJ-0101", "SJ-0102"], "网格名称": ["一网格", "二网格"], "街镇": ["岳阳街道"] * 2},
+        {
+            header: ["SJ-0101", "SJ-0102"],
+            "网格名称": ["一网格", "二网格"],
+            "街镇": ["岳阳街道"] * 2,
+        },
         geometry=[
             shapely.box(121.20, 31.00, 121.25, 31.05),
             shapely.box(121.25, 31.00, 121.30, 31.05),
@@ -88,10 +102,18 @@ def test_grid_number_header_is_the_grid_id(tmp_path: Path, tmp_db: Path, header:
     grids.to_file(path)
     result = ingest_file("grid", path, db=tmp_db, settings=SETTINGS)
     assert result.column_map[header] == "id" and result.accepted == 2
-    assert rows_of(tmp_db, "SELECT id FROM grid ORDER BY id")["id"].tolist() == ["SJ-0101", "SJ-0102"]
+    assert rows_of(tmp_db, "SELECT id FROM grid ORDER BY id")["id"].tolist() == [
+        "SJ-0101",
+        "SJ-0102",
+    ]
     # Points are assigned to those ids (a hydrant register without 网格编号 of its own).
     pd.DataFrame(
-        {"编号": ["H1", "H2"], "状态": ["正常", "损坏"], "经度": [121.21, 121.27], "纬度": [31.01, 31.02]}
+        {
+            "编号": ["H1", "H2"],
+            "状态": ["正常", "损坏"],
+            "经度": [121.21, 121.27],
+            "纬度": [31.01, 31.02],
+        }
     ).to_csv(tmp_path / "h.csv", index=False)
     hydrants = ingest_file("hydrant", tmp_path / "h.csv", db=tmp_db, settings=SETTINGS)
     assert hydrants.assigned_to_grid == 2
