@@ -193,6 +193,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         /* Resolves once the map's data layers named in `probes` have painted (or after 4 s), so
          * heavy side panels are fetched and rendered after the map, never before it. */
         afterMapPaint: function (trigger, probes) {
+            if (probes === undefined && Array.isArray(trigger)) { probes = trigger; }
             return new Promise(function (resolve) {
                 const t0 = performance.now();
                 (function check() {

@@ -63,6 +63,12 @@ def filters_id(page: str) -> str:
     return f"{page}-filters"
 
 
+def painted_id(page: str) -> str:
+    """Id of the store set once the map's boundaries and roads have painted (or after 4 s):
+    side panels take it as an input, so they load after the map, never before it."""
+    return f"{page}-painted"
+
+
 def version_id(page: str) -> str:
     """Id of the store holding the snapshot version (changes → layers refetch)."""
     return f"{page}-version"
@@ -290,6 +296,10 @@ def map_panel(
         dcc.Store(id=f"{page}-initial-bounds", data=[[s, w], [n, e]]),
         dcc.Store(id=f"{page}-point-layers", data=point_layer_names()),
         dcc.Store(id=f"{page}-overlay-names", data={name: spec.label(lang) for name, spec in LAYERS.items()}),
+        # the data layers whose first paint opens the gate for the page's side panels
+        dcc.Store(id=f"{page}-probes", data=[*(f"poly-{sp.name}" for sp in specs
+                                               if sp.geometry == "polygon" and sp.name in shown), "roads"]),
+        dcc.Store(id=painted_id(page), data=None),
     ], className="om-map-wrap")
 
 
@@ -310,4 +320,10 @@ def register_map_callbacks(page: str) -> None:
         State(f"{page}-point-layers", "data"),
         State(f"{page}-initial-bounds", "data"),
         State(f"{page}-overlay-names", "data"),
+    )
+    clientside_callback(
+        ClientsideFunction(namespace="onemap", function_name="afterMapPaint"),
+        Output(painted_id(page), "data"),
+        Input(f"{page}-probes", "data"),
+        State(f"{page}-probes", "data"),
     )

@@ -157,9 +157,10 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     Output("plan-colorby", "options"),
     Output("plan-colorby", "value"),
     Input("plan-f-layer", "value"),
+    Input(mapview.painted_id(PAGE), "data"),
     State("plan-lang", "data"),
 )
-def filter_fields(layer: str, lang: str):
+def filter_fields(layer: str, _painted: float | None, lang: str):
     """One multi-select per field with allowed values of the chosen layer."""
     lang = lang_of(lang)
     spec = get_spec(layer)
@@ -384,10 +385,12 @@ def _markers(edits: list, selection: dict | None, session: str) -> list[Any]:
     Input("plan-edits", "data"),
     Input("plan-responder", "value"),
     Input("plan-selection", "data"),
+    Input(mapview.painted_id(PAGE), "data"),
     State("plan-session", "data"),
     State("plan-lang", "data"),
 )
-def scenario_figures(edits: list, responder: str, selection: dict | None, session: str, lang: str):
+def scenario_figures(edits: list, responder: str, selection: dict | None, _painted: float | None, session: str,
+                     lang: str):
     """First answer to an edit: the reach figures and their change, and the station markers.
 
     Only the engine's incremental update runs here (one bounded Dijkstra per new edit);
