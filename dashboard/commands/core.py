@@ -93,7 +93,8 @@ def layers_cmd(as_json) -> None:
     if as_json:
         out = {n: {"zh": s.zh, "en": s.en, "geometry": s.geometry,
                    "fields": [{"name": f.name, "type": f.type, "zh": f.zh, "en": f.en, "required": f.required,
-                               "choices": f.choices, "aliases": f.aliases} for f in s.fields]}
+                               "choices": f.choices, "aliases": f.aliases,
+                               "value_aliases": dict(f.value_aliases)} for f in s.fields]}
                for n, s in LAYERS.items()}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
@@ -103,6 +104,9 @@ def layers_cmd(as_json) -> None:
             req = "*" if f.required else " "
             choices = f"  [{'/'.join(f.choices)}]" if f.choices else ""
             click.echo(f"  {req} {f.name:<18} {f.zh}  {f.type}{choices}  ← {', '.join(f.aliases)}")
+            if f.value_aliases:
+                mapped = ", ".join(f"{a}→{c}" for a, c in f.value_aliases)
+                click.echo(f"      {'':<18} values also accepted: {mapped}")
 
 
 @click.command(name="settings")

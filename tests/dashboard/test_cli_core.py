@@ -39,6 +39,8 @@ def test_layers_lists_every_spec_with_aliases():
     hazard_fields = {f["name"]: f for f in out["hazard"]["fields"]}
     assert hazard_fields["status"]["choices"] == ["发现", "立案", "派遣", "处置", "核查", "结案"]
     assert "纬度" not in hazard_fields  # coordinates are not fields
+    hydrant_status = {f["name"]: f for f in out["hydrant"]["fields"]}["status"]
+    assert hydrant_status["value_aliases"]["完好"] == "正常"
     text = run("layers").stdout
     assert "室外消火栓" in text and "隐患等级" in text
 
