@@ -24,6 +24,7 @@ from geo import mapdata
 from geo.errors import OnemapError
 from layers.registry import get_spec
 
+OVERLAYS: dict[str, Callable[[dict[str, str]], str]] = {}
 _CACHE: OrderedDict[tuple[int, str], str] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 256
@@ -61,8 +62,24 @@ def _zoom() -> float:
         raise OnemapError(f"zoom must be a number, got {flask.request.args.get('zoom')!r}") from None
 
 
+def register_overlay(name: str, make: Callable[[dict[str, str]], str]) -> None:
+    """Serve ``make(query args)`` (GeoJSON text) at ``/api/overlay/<name>.geojson`` (pages register
+    their shared overlays here, so big geometry reaches the map without the Dash store)."""
+    OVERLAYS[name] = make
+
+
 def register_routes(server: flask.Flask) -> None:
     """Add the map data endpoints to the Flask server."""
+
+    @server.route("/api/overlay/<name>.geojson")
+    def overlay(name: str) -> flask.Response:
+        make = OVERLAYS.get(name)
+        if make is None:
+            return _bad_request(OnemapError(f"unknown overlay {name!r}; known: {sorted(OVERLAYS)}"))
+        try:
+            return _geojson(make(dict(flask.request.args)))
+        except (OnemapError, KeyError, ValueError) as exc:
+            return _bad_request(exc)
 
     @server.route("/api/empty.geojson")
     def empty() -> flask.Response:

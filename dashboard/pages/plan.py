@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, dcc, html
 
-from dashboard.components import context, engines, mapview, palettes
+from dashboard.components import context, engines, mapview, palettes, routes
 from dashboard.components.chrome import navbar, note, panel, table
 from dashboard.i18n import lang_of, t
 from geo import coverage, mapdata, siting
@@ -55,9 +55,6 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     visible = [n for n, s in LAYERS.items() if s.geometry == "polygon" or n in RESPONDERS]
     minutes = list(settings.isochrone_minutes)
     responder0 = RESPONDERS[0] if RESPONDERS else None
-    # the stored responders' isochrones go out with the page when the warm-up has them
-    ready = engines.peek("plan-overlays", (responder0, ("iso",), tuple(sorted(minutes))))
-    iso0 = ready[0] if ready else EMPTY_FC
     the_map = mapview.map_panel(
         PAGE, lang, settings, bounds, version=context.version(), size_hint=(1500, 1030), visible=visible, clustered_layers=mapview.clustered(counts, settings),
         overlays=[
@@ -67,7 +64,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
                        pane=mapview.PANES["overlay"][0],
                        hideout={"palette": list(palettes.OKABE_ITO[:7]), "opacity": 0.25, "weight": 1.5, "probe": "plan-firstdue",
                                 "labelKey": "name"}),
-            dl.GeoJSON(id="plan-iso", data=iso0, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+            dl.GeoJSON(id="plan-iso", url=iso_url(responder0, minutes) if responder0 else None, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
                        pane=mapview.PANES["overlay"][0],
                        hideout={"probe": "plan-iso", "key": "minutes", "colors": palettes.isochrone_colors(minutes), "opacity": 0.18,
                                 "weight": 2, "labelKey": "minutes", "labelSuffix": " " + t("minutes", lang)}),
@@ -145,7 +142,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         dcc.Store(id="plan-selection", data=None),
         dcc.Store(id="plan-add-on", data=False),
         dcc.Store(id="plan-applied", data=None),
-        dcc.Store(id="plan-iso-sent", data=bool(ready)),
+        dcc.Store(id="plan-iso-sent", data=True),
     ], className="om-page")
 
 
@@ -455,6 +452,36 @@ def base_overlays(responder: str, overlays: tuple[str, ...], minutes: tuple[floa
                         lambda: _overlays(engines.base_coverage(), responder, overlays, minutes))
 
 
+def base_iso_text(responder: str, minutes: tuple[float, ...]) -> str:
+    """Isochrones of the stored responders as GeoJSON text (once per snapshot; served by URL)."""
+    def build() -> str:
+        geoms = coverage.isochrones(engines.base_coverage(), sorted(minutes, reverse=True), layer=responder)
+        props = pd.DataFrame({"minutes": [f"{m:g}" for m in geoms]})
+        return mapdata.geometries_features(list(geoms.values()), props, context.settings().tiles)
+    return engines.memo("plan-iso-text", (responder, tuple(sorted(minutes))), build)
+
+
+def iso_url(responder: str, minutes: list[float] | tuple[float, ...]) -> str:
+    """URL of the stored responders' isochrones (the browser fetches it straight from Flask:
+    half a megabyte of rings never passes through Dash's layout store)."""
+    m = ",".join(f"{x:g}" for x in sorted(minutes))
+    return f"/api/overlay/plan-iso.geojson?responder={responder}&minutes={m}&v={context.version()}"
+
+
+def _iso_route(args: dict[str, str]) -> str:
+    responder = args.get("responder", "")
+    if responder not in RESPONDERS:
+        raise OnemapError(f"responder must be one of {list(RESPONDERS)}, got {responder!r}")
+    try:
+        minutes = tuple(float(x) for x in args.get("minutes", "").split(",") if x)
+    except ValueError:
+        raise OnemapError(f"minutes must be numbers separated by commas, got {args.get('minutes')!r}") from None
+    return base_iso_text(responder, minutes) if minutes else mapdata.EMPTY
+
+
+routes.register_overlay("plan-iso", _iso_route)
+
+
 def _worst(result: coverage.CoverageResult) -> list[dict[str, Any]]:
     worst = coverage.uncovered_clusters(result, top=10).drop(columns=["geometry"], errors="ignore")
     if "worst_eta_s" in worst:
@@ -472,11 +499,12 @@ def warm_plan() -> None:
     """What every planner sees on opening: the default overlays of each responder type, the worst places."""
     minutes = tuple(sorted(context.settings().isochrone_minutes))
     for responder in RESPONDERS:
-        base_overlays(responder, ("iso",), minutes)
+        base_iso_text(responder, minutes)
     base_worst()
 
 
 @callback(
+    Output("plan-iso", "url"),
     Output("plan-iso", "data"),
     Output("plan-firstdue", "data"),
     Output("plan-blind", "data"),
@@ -492,14 +520,19 @@ def warm_plan() -> None:
 def scenario_overlays(applied: dict | None, overlays: list, minutes: list, edits: list, responder: str,
                       session: str, sent: bool):
     """Follow-up of an edit: the coverage overlays (stored responders: cached per snapshot)."""
+    nu = dash.no_update
     if applied and applied.get("error"):
-        return EMPTY_FC, EMPTY_FC, EMPTY_FC, False
-    if sent:  # the page came with the opening overlays: nothing to send on its first call
-        return dash.no_update, dash.no_update, dash.no_update, False
+        return None, EMPTY_FC, EMPTY_FC, EMPTY_FC, False
+    if sent:  # the page came with the opening isochrones' URL: nothing to send on its first call
+        return nu, nu, nu, nu, False
     key = (tuple(sorted(overlays or [])), tuple(sorted(minutes or [])))
     if not edits:
-        return (*base_overlays(responder, *key), dash.no_update)
-    return (*_overlays(engines.scenario_result(session, edits), responder, *key), dash.no_update)
+        # stored responders: isochrones by URL (cached per snapshot), the rest as data
+        _, first_due, blind = base_overlays(responder, (*[o for o in key[0] if o != "iso"],), key[1])
+        if "iso" in key[0] and key[1]:
+            return iso_url(responder, key[1]), None, first_due, blind, nu
+        return None, EMPTY_FC, first_due, blind, nu
+    return (None, *_overlays(engines.scenario_result(session, edits), responder, *key), nu)
 
 
 @callback(

@@ -99,6 +99,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         dcc.Store(id="wall-lang", data=lang),
         dcc.Store(id="wall-last-incident", data=None),
         dcc.Store(id="wall-fly", data=False),
+        dcc.Store(id="wall-pending-incident", data=None),
     ], className="om-wall")
 
 
@@ -166,7 +167,7 @@ def warm_wall() -> None:
     Output(mapview.version_id(PAGE), "data"),
     Output(mapview.filters_id(PAGE), "data"),
     Output("wall-incident", "options"),
-    Output("wall-incident", "value"),
+    Output("wall-pending-incident", "data"),
     Output("wall-last-incident", "data"),
     Output("wall-fly", "data"),
     Input("wall-interval", "n_intervals"),
@@ -199,6 +200,17 @@ def refresh(_n: int, lang: str, filters: dict[str, Any], last_incident: str | No
     return (*[values[key] for key, _, _ in KPIS], ticker_items(kpis, lang), now.strftime("%H:%M:%S"),
             version if version != shown_version else dash.no_update,
             new_filters if new_filters != filters else dash.no_update, options, value, newest, fly)
+
+
+# The incident chosen by a refresh goes to the dropdown once the map has painted: the dispatch
+# picture (routes, ETAs) never competes with the map's first render.
+dash.clientside_callback(
+    "function(pending, painted) { return pending ? pending : window.dash_clientside.no_update; }",
+    Output("wall-incident", "value"),
+    Input("wall-pending-incident", "data"),
+    Input(mapview.painted_id(PAGE), "data"),
+    prevent_initial_call=True,
+)
 
 
 def _route_layers(result: dispatch.DispatchResult) -> list[Any]:
