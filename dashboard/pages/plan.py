@@ -109,14 +109,9 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
                       dcc.Input(id="plan-k", type="number", min=1, max=50, value=3, style={"width": "70px"}),
                       html.Button(t("suggest_run", lang), id="plan-suggest", className="om-btn", n_clicks=0)],
                      className="om-row"),
-            table("plan-sites-table", [("rank", t("rank", lang)), ("gain_weight", t("gain", lang)),
-                                       ("gain_km2", t("area_km2", lang)), ("lon", t("lon", lang)),
-                                       ("lat", t("lat", lang))], page_size=10),
+            html.Div(id="plan-sites-box"),  # tables are created when filled: DataTable loads after the map
         ]),
-        panel(t("worst_uncovered", lang), table("plan-worst", [
-            ("rank", t("rank", lang)), ("town", t("town", lang)), ("area_km2", t("area_km2", lang)),
-            ("weight", t("weight", lang)), ("places", t("places", lang)), ("worst_eta_min", t("eta", lang))],
-            page_size=10)),
+        panel(t("worst_uncovered", lang), html.Div(id="plan-worst-box")),
         panel(t("filters", lang), [
             html.Div([html.Label(t("filter_layer", lang)),
                       dcc.Dropdown(id="plan-f-layer", options=layer_opts, value=first, clearable=False,
@@ -482,6 +477,19 @@ def _iso_route(args: dict[str, str]) -> str:
 routes.register_overlay("plan-iso", _iso_route)
 
 
+def _sites_table(rows: list[dict[str, Any]], lang: str) -> Any:
+    return table("plan-sites-table", [("rank", t("rank", lang)), ("gain_weight", t("gain", lang)),
+                                      ("gain_km2", t("area_km2", lang)), ("lon", t("lon", lang)),
+                                      ("lat", t("lat", lang))], rows, page_size=10)
+
+
+def _worst_table(rows: list[dict[str, Any]], lang: str) -> Any:
+    return table("plan-worst", [
+        ("rank", t("rank", lang)), ("town", t("town", lang)), ("area_km2", t("area_km2", lang)),
+        ("weight", t("weight", lang)), ("places", t("places", lang)), ("worst_eta_min", t("eta", lang))],
+        rows, page_size=10)
+
+
 def _worst(result: coverage.CoverageResult) -> list[dict[str, Any]]:
     worst = coverage.uncovered_clusters(result, top=10).drop(columns=["geometry"], errors="ignore")
     if "worst_eta_s" in worst:
@@ -536,18 +544,20 @@ def scenario_overlays(applied: dict | None, overlays: list, minutes: list, edits
 
 
 @callback(
-    Output("plan-worst", "data"),
+    Output("plan-worst-box", "children"),
     Input("plan-applied", "data"),
     State("plan-edits", "data"),
     State("plan-session", "data"),
+    State("plan-lang", "data"),
 )
-def scenario_worst(applied: dict | None, edits: list, session: str):
+def scenario_worst(applied: dict | None, edits: list, session: str, lang: str):
     """Lazily after an edit: the worst uncovered places (stored responders: cached per snapshot)."""
+    lang = lang_of(lang)
     if applied and applied.get("error"):
-        return []
+        return _worst_table([], lang)
     if not edits:
-        return base_worst()
-    return _worst(engines.scenario_result(session, edits))
+        return _worst_table(base_worst(), lang)
+    return _worst_table(_worst(engines.scenario_result(session, edits)), lang)
 
 
 # --------------------------------------------------------------------------- siting, export
@@ -555,15 +565,16 @@ def scenario_worst(applied: dict | None, edits: list, session: str):
 
 @callback(
     Output("plan-sites", "data"),
-    Output("plan-sites-table", "data"),
+    Output("plan-sites-box", "children"),
     Input("plan-suggest", "n_clicks"),
     State("plan-k", "value"),
     State("plan-responder", "value"),
     State("plan-edits", "data"),
     State("plan-session", "data"),
+    State("plan-lang", "data"),
     prevent_initial_call=True,
 )
-def suggest(_n: int, k: int | None, responder: str, edits: list, session: str):
+def suggest(_n: int, k: int | None, responder: str, edits: list, session: str, lang: str):
     """Greedy maximal covering: k new sites with the gain of each (geo.siting)."""
     engine, _ = engines.scenario(session, edits or [])
     res = siting.suggest_sites(engine, int(k or 1), layer=responder)
@@ -571,7 +582,7 @@ def suggest(_n: int, k: int | None, responder: str, edits: list, session: str):
     geo = json.loads(mapdata.points_features(picks["lon"].to_numpy(), picks["lat"].to_numpy(),
                                              picks[["rank"]], context.settings().tiles))
     cols = [c for c in ("rank", "gain_weight", "gain_km2", "lon", "lat") if c in picks]
-    return geo, picks[cols].round(5).to_dict("records")
+    return geo, _sites_table(picks[cols].round(5).to_dict("records"), lang_of(lang))
 
 
 @callback(

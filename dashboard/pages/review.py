@@ -76,30 +76,11 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         # the chart (and Plotly's 4.8 MB bundle) comes after the map has painted
         panel(t("monthly_trend", lang), html.Div(id="review-trend-box", style={"height": "280px"}),
               class_name="om-wide"),
-        panel(t("closed_loop", lang), table("review-loop", [
-            ("area", t("by_level", lang)), ("discovered", t("discovered", lang)), ("closed", t("closed", lang)),
-            ("open", t("open", lang)), ("rectification_rate", t("rectification_rate", lang)),
-            ("median_days_to_close", t("median_days", lang)), ("overdue", t("overdue", lang)),
-            ("open_major", t("open_major", lang)), ("listed_open", t("listed_open", lang)),
-            ("recurring_places", t("recurring", lang)), ("in_grid_share", t("in_grid_share", lang))],
-            page_size=15), class_name="om-wide"),
-        panel(t("overdue_list", lang), table("review-overdue", [
-            ("id", t("id", lang)), ("category", t("category", lang)), ("severity", t("severity", lang)),
-            ("town", t("town", lang)), ("deadline", t("deadline", lang)), ("days_overdue", t("days_overdue", lang))],
-            page_size=10)),
-        panel(t("supervised_list", lang), table("review-listed", [
-            ("id", t("id", lang)), ("category", t("category", lang)), ("supervision", t("supervision", lang)),
-            ("status", t("status", lang)), ("town", t("town", lang)), ("discovered_at", t("discovered_at", lang))],
-            page_size=10)),
-        panel(t("inspection", lang), table("review-inspection", [
-            ("town", t("town", lang)), ("inspection_class", t("inspection_class", lang)),
-            ("places", t("places_total", lang)), ("inspected_in_interval", t("in_interval", lang)),
-            ("never_inspected", t("never_inspected", lang)), ("compliance", t("compliance", lang))], page_size=12)),
-        panel(t("scorecard", lang), table("review-scorecard", [
-            ("rank", t("rank", lang)), ("town", t("town", lang)), ("score", t("score", lang)),
-            ("rectification_rate", t("rectification_rate", lang)), ("on_time_rate", t("on_time_rate", lang)),
-            ("inspection_compliance", t("compliance", lang)), ("no_recurrence_rate", t("no_recurrence_rate", lang))],
-            page_size=12)),
+        panel(t("closed_loop", lang), html.Div(id="review-loop-box"), class_name="om-wide"),
+        panel(t("overdue_list", lang), html.Div(id="review-overdue-box")),
+        panel(t("supervised_list", lang), html.Div(id="review-listed-box")),
+        panel(t("inspection", lang), html.Div(id="review-inspection-box")),
+        panel(t("scorecard", lang), html.Div(id="review-scorecard-box")),
     ], className="om-review-main")
     return html.Div([
         navbar("/review", lang),
@@ -110,6 +91,27 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         dcc.Store(id="review-go", data=None),
         html.Div(id="review-print-dummy", style={"display": "none"}),
     ], className="om-page om-review")
+
+
+def table_specs(lang: str) -> dict[str, tuple[list[tuple[str, str]], int]]:
+    """Columns (field, label) and page size of the page's tables."""
+    return {
+        "review-loop": ([("area", t("by_level", lang)), ("discovered", t("discovered", lang)), ("closed", t("closed", lang)),
+            ("open", t("open", lang)), ("rectification_rate", t("rectification_rate", lang)),
+            ("median_days_to_close", t("median_days", lang)), ("overdue", t("overdue", lang)),
+            ("open_major", t("open_major", lang)), ("listed_open", t("listed_open", lang)),
+            ("recurring_places", t("recurring", lang)), ("in_grid_share", t("in_grid_share", lang))], 15),
+        "review-overdue": ([("id", t("id", lang)), ("category", t("category", lang)), ("severity", t("severity", lang)),
+            ("town", t("town", lang)), ("deadline", t("deadline", lang)), ("days_overdue", t("days_overdue", lang))], 10),
+        "review-listed": ([("id", t("id", lang)), ("category", t("category", lang)), ("supervision", t("supervision", lang)),
+            ("status", t("status", lang)), ("town", t("town", lang)), ("discovered_at", t("discovered_at", lang))], 10),
+        "review-inspection": ([("town", t("town", lang)), ("inspection_class", t("inspection_class", lang)),
+            ("places", t("places_total", lang)), ("inspected_in_interval", t("in_interval", lang)),
+            ("never_inspected", t("never_inspected", lang)), ("compliance", t("compliance", lang))], 12),
+        "review-scorecard": ([("rank", t("rank", lang)), ("town", t("town", lang)), ("score", t("score", lang)),
+            ("rectification_rate", t("rectification_rate", lang)), ("on_time_rate", t("on_time_rate", lang)),
+            ("inspection_compliance", t("compliance", lang)), ("no_recurrence_rate", t("no_recurrence_rate", lang))], 12),
+    }
 
 
 def build_filter(start: str | None, end: str | None, categories: list | None, severities: list | None) -> Filter:
@@ -228,11 +230,12 @@ dash.clientside_callback(
 
 @callback(
     Output("review-trend-box", "children"),
-    Output("review-loop", "data"),
-    Output("review-overdue", "data"),
-    Output("review-listed", "data"),
-    Output("review-inspection", "data"),
-    Output("review-scorecard", "data"),
+    # the tables are created here, after the map has painted (DataTable's bundle is not on the map's path)
+    Output("review-loop-box", "children"),
+    Output("review-overdue-box", "children"),
+    Output("review-listed-box", "children"),
+    Output("review-inspection-box", "children"),
+    Output("review-scorecard-box", "children"),
     Input("review-go", "data"),
     Input("review-level", "value"),
     State("review-dates", "start_date"),
@@ -257,8 +260,10 @@ def update_tables(_go: float | None, level: str, start: str | None, end: str | N
     loop = _rates(tables["loop"].rename(columns={level: "area"}))
     graph = dcc.Graph(id="review-trend", figure=fig, config={"displaylogo": False, "displayModeBar": False},
                       style={"height": "280px"})
-    return (graph, _records(loop), _records(tables["overdue"]), _records(tables["listed"]),
-            _records(_rates(tables["inspection"])), _records(_rates(tables["scorecard"])))
+    rows = {"review-loop": _records(loop), "review-overdue": _records(tables["overdue"]),
+            "review-listed": _records(tables["listed"]), "review-inspection": _records(_rates(tables["inspection"])),
+            "review-scorecard": _records(_rates(tables["scorecard"]))}
+    return (graph, *[table(tid, cols, rows[tid], page_size=size) for tid, (cols, size) in table_specs(lang).items()])
 
 
 dash.clientside_callback(
