@@ -12,7 +12,7 @@ SPEC = LayerSpec(
         NAME,
         Field("status", "str", "状态", "Status", required=True, choices=("正常", "损坏", "水压不足", "停用"),
               aliases=("status", "state", "使用状态", "状况", "完好情况"),
-              value_aliases=(("完好", "正常"), ("良好", "正常"), ("可用", "正常"), ("坏", "损坏"), ("故障", "损坏"),
+              value_aliases=(("完好", "正常"), ("可用", "正常"), ("故障", "损坏"),
                              ("压力不足", "水压不足"), ("废弃", "停用"), ("停止使用", "停用"))),
         Field("hydrant_type", "str", "类型", "Type", choices=("地上式", "地下式", "室外消防水鹤"),
               aliases=("type", "形式", "栓型")),
