@@ -238,7 +238,7 @@ def _plain(v: Any) -> Any:
 
 
 def to_json(result: DispatchResult) -> dict[str, Any]:
-    """A JSON-ready dict of a dispatch result (schema in docs/coverage.md)."""
+    """A JSON-ready dict of a dispatch result (schema in the README, "JSON output")."""
 
     def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         return [

@@ -3,7 +3,7 @@
 All in DuckDB SQL over the ``hazard``, ``key_place`` and ``incident`` tables. ``as_of`` is
 the moment the figures are taken at: a hazard is *closed as of T* when ``closed_at ≤ T``
 (or, without a closed_at, when its status is 结案); hazards discovered after T are left out.
-Definitions of every figure are in docs/analytics.md and in each docstring.
+Definitions of every figure are in the README ("Hotspots and governance figures") and in each docstring.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def closed_loop(
     DataFrame ``*by, discovered, closed, open, rectification_rate, median_days_to_close,
     p90_days_to_close, overdue, open_major, listed_town, listed_district, listed_open,
     recurring_places, places_with_hazards, closed_on_time, general_closed,
-    general_closed_in_grid, in_grid_share``. Definitions: docs/analytics.md.
+    general_closed_in_grid, in_grid_share``. Definitions: README, "Governance".
     """
     settings = settings or Settings()
     flt = flt or Filter()

@@ -94,7 +94,7 @@ class Settings:
         {"1": 31, "2": 92, "3": 183},
         "Inspection interval per class: 1 monthly, 2 quarterly, 3 half-yearly (seed 000; Lujiazui class 1 weekly, seed 004).",
     )
-    recurring_window_days: int = _s(90, "Two or more hazards at one place within this many days make it a recurring place (issue 4).")
+    recurring_window_days: int = _s(90, "Two or more hazards at one place within this many days make it a recurring place (committee practice; seed 000 asks to track recurring places).")
     hazard_deadline_days: dict = _s(
         {"一般": 15, "重大": 60},
         "Default rectification deadline by severity when a file has none (local practice; override per district).",

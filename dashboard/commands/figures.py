@@ -1,7 +1,7 @@
 """`onemap hotspots` and `onemap figures`: the committee's figures on the command line.
 
 Thin wrappers: parse options into a ``Filter`` and ``Settings``, call ``geo/``, print a
-table or JSON (schema in docs/analytics.md).
+table or JSON (schema in the README).
 """
 
 from __future__ import annotations

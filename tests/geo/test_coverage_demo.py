@@ -48,7 +48,7 @@ def test_demo_dispatch_is_fast_and_consistent(scene) -> None:
         t0 = time.perf_counter()
         out = dispatch.dispatch(scene, place["lon"], place["lat"])
         took.append(time.perf_counter() - t0)
-    assert min(took) < 0.25  # ~tens of ms on an idle machine (see docs/coverage.md)
+    assert min(took) < 0.25  # ~tens of ms on an idle machine (see the README, coverage performance)
     assert out.responders["eta_s"].is_monotonic_increasing
     assert out.key_place is not None and out.key_place["id"] == place["id"]
     assert all(s in Settings().hydrant_working_statuses for s in out.hydrants["status"])
