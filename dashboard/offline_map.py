@@ -112,6 +112,14 @@ def _style_js(colors: dict[str, str], field: str | None, default: str, fill_opac
     )
 
 
+def _escape_properties(data: dict) -> dict:
+    """HTML-escape every text property: folium's tooltip writes them with innerHTML."""
+    for feature in data.get("features", []):
+        props = feature.get("properties") or {}
+        feature["properties"] = {k: html.escape(v) if isinstance(v, str) else v for k, v in props.items()}
+    return data
+
+
 def _tooltip(spec: LayerSpec, fields: list[str]) -> folium.GeoJsonTooltip:
     labels = [spec.field_label(f) if f in spec.field_names else f for f in fields]
     return folium.GeoJsonTooltip(fields=fields, aliases=labels, sticky=True)
@@ -119,7 +127,7 @@ def _tooltip(spec: LayerSpec, fields: list[str]) -> folium.GeoJsonTooltip:
 
 def _polygon_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> tuple[folium.GeoJson, int]:
     text = mapdata.polygon_features(con, spec.name)
-    data = json.loads(text)
+    data = _escape_properties(json.loads(text))
     n = len(data["features"])
     fields = [f for f in ("name", "town", "level") if f in spec.field_names]
     style = spec.style
@@ -138,7 +146,7 @@ def _polygon_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> tuple[fol
 
 
 def _point_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int) -> folium.GeoJson:
-    data = json.loads(mapdata.point_features(con, spec.name, bbox=None))
+    data = _escape_properties(json.loads(mapdata.point_features(con, spec.name, bbox=None)))
     style = spec.style
     fields = [c for c in mapdata.point_columns(spec) if c != "id"] or ["id"]
     return folium.GeoJson(

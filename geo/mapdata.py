@@ -65,6 +65,12 @@ class MapFilter:
                 raise ValidationError(f"filter parameter is not JSON: {text[:80]!r} ({exc})") from None
             if not isinstance(values, dict):
                 raise ValidationError(f"filter parameter must be an object of field: [values], got {text[:80]!r}")
+        for name, value in (("start", start), ("end", end)):
+            if value:
+                try:
+                    pd.Timestamp(value)
+                except (ValueError, TypeError):
+                    raise ValidationError(f"{name} must be a date such as 2026-01-31, got {value[:40]!r}") from None
         return cls(values=values, start=start or None, end=end or None)
 
 

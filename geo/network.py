@@ -24,7 +24,7 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from geo import h3index
-from geo.errors import NetworkError, ReadError
+from geo.errors import ConfigError, NetworkError, ReadError
 from geo.settings import Settings
 
 MIN_EDGE_SECONDS = (
@@ -48,7 +48,9 @@ def edge_speeds(highway: Any, maxspeed: Any, settings: Settings) -> np.ndarray:
     table = settings.road_speeds_kmh
     hw = pd.Series(np.asarray(highway, dtype=object)).astype("string").fillna("").str.lower()
     hw = hw.str.replace(r"_link$", "", regex=True)
-    default = float(table.get("default", 30.0))
+    if "default" not in table:
+        raise ConfigError(f"road_speeds_kmh needs a 'default' speed; it has {sorted(table)}")
+    default = float(table["default"])
     by_class = (
         hw.map({k: float(v) for k, v in table.items()}).astype("float64").fillna(default).to_numpy()
     )

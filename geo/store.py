@@ -195,7 +195,8 @@ def _attach(
 ) -> str:
     alias = f"{prefix}{next(_alias_counter)}"
     opts = ", ".join(o for o in ("READ_ONLY" if read_only else "", options) if o)
-    con.execute(f"ATTACH '{path.as_posix()}' AS {alias}" + (f" ({opts})" if opts else ""))
+    quoted = path.as_posix().replace("'", "''")  # a path is a SQL string literal here
+    con.execute(f"ATTACH '{quoted}' AS {alias}" + (f" ({opts})" if opts else ""))
     con.execute(f"USE {alias}")
     return alias
 

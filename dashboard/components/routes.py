@@ -13,6 +13,8 @@ cached per snapshot version and query. Endpoints:
 
 from __future__ import annotations
 
+import math
+
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -56,10 +58,14 @@ def _bad_request(exc: Exception) -> flask.Response:
 
 
 def _zoom() -> float:
+    text = flask.request.args.get("zoom", "12")
     try:
-        return float(flask.request.args.get("zoom", "12"))
+        zoom = float(text)
     except ValueError:
-        raise OnemapError(f"zoom must be a number, got {flask.request.args.get('zoom')!r}") from None
+        zoom = math.nan
+    if not math.isfinite(zoom):
+        raise OnemapError(f"zoom must be a finite number, got {text!r}")
+    return zoom
 
 
 def register_overlay(name: str, make: Callable[[dict[str, str]], str]) -> None:

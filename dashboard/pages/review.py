@@ -187,7 +187,7 @@ def default_period() -> tuple[str, str]:
     with context.connection() as con:
         last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
     end = pd.Timestamp(last or datetime.now()).normalize()
-    start = end - pd.Timedelta(days=365)
+    start = end - pd.Timedelta(days=context.settings().review_default_days)
     return start.date().isoformat(), end.date().isoformat()
 
 

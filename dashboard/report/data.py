@@ -73,10 +73,11 @@ def boundaries(con: duckdb.DuckDBPyConnection, town: str | None) -> tuple[str, g
         towns = grids.dissolve(by="town", as_index=False)[["town", "geometry"]].rename(columns={"town": "name"})
     outline = district_rows if len(district_rows) else None
     if town:
+        known_towns = sorted({str(t) for t in [*towns["name"].dropna(), *grids["town"].dropna()]})
         grids = grids[grids["town"] == town]
         towns = towns[towns["name"] == town]
         if not len(towns) and not len(grids):
-            msg = f"town {town!r} has no grid or boundary in the database; towns: {sorted(set(admin['name']) | set(grids['town'].dropna()))}"
+            msg = f"town {town!r} has no grid or boundary in the database; towns: {', '.join(map(str, known_towns))}"
             raise ValidationError(msg)
         outline = towns if len(towns) else grids.dissolve()
         return district, outline, None, grids

@@ -85,3 +85,15 @@ def test_every_label_used_by_the_dashboard_is_translated():
         assert re.search(r"[\u4e00-\u9fff]", zh) or key in latin_ok, f"{key}: Chinese label expected, got {zh!r}"
     with pytest.raises(KeyError, match="add it to dashboard/i18n.py"):
         i18n.t("no_such_label")
+
+
+def test_bad_url_parameters_are_400_not_500(demo_db):
+    """A hand-typed or truncated map URL gets a clear 400 with the reason, never a server error."""
+    from dashboard.app import create_app
+    from geo.settings import Settings
+
+    client = create_app(Settings(), str(demo_db), warm=False).server.test_client()
+    for query in ("zoom=nan", "zoom=inf", "zoom=abc", "start=abc", "end=2026-13-45", "bbox=1,2,3"):
+        resp = client.get(f"/api/layer/hazard/hex.geojson?{query}")
+        assert resp.status_code == 400, (query, resp.status_code)
+        assert resp.get_json()["error"]

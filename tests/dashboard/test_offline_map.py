@@ -118,3 +118,17 @@ def test_cli_export_map(demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert out.exists() and "fire_station" in text
     html_text = out.read_text(encoding="utf-8")
     assert get_spec("fire_station").zh in html_text and get_spec("hazard").zh + " (" not in html_text
+
+
+def test_user_text_cannot_inject_html(copy_demo_db: Path, tmp_path: Path) -> None:
+    """A station or grid named like HTML shows as text: folium's tooltip uses innerHTML."""
+    evil = '<img src=x onerror="alert(1)">'
+    with store.writer(copy_demo_db) as con:
+        con.execute("UPDATE fire_station SET name = ?", [evil])
+        con.execute("UPDATE grid SET name = ?", [evil])
+    out = offline_map.export_map(tmp_path / "m.html", copy_demo_db, layers=["grid", "fire_station"])
+    text = out.path.read_text(encoding="utf-8")
+    # folium writes the GeoJSON as a JS literal (& < > as \\u0026 \\u003c \\u003e): the value the
+    # tooltip puts into innerHTML must be the escaped text, not a tag
+    assert "<img src=x" not in text and "\\u003cimg src=x" not in text
+    assert "\\u0026lt;img src=x" in text or "&lt;img src=x" in text

@@ -227,3 +227,17 @@ def test_polygon_cover_side_table_and_upsert(tmp_db: Path) -> None:
 def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not found; build it with `onemap demo`"):
         store.connect(tmp_path / "none.duckdb")
+
+
+def test_a_database_path_with_a_quote_opens(tmp_path):
+    """Paths come from --db / ONEMAP_DB as users type them; a quote must not break the SQL."""
+    import geopandas as gpd
+
+    from geo import store
+
+    db = tmp_path / "o'brien's 消防.duckdb"
+    frame = gpd.GeoDataFrame({"id": ["h1"], "status": ["正常"]},
+                             geometry=gpd.points_from_xy([121.2], [31.0]), crs=4326)
+    with store.writer(db) as con:
+        store.write_layer(con, "hydrant", frame)
+    assert store.Reader(db).query("SELECT id FROM hydrant")["id"].tolist() == ["h1"]
