@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from dashboard.components import context
+from dashboard.components.snapshot_cache import SnapshotLRU
 from geo import coverage, water
 from geo.coverage_inputs import Scene, load_scene
 from geo.errors import OnemapError
@@ -25,8 +26,7 @@ _SHARED: dict[str, Any] = {}
 _ENGINES: OrderedDict[str, tuple[int, coverage.CoverageEngine, list[dict[str, Any]]]] = OrderedDict()
 _REFUSED: dict[str, dict[int, str]] = {}
 _MAX_SESSIONS = 16
-_MEMO: OrderedDict[tuple[int, str, Hashable], Any] = OrderedDict()
-_MEMO_SIZE = 256
+_MEMO = SnapshotLRU(256)
 _WARMERS: list[Callable[[], Any]] = []
 _WARMED: dict[str, Any] = {"version": None, "thread": None}
 log = logging.getLogger(__name__)
@@ -37,25 +37,13 @@ def memo(name: str, key: Hashable, build: Callable[[], Any]) -> Any:
 
     Page figures that depend only on the data and their arguments (wall KPIs, review
     tables, base isochrones) are computed once per snapshot and shared by every visitor.
-    Two visitors asking at once may both build; the answers are equal.
     """
-    full = (context.version(), name, key)
-    with _LOCK:
-        if full in _MEMO:
-            _MEMO.move_to_end(full)
-            return _MEMO[full]
-    value = build()
-    with _LOCK:
-        _MEMO[full] = value
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.popitem(last=False)
-    return value
+    return _MEMO.get((name, key), build)
 
 
 def peek(name: str, key: Hashable) -> Any | None:
     """What ``memo`` holds for ``name`` and ``key`` in the current snapshot, else None (never builds)."""
-    with _LOCK:
-        return _MEMO.get((context.version(), name, key))
+    return _MEMO.peek((name, key))
 
 
 def on_warm(fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -14,37 +14,23 @@ cached per snapshot version and query. Endpoints:
 from __future__ import annotations
 
 import math
-
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import flask
 
 from dashboard.components import context
+from dashboard.components.snapshot_cache import SnapshotLRU
 from geo import mapdata
 from geo.errors import OnemapError
 from layers.registry import get_spec
 
 OVERLAYS: dict[str, Callable[[dict[str, str]], str]] = {}
-_CACHE: OrderedDict[tuple[int, str], str] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 256
+_URL_ANSWERS = SnapshotLRU(256)  # GeoJSON text per URL, per snapshot
 GEOJSON = "application/geo+json; charset=utf-8"
 
 
 def _cached(make: Callable[[], str]) -> str:
-    key = (context.version(), flask.request.full_path)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    text = make()
-    with _CACHE_LOCK:
-        _CACHE[key] = text
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return text
+    return _URL_ANSWERS.get(flask.request.full_path, make)
 
 
 def _geojson(text: str) -> flask.Response:
