@@ -31,8 +31,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 REFRESH_S = 2
 
-if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (make browser)
-    pytest.skip("Debian chromium not installed (make browser)", allow_module_level=True)
+if not Path(CHROMIUM).exists():  # pragma: no cover - `make test` installs it (make browser)
+    if os.environ.get("CI"):  # on CI a missing browser is a broken setup, not a reason to skip
+        pytest.fail("Debian chromium not installed: `make browser` must run before the tests", pytrace=False)
+    pytest.skip("Debian chromium not installed (run `make browser`)", allow_module_level=True)
 
 
 def _free_port() -> int:
