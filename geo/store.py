@@ -116,7 +116,8 @@ _SNAPSHOTS: dict[
     Path, tuple[tuple[int, int, int], str]
 ] = {}  # path -> (identity, alias) of the newest
 _USERS: dict[str, weakref.WeakSet[Any]] = {}  # alias -> cursors handed out on it
-_ALIASES: dict[int, str] = {}
+# connection → alias of the database it uses; weak, so the cursors of every query do not pile up
+_ALIASES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _instance() -> duckdb.DuckDBPyConnection:
@@ -171,7 +172,7 @@ def _cursor_on(alias: str) -> duckdb.DuckDBPyConnection:
     with _LOCK:  # _detach_unused iterates the same sets from other threads
         cur = _instance().cursor()
         cur.execute(f"USE {alias}")
-        _ALIASES[id(cur)] = alias
+        _ALIASES[cur] = alias
         _USERS.setdefault(alias, weakref.WeakSet()).add(cur)
         return cur
 
@@ -217,7 +218,7 @@ def connect(
         except duckdb.Error as exc:
             con.close()
             raise StoreError(f"cannot open database {db}: {exc}") from exc
-        _ALIASES[id(con)] = alias
+        _ALIASES[con] = alias
         return con
     with _LOCK:
         try:
@@ -241,13 +242,13 @@ def connect(
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A cursor (for another thread) on the same attached database as ``con``."""
-    alias = _ALIASES.get(id(con))
+    alias = _ALIASES.get(con)
     if alias and alias.startswith("snap"):
         return _cursor_on(alias)
     cur = con.cursor()
     if alias:
         cur.execute(f"USE {alias}")
-        _ALIASES[id(cur)] = alias
+        _ALIASES[cur] = alias
     return cur
 
 
@@ -282,7 +283,7 @@ def writer(
             alias = _attach(control, tmp, read_only=False, prefix="w", options=options)
             con = _instance().cursor()
             con.execute(f"USE {alias}")
-            _ALIASES[id(con)] = alias
+            _ALIASES[con] = alias
             ensure_schema(con)
             yield con
             control.execute(f"CHECKPOINT {alias}")

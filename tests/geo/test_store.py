@@ -241,3 +241,20 @@ def test_a_database_path_with_a_quote_opens(tmp_path):
     with store.writer(db) as con:
         store.write_layer(con, "hydrant", frame)
     assert store.Reader(db).query("SELECT id FROM hydrant")["id"].tolist() == ["h1"]
+
+
+def test_a_long_running_reader_does_not_accumulate_state(copy_demo_db):
+    """The wall display queries every few seconds for weeks: per-query bookkeeping must not grow."""
+    import gc
+
+    from geo import store
+
+    reader = store.Reader(copy_demo_db)
+    for _ in range(50):
+        reader.query("SELECT count(*) FROM hazard")
+    gc.collect()
+    before = len(store._ALIASES)
+    for _ in range(500):
+        reader.query("SELECT count(*) FROM hazard")
+    gc.collect()
+    assert len(store._ALIASES) <= before + 5
