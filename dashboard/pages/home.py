@@ -7,10 +7,10 @@ from typing import Any
 import dash
 from dash import html
 
-from dashboard.components import context, engines, mapview
+from dashboard.components import context, mapview
 from dashboard.components.chrome import navbar
+from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
-from geo import mapdata
 
 PAGE = "home"
 dash.register_page(__name__, path="/", name="全域一图", title="一图作战 · 全域一图")
@@ -19,11 +19,7 @@ dash.register_page(__name__, path="/", name="全域一图", title="一图作战 
 def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Overview: navigation, a short index of the pages and the map."""
     lang = lang_of(lang)
-    settings = context.settings()
-    engines.ensure_warm()
-    with context.connection() as con:
-        bounds = mapdata.data_bounds(con)
-        counts = mapview.layer_counts(con)
+    settings, bounds, counts = page_start()
     cards = html.Div([
         html.Span(t("home_intro", lang)),
         html.A(t("home_wall", lang), href="/wall" + ("?lang=en" if lang == "en" else ""), className="om-card"),

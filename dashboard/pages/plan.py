@@ -20,6 +20,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, d
 
 from dashboard.components import context, engines, mapview, palettes, routes
 from dashboard.components.chrome import navbar, note, panel, table
+from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
 from geo import coverage, mapdata, siting
 from geo.errors import OnemapError
@@ -47,11 +48,7 @@ def _filter_fields(layer: str) -> list[str]:
 def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Side bar (responder type, overlays, filters, what-if, siting, worst places, export) and map."""
     lang = lang_of(lang)
-    settings = context.settings()
-    engines.ensure_warm()
-    with context.connection() as con:
-        bounds = mapdata.data_bounds(con)
-        counts = mapview.layer_counts(con)
+    settings, bounds, counts = page_start()
     visible = [n for n, s in LAYERS.items() if s.geometry == "polygon" or n in RESPONDERS]
     minutes = list(settings.isochrone_minutes)
     responder0 = RESPONDERS[0] if RESPONDERS else None

@@ -20,6 +20,7 @@ from dash import Input, Output, State, callback, dcc, html
 
 from dashboard.components import context, engines, mapview
 from dashboard.components.chrome import kpi_tile, navbar
+from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
 from geo import dispatch, governance, mapdata
 from geo.errors import OnemapError
@@ -61,11 +62,7 @@ def map_filters(now: datetime) -> dict[str, Any]:
 def layout(lang: str = "zh", **_: Any) -> html.Div:
     """The wall: header, KPI column, map, ticker and dispatch column."""
     lang = lang_of(lang)
-    settings = context.settings()
-    engines.ensure_warm()
-    with context.connection() as con:
-        bounds = mapdata.data_bounds(con)
-        counts = mapview.layer_counts(con)
+    settings, bounds, counts = page_start()
     visible = mapview.default_visible(counts, settings)
     tiles = [kpi_tile(f"wall-kpi-{key}", t(label, lang), tone=tone) for key, label, tone in KPIS]
     the_map = mapview.map_panel(PAGE, lang, settings, bounds, version=context.version(), size_hint=(1000, 990), visible=visible,
