@@ -125,6 +125,7 @@ class Settings:
     # --- dashboard --------------------------------------------------------------------------
     host: str = _s("127.0.0.1", "Address the dashboard listens on.")
     port: int = _s(8050, "Port the dashboard listens on.")
+    server_threads: int = _s(8, "Worker threads of the dashboard's WSGI server (waitress): requests served at once (wall, planners' browsers, map tiles of GeoJSON).")
     language: str = _s("zh", "UI language: zh (default) or en.")
     review_default_days: int = _s(365, "Opening period of the committee review page: the year up to the newest hazard (yearly assessment, 考核).")
     wall_refresh_s: int = _s(10, "Wall display refresh period in seconds.")

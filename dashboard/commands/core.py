@@ -13,11 +13,24 @@ from layers.registry import LAYERS
 
 
 def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
+    """Serve the app: waitress (a production WSGI server, fit for a wall running for weeks);
+    Flask's development server with its reloader in ``debug`` mode."""
     from dashboard.app import create_app
 
     app = create_app(settings, db_path=str(store.resolve_db_path(db, settings)))
     click.echo(f"onemap: serving on http://{settings.host}:{settings.port}  (Ctrl+C to stop)")
-    app.run(host=settings.host, port=settings.port, debug=debug)
+    if debug:
+        app.run(host=settings.host, port=settings.port, debug=True)
+        return
+    from waitress import serve as waitress_serve
+
+    waitress_serve(
+        app.server,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.server_threads,
+        ident="onemap",
+    )
 
 
 @click.command()
