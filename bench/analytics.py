@@ -19,6 +19,7 @@ so machine load hits both. Prints p50/p95 per query, the ratio and PASS/FAIL aga
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -232,6 +233,8 @@ def main() -> None:
     ap.add_argument("--db", type=Path, default=DEFAULT_DB)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--budget", type=float, default=25.0, help="seconds of timing per query pair")
+    ap.add_argument("--only", action="append", default=[], metavar="TEXT",
+                    help="time only the queries whose name contains TEXT (repeatable)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -301,8 +304,11 @@ def main() -> None:
         ("Gi* res 10 (10,000+ cells)", lambda: hotspots(con, res=10, settings=s),
          lambda: esda_gi(df, 10, *gi_w[10]), "pandas+esda", 1.0),
     ]
+    if args.only:
+        cases = [c for c in cases if any(t in c[0] for t in args.only)]
     rows = []
     failed = 0
+    print(f"load average (1, 5, 15 min) before timing: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'query':<40}{'onemap p50':>11}{'p95':>9}{'baseline':>13}{'p50':>9}{'p95':>9}{'ratio':>8}"
           f"{'target':>8}  result")
     for name, ours_fn, base_fn, base_name, target in cases:
@@ -315,6 +321,10 @@ def main() -> None:
         print(f"{name:<40}{np.percentile(o, 50):>9.1f}ms{np.percentile(o, 95):>7.1f}ms{base_name:>13}"
               f"{np.percentile(b, 50):>7.1f}ms{np.percentile(b, 95):>7.1f}ms{ratio:>8.3f}{target:>8.3f}  "
               f"{'PASS' if ok else 'FAIL'}  (n={len(o)})", flush=True)
+    print(f"load average after timing: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.only:
+        print(f"\n{len(cases) - failed}/{len(cases)} PASS" + ("" if not failed else f", {failed} FAIL"))
+        return
     full = timed({"ours": lambda: hotspots(con, res=8, settings=s),
                   "base": lambda: esda_gi_with_weights(df, 8, gi_w[8][0], s.hotspot_k_ring)}, args.budget / 2)
     print(f"{'Gi* res 8, esda building its W (info)':<40}{np.percentile(full['ours'], 50):>9.1f}ms"

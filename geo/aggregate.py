@@ -7,10 +7,13 @@ layer specs. The ``Filter`` is shared by the hotspot, trend and governance modul
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 import numpy as np
@@ -290,3 +293,63 @@ def to_records(frame: pd.DataFrame, drop: Sequence[str] = ("cell",)) -> list[dic
             cols[c] = [None if (v is None or (not isinstance(v, (str, list, dict, tuple)) and pd.isna(v)))
                        else (v.isoformat() if hasattr(v, "isoformat") else v) for v in s]
     return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)] if cols else []
+
+
+# --------------------------------------------------------------------------- per-snapshot structures
+
+T = TypeVar("T")
+
+
+def snapshot_key(con: duckdb.DuckDBPyConnection) -> tuple[int, str, str] | None:
+    """Identity of the read-only store snapshot ``con`` reads, or None when it can change.
+
+    ``geo.store.connect`` attaches each snapshot of a database file read-only under its own
+    alias (``snapN``, never reused in a process); a snapshot swapped in by an ingest gets a
+    new alias. Writers and other databases return None: nothing derived from them is kept.
+    """
+    row = con.execute(
+        "SELECT database_name, path, readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    if row is None or not row[2] or not str(row[0]).startswith("snap"):
+        return None
+    return (os.getpid(), str(row[0]), str(row[1]))
+
+
+class SnapshotCache(Generic[T]):
+    """A small LRU of structures derived from one store snapshot (study areas, weights, columns).
+
+    Holds inputs of a computation that do not change while the snapshot stays the same;
+    never the result of a query. Keys start with ``snapshot_key(con)``; when that is None
+    the structure is built and not kept.
+    """
+
+    def __init__(self, maxsize: int = 8) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, con: duckdb.DuckDBPyConnection, key: Hashable, build: Callable[[], T]) -> T:
+        """The structure for ``key`` on ``con``'s snapshot, built by ``build()`` when missing."""
+        return self.at(snapshot_key(con), key, build)
+
+    def at(self, snap: Hashable | None, key: Hashable, build: Callable[[], T]) -> T:
+        """As ``get``, with the snapshot identity already known (``snapshot_key``)."""
+        if snap is None:
+            return build()
+        full = (snap, key)
+        with self._lock:
+            if full in self._items:
+                self._items.move_to_end(full)
+                return self._items[full]
+        value = build()
+        with self._lock:
+            self._items[full] = value
+            self._items.move_to_end(full)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        """Forget everything (tests)."""
+        with self._lock:
+            self._items.clear()

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
-from geo.aggregate import Filter, TimeLike, to_records, to_timestamp
+from geo.aggregate import Filter, SnapshotCache, TimeLike, snapshot_key, to_records, to_timestamp
 from geo.errors import ConfigError, ValidationError
 from geo.settings import Settings
 from layers.registry import get_spec
@@ -292,6 +293,92 @@ def _intervals(settings: Settings) -> dict[int, int]:
         raise ConfigError(f"inspection_interval_days {intervals}: classes and days must be integers") from exc
 
 
+@dataclass(frozen=True)
+class _PlaceColumns:
+    """The key-place columns compliance counts over, as integer codes (one snapshot's copy).
+
+    ``codes[col]`` indexes ``values[col]`` (sorted distinct values; NULL = len(values)) for
+    the area and category columns and ``inspection_class``; ``last_day`` is the last
+    inspection in days since 1970-01-01 (``_NEVER`` when never inspected).
+    """
+
+    codes: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    last_day: np.ndarray
+
+
+_NEVER = np.iinfo(np.int64).min
+_EPOCH = date(1970, 1, 1)
+_PLACE_COLUMNS: SnapshotCache[Any] = SnapshotCache(maxsize=24)
+
+
+def _place_columns(con: duckdb.DuckDBPyConnection) -> _PlaceColumns:
+    """Read the key places' group, area, class and last-inspection columns once, as codes."""
+    cols = [*PLACE_GROUPS, "inspection_class"]
+    names = ", ".join(f'"{c}"' for c in cols)
+    tbl = con.execute(
+        f"SELECT {names}, "
+        "CAST(date_diff('day', DATE '1970-01-01', last_inspection) AS BIGINT) AS last_day FROM key_place"
+    ).to_arrow_table()
+    codes: dict[str, np.ndarray] = {}
+    values: dict[str, np.ndarray] = {}
+    for c in cols:
+        column = tbl[c]
+        distinct = pc.drop_null(pc.unique(column))
+        distinct = distinct.take(pc.sort_indices(distinct))
+        idx = pc.index_in(column, value_set=distinct).to_numpy(zero_copy_only=False)
+        code = np.where(np.isnan(idx), len(distinct), idx) if idx.dtype.kind == "f" else idx
+        codes[c] = np.ascontiguousarray(code, dtype=np.int64)
+        values[c] = np.asarray(distinct.to_pylist(), dtype=object if c != "inspection_class" else np.int64)
+    last = tbl["last_day"].to_numpy(zero_copy_only=False)
+    last_day = np.where(np.isnan(last), _NEVER, np.nan_to_num(last)).astype(np.int64) if last.dtype.kind == "f" \
+        else last.astype(np.int64)
+    for arr in (*codes.values(), last_day):
+        arr.setflags(write=False)
+    return _PlaceColumns(codes=codes, values=values, last_day=last_day)
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """Places grouped by some of their columns: ``key`` = group number × 3 + (ever inspected)."""
+
+    key: np.ndarray  # per place
+    keys: np.ndarray  # group number → combined code Σ code_g · stride_g (sorted, so groups sort by value)
+    sizes: tuple[int, ...]  # distinct values + 1 (NULL) per group column
+
+
+def _grouping(kp: _PlaceColumns, groups: tuple[str, ...]) -> _Grouping:
+    n = len(kp.last_day)
+    sizes = tuple(len(kp.values[g]) + 1 for g in groups)
+    combined = np.zeros(n, dtype=np.int64)
+    for g, size in zip(groups, sizes, strict=True):
+        combined = combined * size + kp.codes[g]
+    total = int(np.prod(sizes, dtype=np.float64)) if groups else 1
+    if total <= max(4 * n, 1 << 16):
+        keys, number = np.arange(total, dtype=np.int64), combined
+    else:  # many combinations: number only those that occur
+        keys, number = np.unique(combined, return_inverse=True)
+    key = number * 3 + (kp.last_day != _NEVER)
+    for arr in (key, keys):
+        arr.setflags(write=False)
+    return _Grouping(key=key, keys=keys, sizes=sizes)
+
+
+def _due_days(kp: _PlaceColumns, intervals: dict[int, int]) -> np.ndarray:
+    """Per place, the last day its last inspection covers (days since 1970); never, or no interval: _NEVER."""
+    classes = kp.values["inspection_class"]
+    days = np.array([intervals.get(int(c), -1) for c in classes] + [-1], dtype=np.int64)
+    per_place = days[kp.codes["inspection_class"]]
+    due = np.where((kp.last_day == _NEVER) | (per_place < 0), _NEVER, kp.last_day + per_place)
+    due.setflags(write=False)
+    return due
+
+
+def _int_column(values: list[int | None]) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """int64, or nullable Int64 when a value is missing."""
+    return pd.array(values, dtype="Int64") if None in values else np.asarray(values, dtype=np.int64)
+
+
 def inspection_compliance(
     con: duckdb.DuckDBPyConnection,
     by: Sequence[str] = ("town",),
@@ -302,46 +389,69 @@ def inspection_compliance(
 ) -> pd.DataFrame:
     """Share of key places inspected within their class interval (三级网格化排查, seed 000).
 
-    A place of class c complies when ``last_inspection ≥ as_of − inspection_interval_days[c]``;
-    never-inspected places do not comply. Only the filter's area criteria apply.
+    A place of class c complies when ``last_inspection ≥ as_of − inspection_interval_days[c]``
+    (dates); never-inspected places do not comply. Only the filter's area criteria apply.
+
+    The places are counted anew on every call, over the key-place columns read once per
+    snapshot as integer codes (a counting pass over 200k places takes about a millisecond;
+    the same pass in DuckDB SQL over the stored table measured 4-6 ms).
 
     Returns
     -------
     DataFrame ``*by, [inspection_class, interval_days,] places, inspected_in_interval,
-    never_inspected, overdue, compliance`` (overdue = inspected, but too long ago).
+    never_inspected, overdue, compliance`` (overdue = inspected, but too long ago), sorted by
+    the groups (missing values last); groups without places are left out.
     """
     settings = settings or Settings()
     flt = (flt or Filter()).area_only()
+    flt.sql("key_place", time=False)  # checks the criteria
     t = _as_of(as_of)
     intervals = _intervals(settings)
-    # the cut-off date per class is computed here, so SQL compares dates only
-    whens = " ".join("WHEN ? THEN CAST(? AS DATE)" for _ in intervals)
-    cparams: list[Any] = []
-    for cls, days in intervals.items():
-        cparams += [cls, t.date() - timedelta(days=days)]
-    where, wparams = flt.sql("key_place", time=False)
-    groups = [*by, "inspection_class"] if per_class else list(by)
-    exprs = _group_exprs(by, PLACE_GROUPS)
-    iparams: list[Any] = []
-    if per_class:
-        days = " ".join("WHEN ? THEN ?" for _ in intervals)
-        exprs += ["inspection_class", f"CAST(CASE inspection_class {days} END AS BIGINT) AS interval_days"]
-        for cls, d in intervals.items():
-            iparams += [cls, d]
-    keys = ", ".join(f'"{g}"' for g in groups)
-    # everything in one SQL statement: post-processing in pandas costs more than the query
-    sql = f"""
-    SELECT *, places - inspected_in_interval - never_inspected AS overdue,
-           inspected_in_interval / places AS compliance
-    FROM (
-        SELECT {''.join(e + ', ' for e in exprs)}
-            count(*) AS places,
-            count(*) FILTER (WHERE last_inspection >= CASE inspection_class {whens} END) AS inspected_in_interval,
-            count(*) FILTER (WHERE last_inspection IS NULL) AS never_inspected
-        FROM key_place WHERE {where} {"GROUP BY " + keys if groups else ""}
-    ) {"ORDER BY " + keys if groups else ""}
-    """
-    return con.execute(sql, [*iparams, *cparams, *wparams]).df()
+    for b in by:
+        if b not in PLACE_GROUPS:
+            raise ValidationError(f"cannot group by {b!r}; use any of {list(PLACE_GROUPS)}")
+    snap = snapshot_key(con)
+    kp = _PLACE_COLUMNS.at(snap, "key_place", lambda: _place_columns(con))
+    groups = (*by, "inspection_class") if per_class else tuple(by)
+    grouping = _PLACE_COLUMNS.at(snap, ("groups", groups), lambda: _grouping(kp, groups))
+    due = _PLACE_COLUMNS.at(snap, ("due", tuple(sorted(intervals.items()))), lambda: _due_days(kp, intervals))
+
+    # the counting pass: per place, state 0 never inspected, 1 inspected too long ago, 2 in interval
+    state_key = grouping.key + (due >= (t.date() - _EPOCH).days)
+    mask: np.ndarray | None = None
+    for values, col in ((flt.towns, "town"), (flt.communities, "community"), (flt.grids, "grid_id")):
+        if values:
+            wanted = np.flatnonzero(np.isin(kp.values[col], np.asarray(values, dtype=object)))
+            m = np.isin(kp.codes[col], wanted)
+            mask = m if mask is None else mask & m
+    if mask is not None:
+        state_key = state_key[mask]
+    counts = np.bincount(state_key, minlength=3 * len(grouping.keys)).reshape(-1, 3)
+    places = counts.sum(axis=1)
+    inspected, never_n = counts[:, 2], counts[:, 0]
+    present = np.flatnonzero(places) if groups else np.array([0])
+    sizes = grouping.sizes
+
+    out: dict[str, Any] = {}
+    rest = grouping.keys[present]
+    decoded: dict[str, np.ndarray] = {}
+    for g, size in reversed(list(zip(groups, sizes, strict=True))):
+        decoded[g] = rest % size
+        rest //= size
+    for g in groups:
+        vals = kp.values[g]
+        code = decoded[g]
+        if g == "inspection_class":
+            cls = [int(vals[c]) if c < len(vals) else None for c in code]
+            out[g] = _int_column(cls)
+            out["interval_days"] = _int_column([None if c is None else intervals.get(c) for c in cls])
+        else:
+            out[g] = np.asarray([vals[c] if c < len(vals) else None for c in code], dtype=object)
+    p, i, nv = places[present], inspected[present], never_n[present]
+    out |= {"places": p.astype(np.int64), "inspected_in_interval": i.astype(np.int64),
+            "never_inspected": nv.astype(np.int64), "overdue": (p - i - nv).astype(np.int64),
+            "compliance": np.divide(i, p, out=np.full(len(p), np.nan), where=p > 0)}
+    return pd.DataFrame(out)
 
 
 def never_inspected(con: duckdb.DuckDBPyConnection, flt: Filter | None = None) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from scipy import sparse, stats
 
 from geo import h3index
-from geo.aggregate import Filter, cells_to_hex, count_by_cell
+from geo.aggregate import Filter, SnapshotCache, cells_to_hex, count_by_cell
 from geo.errors import ValidationError
 from geo.settings import Settings
 from geo.store import COVER_RESOLUTIONS, cover_table
@@ -96,13 +96,23 @@ def confidence_bins(z: np.ndarray, p: np.ndarray, levels: list[float], strict: b
     return (reached * np.sign(z)).astype(np.int8)
 
 
-def gi_star_z(values: np.ndarray, weights: sparse.sparray) -> np.ndarray:
+def weight_sums(weights: sparse.sparray) -> tuple[np.ndarray, np.ndarray]:
+    """Row sums Σ_j w_ij and Σ_j w_ij² of a weights matrix (what Gi* needs besides w·x)."""
+    wi = np.asarray(weights.sum(axis=1)).ravel()
+    s1 = np.asarray(weights.multiply(weights).sum(axis=1)).ravel()
+    return wi, s1
+
+
+def gi_star_z(
+    values: np.ndarray, weights: sparse.sparray, sums: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """Analytical Gi* z-scores (Ord & Getis 1995; ArcGIS GiZScore) for any weights with w_ii set.
 
     z_i = (Σ_j w_ij x_j − x̄ Σ_j w_ij) / (S √((n Σ_j w_ij² − (Σ_j w_ij)²)/(n − 1))), with x̄ and
     S the mean and (population) standard deviation over all n cells. ``values`` may be 2-D
     (cells × periods): each column is its own study (one Gi* map per month). Undefined z
     (all values equal, or a neighbourhood that is the whole study area) is reported as 0.
+    ``sums`` = ``weight_sums(weights)`` when already known.
     """
     x = np.asarray(values, dtype=np.float64)
     one_d = x.ndim == 1
@@ -110,8 +120,8 @@ def gi_star_z(values: np.ndarray, weights: sparse.sparray) -> np.ndarray:
     n = x2.shape[0]
     if n < 2:
         return np.zeros(x.shape)
-    wi = np.asarray(weights.sum(axis=1)).ravel()[:, None]
-    s1 = np.asarray(weights.multiply(weights).sum(axis=1)).ravel()[:, None]
+    wi, s1 = sums if sums is not None else weight_sums(weights)
+    wi, s1 = wi[:, None], s1[:, None]
     wx = weights @ x2
     xbar = x2.mean(axis=0)[None, :]
     s = np.sqrt(np.maximum((x2 * x2).mean(axis=0)[None, :] - xbar * xbar, 0.0))
@@ -153,15 +163,18 @@ def gi_star(
         raise ValidationError(f"gi_star: {len(cells)} cells but {len(values)} values")
     if weights is None:
         weights = k_ring_weights(cells, settings.hotspot_k_ring if k is None else k, star=True)
-    z = gi_star_z(values, weights)
+    first = {"cell": cells, "h3": cells_to_hex(cells), "count": values}
+    return _gi_frame(first, np.diff(sparse.csr_array(weights).indptr), gi_star_z(values, weights), settings)
+
+
+def _gi_frame(first: dict[str, np.ndarray], n_neighbours: np.ndarray, z: np.ndarray, settings: Settings) -> pd.DataFrame:
+    """The Gi* table: the ``first`` columns, then n_neighbours, z, p, BH q, ArcGIS bins and significance."""
     p = 2.0 * stats.norm.sf(np.abs(z))
     q = bh_adjust(p)
     levels = list(settings.hotspot_confidence_levels)
     return pd.DataFrame({
-        "cell": cells,
-        "h3": cells_to_hex(cells),
-        "count": values,
-        "n_neighbours": np.diff(sparse.csr_array(weights).indptr),
+        **first,
+        "n_neighbours": n_neighbours,
         "z": z,
         "p": p,
         "q": q,
@@ -169,6 +182,13 @@ def gi_star(
         "bin_fdr": confidence_bins(z, q, levels, strict=False),
         "significant": q <= settings.hotspot_fdr_alpha,
     })
+
+
+def _gi_table(prep: _Prepared, values: np.ndarray, settings: Settings) -> pd.DataFrame:
+    """The hotspot table of ``values`` on prepared cells (with lon, lat and integer counts)."""
+    z = gi_star_z(values, prep.weights, (prep.wi, prep.s1))
+    first = {"cell": prep.cells, "h3": prep.h3, "lon": prep.lon, "lat": prep.lat, "count": values.astype(np.int64)}
+    return _gi_frame(first, prep.n_neighbours, z, settings)
 
 
 def _cover_cells(con: duckdb.DuckDBPyConnection, layer: str, ids_sql: str, params: list, res: int) -> np.ndarray:
@@ -186,22 +206,8 @@ def _cover_cells(con: duckdb.DuckDBPyConnection, layer: str, ids_sql: str, param
     return cells
 
 
-def study_cells(
-    con: duckdb.DuckDBPyConnection,
-    res: int,
-    flt: Filter | None = None,
-    layer: str = "hazard",
-    k: int = 1,
-) -> tuple[np.ndarray, str]:
-    """The cells at ``res`` a hotspot analysis runs over, and where they came from.
-
-    In order: the grid polygons of the filter's area (``grid``); the district's
-    admin-area polygons (level 区县, else all admin areas: ``admin_area``); all grid
-    polygons (``grid``); else the cells with counts and their k-ring (``k_ring_hull``).
-    Polygon covers are the stored H3 covers (cell centre inside); coarser resolutions
-    are the parents of the res-9 cover.
-    """
-    flt = flt or Filter()
+def _polygon_area(con: duckdb.DuckDBPyConnection, res: int, flt: Filter) -> tuple[np.ndarray, str]:
+    """The polygon part of ``study_cells``: cells and source, or an empty array and ``""``."""
     if flt.has_area:
         clauses, params = [], []
         for values, col in ((flt.towns, "town"), (flt.communities, "community"), (flt.grids, "id")):
@@ -220,11 +226,80 @@ def study_cells(
         cells = _cover_cells(con, "grid", "SELECT id FROM grid", [], res)
         if len(cells):
             return cells, "grid"
-    counted = count_by_cell(con, layer, res, flt)["cell"].to_numpy(dtype=np.uint64)
+    return np.array([], dtype=np.uint64), ""
+
+
+def _hull(counted: np.ndarray, k: int) -> np.ndarray:
+    """The cells with counts and their k-ring."""
     if not len(counted):
-        return counted, "k_ring_hull"
+        return np.asarray(counted, dtype=np.uint64)
     ring = pa.array(h3ronpy.grid_disk(counted, k, flatten=True)).to_numpy().astype(np.uint64)
-    return np.unique(ring), "k_ring_hull"
+    return np.unique(ring)
+
+
+def study_cells(
+    con: duckdb.DuckDBPyConnection,
+    res: int,
+    flt: Filter | None = None,
+    layer: str = "hazard",
+    k: int = 1,
+) -> tuple[np.ndarray, str]:
+    """The cells at ``res`` a hotspot analysis runs over, and where they came from.
+
+    In order: the grid polygons of the filter's area (``grid``); the district's
+    admin-area polygons (level 区县, else all admin areas: ``admin_area``); all grid
+    polygons (``grid``); else the cells with counts and their k-ring (``k_ring_hull``).
+    Polygon covers are the stored H3 covers (cell centre inside); coarser resolutions
+    are the parents of the res-9 cover.
+    """
+    flt = flt or Filter()
+    cells, source = _polygon_area(con, res, flt)
+    if source:
+        return cells, source
+    counted = count_by_cell(con, layer, res, flt)["cell"].to_numpy(dtype=np.uint64)
+    return _hull(counted, k), "k_ring_hull"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What Gi* needs of a set of cells besides the counts: weights, their row sums, labels."""
+
+    cells: np.ndarray  # sorted, distinct
+    weights: sparse.csr_array
+    wi: np.ndarray  # Σ_j w_ij
+    s1: np.ndarray  # Σ_j w_ij²
+    n_neighbours: np.ndarray
+    h3: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+
+
+def _prepare(cells: np.ndarray, k: int) -> _Prepared:
+    weights = k_ring_weights(cells, k, star=True)
+    wi, s1 = weight_sums(weights)
+    lon, lat = h3index.cell_centres(cells) if len(cells) else (np.array([]), np.array([]))
+    prep = _Prepared(cells=cells, weights=weights, wi=wi, s1=s1, n_neighbours=np.diff(weights.indptr),
+                     h3=cells_to_hex(cells), lon=np.asarray(lon, dtype=np.float64), lat=np.asarray(lat, dtype=np.float64))
+    for arr in (prep.cells, prep.wi, prep.s1, prep.n_neighbours, prep.h3, prep.lon, prep.lat):
+        arr.setflags(write=False)  # shared between calls: read-only
+    return prep
+
+
+# Study areas with their weights, per (snapshot, layer, res, k, area criteria): an ingest
+# swaps in a new snapshot, which gets its own entries. Counts are never kept.
+_AREAS: SnapshotCache[tuple[_Prepared, str] | None] = SnapshotCache(maxsize=16)
+
+
+def _cell_counts(con: duckdb.DuckDBPyConnection, layer: str, res: int, flt: Filter) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct cells at ``res`` (uint64, in no order) with rows passing ``flt``, and their counts."""
+    if res not in (7, 8, 9, 10):
+        raise ValidationError(f"H3 resolution {res} is not stored; use 7, 8, 9 or 10")
+    col = h3index.cell_column(res)
+    where, params = flt.sql(layer)
+    got = con.execute(
+        f'SELECT "{col}" AS cell, count(*) AS n FROM {layer} WHERE {where} AND "{col}" IS NOT NULL GROUP BY ALL', params
+    ).fetchnumpy()
+    return np.asarray(got["cell"], dtype=np.uint64), np.asarray(got["n"], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -259,22 +334,34 @@ def hotspots(
 ) -> HotspotResult:
     """Gi* hotspots of ``layer`` rows passing ``flt`` on H3 cells at ``res`` over the study area.
 
-    Counts come from the stored ``h3_r<res>`` column; zero-count cells of the study area
-    (``study_cells``) take part; cells with counts outside it are added.
+    Counts come from the stored ``h3_r<res>`` column, counted anew on every call; zero-count
+    cells of the study area (``study_cells``) take part; cells with counts outside it are
+    added. A polygon study area, its k-ring weights and cell labels are built once per
+    snapshot, resolution, k and area criteria and reused.
     """
     settings = settings or Settings()
     flt = flt or Filter()
     res = settings.hotspot_resolution if res is None else res
     k = settings.hotspot_k_ring if k is None else k
-    counts = count_by_cell(con, layer, res, flt)
-    area, source = study_cells(con, res, flt, layer, k)
-    counted = counts["cell"].to_numpy(dtype=np.uint64)
-    cells = np.union1d(area, counted)
+    counted, counts = _cell_counts(con, layer, res, flt)
+
+    def build() -> tuple[_Prepared, str] | None:
+        cells, source = _polygon_area(con, res, flt)
+        return (_prepare(cells, k), source) if source else None
+
+    area_key = ("area", res, k, flt.towns, flt.communities, flt.grids)
+    cached = _AREAS.get(con, area_key, build)
+    if cached is None:  # no polygons: the hull of this call's counted cells
+        prep, source = _prepare(_hull(np.sort(counted), k), k), "k_ring_hull"
+    else:
+        prep, source = cached
+        pos = np.searchsorted(prep.cells, counted)
+        inside = (pos < len(prep.cells)) & (prep.cells[np.minimum(pos, len(prep.cells) - 1)] == counted) \
+            if len(prep.cells) else np.zeros(len(counted), dtype=bool)
+        if not inside.all():  # counts outside the study area join it (this call only)
+            prep = _prepare(np.union1d(prep.cells, counted), k)
+    cells = prep.cells
     values = np.zeros(len(cells))
-    values[np.searchsorted(cells, counted)] = counts["count"].to_numpy(dtype=np.float64)
-    table = gi_star(cells, values, k=k, settings=settings)
-    lon, lat = h3index.cell_centres(cells) if len(cells) else (np.array([]), np.array([]))
-    table.insert(2, "lon", lon)
-    table.insert(3, "lat", lat)
-    table["count"] = table["count"].astype(np.int64)
+    values[np.searchsorted(cells, counted)] = counts
+    table = _gi_table(prep, values, settings)
     return HotspotResult(table=table, res=res, k=k, study_area=source, n_cells=len(cells), total=int(values.sum()))
