@@ -323,10 +323,12 @@ class SnapshotCache(Generic[T]):
     the structure is built and not kept.
     """
 
-    def __init__(self, maxsize: int = 8) -> None:
+    def __init__(self, maxsize: int = 8, on_evict: Callable[[T], None] | None = None) -> None:
         self.maxsize = maxsize
+        self.on_evict = on_evict
         self._items: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()  # one build at a time (builds may create tables)
 
     def get(self, con: duckdb.DuckDBPyConnection, key: Hashable, build: Callable[[], T]) -> T:
         """The structure for ``key`` on ``con``'s snapshot, built by ``build()`` when missing."""
@@ -341,15 +343,27 @@ class SnapshotCache(Generic[T]):
             if full in self._items:
                 self._items.move_to_end(full)
                 return self._items[full]
-        value = build()
-        with self._lock:
-            self._items[full] = value
-            self._items.move_to_end(full)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+        with self._build_lock:
+            with self._lock:
+                if full in self._items:  # built by another thread meanwhile
+                    return self._items[full]
+            value = build()
+            evicted = []
+            with self._lock:
+                self._items[full] = value
+                self._items.move_to_end(full)
+                while len(self._items) > self.maxsize:
+                    evicted.append(self._items.popitem(last=False)[1])
+        if self.on_evict is not None:
+            for old in evicted:
+                self.on_evict(old)
         return value
 
     def clear(self) -> None:
         """Forget everything (tests)."""
         with self._lock:
+            evicted = list(self._items.values())
             self._items.clear()
+        if self.on_evict is not None:
+            for old in evicted:
+                self.on_evict(old)

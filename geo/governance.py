@@ -8,6 +8,7 @@ Definitions of every figure are in the README ("Hotspots and governance figures"
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -83,8 +84,53 @@ def _hazard_cte(flt: Filter, as_of: datetime, settings: Settings) -> tuple[str, 
     return sql, [as_of, as_of, *dparams, as_of, *wparams]
 
 
+@dataclass(frozen=True)
+class _GapTable:
+    """A table in the process's in-memory database: per hazard with a place (by rowid of one
+    snapshot's hazard table), the time since the previous hazard at that place, in µs."""
+
+    name: str
+    cursor: duckdb.DuckDBPyConnection  # for dropping it when the cache lets it go
+
+
+def _drop_gap_table(table: _GapTable) -> None:
+    with contextlib.suppress(duckdb.Error):
+        table.cursor.execute(f"DROP TABLE IF EXISTS memory.main.{table.name}")
+        table.cursor.close()
+
+
+# One per snapshot (an ingest swaps in a new one, which gets its own); the two newest are kept.
+_GAP_TABLES: SnapshotCache[_GapTable] = SnapshotCache(maxsize=2, on_evict=_drop_gap_table)
+
+
+def _gap_table(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Name of the place-gap table of ``con``'s snapshot (built on first use), or None
+    (not a read-only store snapshot: the recurrence is then found with a window per call).
+
+    The gap to the previous hazard at the same place does not depend on the period, the
+    filter or ``as_of`` (the previous hazard is always earlier), so it is worked out once per
+    snapshot: one window over the hazards with a place (0.7 s for 2M of them). Every call
+    still reads its period's hazards and compares their gaps with ``recurring_window_days``.
+    """
+    snap = snapshot_key(con)
+    if snap is None:
+        return None
+
+    def build() -> _GapTable:
+        name = f"onemap_place_gap_{snap[1]}"
+        con.execute(f"""CREATE OR REPLACE TABLE memory.main.{name} AS
+            SELECT rid, gap_us FROM (
+                SELECT rowid AS rid, date_diff('microsecond',
+                       lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at), discovered_at) AS gap_us
+                FROM hazard WHERE place_id IS NOT NULL
+            ) ORDER BY rid""")
+        return _GapTable(name=name, cursor=con.cursor())
+
+    return _GAP_TABLES.at(snap, "place_gap", build).name
+
+
 def _recurrence_cte(
-    flt: Filter, as_of: datetime, settings: Settings, carry: Sequence[str] = ()
+    flt: Filter, as_of: datetime, settings: Settings, carry: Sequence[str] = (), gap_table: str | None = None
 ) -> tuple[str, list[Any]]:
     """``r AS (...)``: hazards with a place passing ``flt``, with ``recurs``: the previous hazard
     at that place (any category, before the window too) is at most ``recurring_window_days`` earlier.
@@ -103,6 +149,15 @@ def _recurrence_cte(
     filter_cols = "".join(f'"{c}", ' for c in used)
     days = int(settings.recurring_window_days)
     window = timedelta(days=days)
+    if gap_table is not None:  # the gaps of this snapshot, joined by rowid (a range of it: hazards are in time order)
+        hwhere, hparams = flt.sql("hazard", alias="h")
+        hcols = ", ".join(f'h."{c}"' for c in dict.fromkeys(["place_id", "discovered_at", *carry, *used]))
+        sql = f"""r AS (
+        SELECT {hcols}, coalesce(g.gap_us <= ?, false) AS recurs
+        FROM hazard h JOIN memory.main.{gap_table} g ON g.rid = h.rowid
+        WHERE h.place_id IS NOT NULL AND h.discovered_at <= ? AND {hwhere}
+    )"""
+        return sql, [days * 86_400_000_000, as_of, *hparams]
     lag = "discovered_at - lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at) AS gap"
     if flt.start is not None and as_of - flt.start <= window:
         sql = f"""r AS (
@@ -159,7 +214,7 @@ def closed_loop(
     flt = flt or Filter()
     t = _as_of(as_of)
     hcte, hparams = _hazard_cte(flt, t, settings)
-    rcte, rparams = _recurrence_cte(flt, t, settings, carry=[b for b in by if b != "month"])
+    rcte, rparams = _recurrence_cte(flt, t, settings, [b for b in by if b != "month"], _gap_table(con))
     exprs = _group_exprs(by, GROUPS)
     select = "".join(e + ", " for e in exprs)
     group = " GROUP BY ALL" if by else ""
@@ -258,7 +313,7 @@ def recurring_places(
     """
     settings = settings or Settings()
     flt = flt or Filter()
-    rcte, params = _recurrence_cte(flt, _as_of(as_of), settings, carry=["town", "community", "grid_id"])
+    rcte, params = _recurrence_cte(flt, _as_of(as_of), settings, ["town", "community", "grid_id"], _gap_table(con))
     sql = f"""WITH {rcte}
     SELECT place_id, any_value(town) AS town, any_value(community) AS community, any_value(grid_id) AS grid_id,
            count(*) AS hazards, count(*) FILTER (WHERE recurs) AS recurrences,

@@ -7,11 +7,13 @@ as_of = 2025-06-30 00:00 unless a test says otherwise; H11 (discovered 2025-07-1
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
-from analytics_fixture import AS_OF, build_fixture
+from analytics_fixture import AS_OF, add_hazards, build_fixture
 
 from geo import store
 from geo.aggregate import Filter
@@ -159,3 +161,82 @@ def test_wall_kpis_are_fast_on_the_demo(demo_db: Path):
         times.append(time.perf_counter() - t)
     assert k.open_hazards > 0
     assert sorted(times)[2] < 0.05, times
+
+
+def test_figures_follow_a_new_snapshot(tmp_path: Path):
+    """Structures kept per snapshot (place gaps, key-place columns) are not reused after an ingest."""
+    path = build_fixture(tmp_path / "fx.duckdb")
+    old = store.connect(path)
+    june = Filter(start="2025-06-01", end="2025-07-01")
+    assert closed_loop(old, (), june, as_of=AS_OF)["recurring_places"].iloc[0] == 1  # P5 (H8)
+    assert inspection_compliance(old, (), AS_OF, per_class=False)["inspected_in_interval"].iloc[0] == 3
+    # a new snapshot: H12 at P3 ten days after H4 (recurs), H13 at the new place P9 (does not); K7 inspected
+    add_hazards(path, [
+        ("H12", "G2", "一般", "立案", "无", None, "2025-06-28 00:00", None, None, "P3"),
+        ("H13", "G1", "一般", "立案", "无", None, "2025-06-29 00:00", None, None, "P9"),
+    ])
+    with store.writer(path) as w:
+        w.execute("UPDATE key_place SET last_inspection = DATE '2025-06-01' WHERE id = 'K7'")
+    new = store.connect(path)
+    loop = closed_loop(new, (), june, as_of=AS_OF).iloc[0]
+    assert loop[["discovered", "recurring_places", "places_with_hazards"]].tolist() == [5, 2, 4]  # P3, P5, P6, P9
+    assert inspection_compliance(new, (), AS_OF, per_class=False)["inspected_in_interval"].iloc[0] == 4
+    assert set(recurring_places(new, june, AS_OF)["place_id"]) == {"P3", "P5"}
+    # the old connection still reads its own snapshot
+    assert closed_loop(old, (), june, as_of=AS_OF)["recurring_places"].iloc[0] == 1
+    assert inspection_compliance(old, (), AS_OF, per_class=False)["inspected_in_interval"].iloc[0] == 3
+
+
+_PERIODS = {
+    "last 30 days": lambda t: Filter(start=t - timedelta(days=30)),
+    "last 30 days, general": lambda t: Filter(start=t - timedelta(days=30), severity=("一般",)),
+    "60 to 35 days ago": lambda t: Filter(start=t - timedelta(days=60), end=t - timedelta(days=35)),
+    "last 200 days": lambda t: Filter(start=t - timedelta(days=200)),
+    "all time": lambda t: Filter(),
+}
+
+
+def test_recurrence_from_snapshot_gaps_equals_the_window_on_a_writer(demo_db: Path, copy_demo_db: Path):
+    """On a snapshot the gap to the previous hazard at a place comes from a per-snapshot table;
+    on a writer's connection from windows over the period (and the recurrence window before it)."""
+    reader = store.connect(demo_db)
+    as_of = reader.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0] + timedelta(seconds=1)
+    assert reader.execute("SELECT count(place_id) FROM hazard").fetchone()[0] > 100
+    with store.writer(copy_demo_db) as writer:
+        for name, make in _PERIODS.items():
+            flt = make(as_of)
+            for by in (("town",), ("month",), ()):
+                ours = closed_loop(reader, by, flt, as_of=as_of)
+                pd.testing.assert_frame_equal(ours, closed_loop(writer, by, flt, as_of=as_of), obj=f"{name} by {by}")
+            if name == "last 30 days":
+                assert ours["recurring_places"].iloc[0] > 0
+            cols = ["place_id", "hazards", "recurrences", "first", "last"]
+            pd.testing.assert_frame_equal(recurring_places(reader, flt, as_of)[cols],
+                                          recurring_places(writer, flt, as_of)[cols], obj=name)
+
+
+def test_inspection_compliance_equals_a_grouped_sql_pass(demo_db: Path):
+    """The counting pass over per-snapshot key-place codes gives what one SQL GROUP BY gives."""
+    con = store.connect(demo_db)
+    con_places = con.execute("SELECT count(*), count(DISTINCT town) FROM key_place").fetchone()
+    assert con_places[0] > 100 and con_places[1] > 1
+    as_of = datetime(2025, 6, 30)
+    town = con.execute("SELECT min(town) FROM key_place").fetchone()[0]
+    intervals = Settings().inspection_interval_days
+    case = " ".join(f"WHEN {int(c)} THEN DATE '{as_of.date() - timedelta(days=int(d))}'" for c, d in intervals.items())
+    for by, flt in ((("town",), None), (("grid_id",), Filter(towns=(town,))), (("community", "category"), None)):
+        where = "TRUE" if flt is None else "town = ?"
+        keys = ", ".join([*by, "inspection_class"])
+        ref = con.execute(
+            f"""SELECT {keys}, count(*) AS places,
+                       count(*) FILTER (WHERE last_inspection >= CASE inspection_class {case} END) AS ok,
+                       count(*) FILTER (WHERE last_inspection IS NULL) AS never
+                FROM key_place WHERE {where} GROUP BY ALL ORDER BY {keys}""",
+            [] if flt is None else [town],
+        ).df()
+        got = inspection_compliance(con, by, as_of, flt)
+        assert got[[*by, "inspection_class"]].values.tolist() == ref[[*by, "inspection_class"]].values.tolist()
+        assert got["places"].tolist() == ref["places"].tolist()
+        assert got["inspected_in_interval"].tolist() == ref["ok"].tolist()
+        assert got["never_inspected"].tolist() == ref["never"].tolist()
+        assert np.allclose(got["compliance"], ref["ok"] / ref["places"])

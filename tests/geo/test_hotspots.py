@@ -10,6 +10,7 @@ import esda
 import h3
 import libpysal
 import numpy as np
+import pandas as pd
 import pytest
 from analytics_fixture import add_hazards, build_fixture, cluster_rows, random_counts, ring_points
 
@@ -147,3 +148,25 @@ def test_without_polygons_the_study_area_is_the_k_ring_hull(tmp_path: Path, clus
     counted = set(store.query(con, "SELECT DISTINCT h3_r8 FROM hazard")["h3_r8"].tolist())
     hull = {h3.str_to_int(n) for c in counted for n in h3.grid_disk(h3.int_to_str(c), 1)}
     assert set(result.table["cell"].tolist()) == hull
+
+
+def test_study_area_kept_per_snapshot_counts_taken_anew(tmp_path: Path, cluster_db: Path):
+    """The study area and its weights are reused on one snapshot; counts never are."""
+    path = tmp_path / "fx.duckdb"
+    shutil.copyfile(cluster_db, path)
+    con = store.connect(path)
+    first = hotspots(con, res=8, k=1)
+    with store.writer(path) as w:  # a writer's connection is no snapshot: everything is built for the call
+        pd.testing.assert_frame_equal(hotspots(w, res=8, k=1).table, first.table)
+        assert hotspots(w, Filter(towns=("乙镇",)), res=9, k=1).total == 4
+    # a hazard outside the district joins the study area of that call only
+    add_hazards(path, cluster_rows("X", "G1", ["2025-03-16 10:00"]), [(121.5, 31.3)])
+    con2 = store.connect(path)
+    outside = hotspots(con2, res=8, k=1)
+    assert outside.n_cells == first.n_cells + 1 and outside.total == first.total + 1
+    pd.testing.assert_frame_equal(hotspots(con2, res=8, k=1).table, outside.table)
+    # the old snapshot still reads its own hazards
+    pd.testing.assert_frame_equal(hotspots(con, res=8, k=1).table, first.table)
+    # a filter counts anew on the cached area: only the cluster's day
+    day = hotspots(con2, Filter(start="2025-03-15", end="2025-03-16"), res=8, k=1)
+    assert day.total == 42 and day.n_cells == first.n_cells
