@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
+import flask
 from dash import Dash, html
 
-from dashboard.components import context, engines
+from dashboard.components import context, engines, preload
 from dashboard.components.routes import register_routes
 from geo.settings import Settings
 
@@ -29,6 +30,16 @@ def _preloads(prefix: str) -> str:
                    for c in PRELOAD_CHUNKS)
 
 
+class OnemapDash(Dash):
+    """Dash whose page HTML preloads the data layers the page's map opens with (``preload``)."""
+
+    def interpolate_index(self, **kwargs: str) -> str:
+        """The index HTML with the requested page's preload links among its meta tags."""
+        path = "/" + (self.strip_relative_path(flask.request.path or "/") or "")
+        kwargs["metas"] = kwargs.get("metas", "") + preload.links(path.rstrip("/") or "/", flask.request.args)
+        return super().interpolate_index(**kwargs)
+
+
 def create_app(settings: Settings, db_path: str, *, warm: bool = True) -> Dash:
     """The dashboard for the database ``db_path`` (read through a snapshot-following Reader).
 
@@ -37,7 +48,7 @@ def create_app(settings: Settings, db_path: str, *, warm: bool = True) -> Dash:
     period), and again whenever a new snapshot lands; pages never wait for it.
     """
     context.configure(settings, db_path)
-    app = Dash(
+    app = OnemapDash(
         __name__,
         use_pages=True,
         pages_folder=str(HERE / "pages"),

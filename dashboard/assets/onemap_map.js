@@ -218,7 +218,12 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
                 endExcl = new Date(d.getTime() + 86400000).toISOString().slice(0, 10);
             }
             const out = Object.assign({}, filters || {});
-            out[layer] = {f: chosen, start: start ? String(start).slice(0, 10) : null, end: endExcl};
+            if (Object.keys(chosen).length || start || endExcl) {
+                out[layer] = {f: chosen, start: start ? String(start).slice(0, 10) : null, end: endExcl};
+            } else {
+                delete out[layer];  /* no filter: the layer's entry goes (the opening URLs have none) */
+            }
+            if (JSON.stringify(out) === JSON.stringify(filters || {})) { return window.dash_clientside.no_update; }
             return out;
         },
         /* Fit the district into the map once it is laid out. */

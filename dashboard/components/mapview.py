@@ -9,8 +9,10 @@ the filters and the snapshot version into URLs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import dash_leaflet as dl
 import duckdb
@@ -56,6 +58,11 @@ def pts_id(page: str, layer: str) -> str:
 def point_layer_names() -> list[str]:
     """Point layers of the registry, in registry order (the order of the URL outputs)."""
     return [n for n, s in LAYERS.items() if s.geometry == "point"]
+
+
+def roads_id(page: str) -> str:
+    """Id of the road skeleton's GeoJSON."""
+    return f"{page}-roads"
 
 
 def filters_id(page: str) -> str:
@@ -119,6 +126,74 @@ def tile_layers(settings: Settings) -> list[Any]:
     return []
 
 
+# --------------------------------------------------------------------------- opening view
+
+
+def opening_view(bounds: BBox | None, settings: Settings, size_hint: tuple[int, int]
+                 ) -> tuple[list[float], int, list[list[float]]]:
+    """Centre ``[lat, lon]``, zoom and Leaflet bounds ``[[s, w], [n, e]]`` (display CRS) the map opens on."""
+    (s, w), (n, e) = display_bounds(bounds or DEFAULT_BOUNDS, settings)
+    return [(s + n) / 2, (w + e) / 2], fit_zoom((w, s, e, n), *size_hint), [[s, w], [n, e]]
+
+
+def _js_fixed4(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def _uri(text: str) -> str:
+    """``encodeURIComponent`` of JavaScript."""
+    return quote(text, safe="!~*'()")
+
+
+def view_query(leaflet_bounds: list[list[float]], zoom: float, version: int) -> str:
+    """``bbox=..&zoom=..&v=..`` of a view: the viewport padded by 10 % on each side, 4 decimals.
+
+    The same text as ``layerUrls`` in ``assets/onemap_map.js`` builds in the browser (a test
+    checks they agree), so a URL the server puts in the layout is the URL the browser asks for.
+    """
+    (s, w), (n, e) = leaflet_bounds
+    pad_x, pad_y = (e - w) * 0.1, (n - s) * 0.1
+    box = ",".join(_js_fixed4(v) for v in (w - pad_x, s - pad_y, e + pad_x, n + pad_y))
+    return f"bbox={box}&zoom={round(zoom)}&v={version or 0}"
+
+
+def layer_url(layer: str, want: str, query: str, entry: dict[str, Any] | None = None) -> str:
+    """URL of a point layer's hexagons or points for a view and one entry of the filter store."""
+    entry = entry or {}
+    q = query
+    if entry.get("f"):
+        q += "&f=" + _uri(json.dumps(entry["f"], ensure_ascii=False, separators=(",", ":")))
+    if entry.get("start"):
+        q += "&start=" + _uri(str(entry["start"]))
+    if entry.get("end"):
+        q += "&end=" + _uri(str(entry["end"]))
+    return f"/api/layer/{layer}/{want}.geojson?{q}"
+
+
+def opening_urls(page: str, settings: Settings, bounds: BBox | None, *, visible: Iterable[str],
+                 filters: dict[str, Any] | None = None, version: int = 0,
+                 size_hint: tuple[int, int] = (1400, 900)) -> dict[str, str]:
+    """Component id → URL of every data layer the map fetches as it opens (checked layers only).
+
+    The layout carries these URLs (no callback runs before the first fetch) and the page's
+    HTML preloads them (``dashboard.app``), so the data arrives while the scripts load.
+    """
+    shown = set(visible)
+    _, zoom, initial = opening_view(bounds, settings, size_hint)
+    query = view_query(initial, zoom, version)
+    urls = {roads_id(page): f"/api/roads.geojson?{query}"}
+    for name, spec in LAYERS.items():
+        if name not in shown:
+            continue
+        if spec.geometry == "polygon":
+            urls[f"{page}-poly-{name}"] = polygon_url(name)
+        elif spec.geometry == "point":
+            entry = (filters or {}).get(name)
+            urls[hex_id(page, name)] = layer_url(name, "hex", query, entry)
+            urls[pts_id(page, name)] = layer_url(name, "points", query, entry)
+    return urls
+
+
 # --------------------------------------------------------------------------- layers
 
 
@@ -160,30 +235,37 @@ def hex_hideout(spec: LayerSpec, lang: str, dark: bool = False) -> dict[str, Any
             "tooltip": spec.label(lang) + " · " + t("hex_tooltip", lang)}
 
 
-def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool = True) -> list[Any]:
-    """The hexagon and (clustered) point GeoJSON of one point layer."""
+def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool = True,
+                urls: dict[str, str] | None = None) -> list[Any]:
+    """The hexagon and (clustered) point GeoJSON of one point layer (``urls``: opening URLs by id)."""
+    urls = urls or {}
     return [
-        dl.GeoJSON(id=hex_id(page, spec.name), url=None, style=NS("hexStyle"), pane=PANES["hex"][0],
+        dl.GeoJSON(id=hex_id(page, spec.name), url=urls.get(hex_id(page, spec.name)), style=NS("hexStyle"), pane=PANES["hex"][0],
                    onEachFeature=NS("onEachHex"), hideout=hex_hideout(spec, lang, dark)),
-        dl.GeoJSON(id=pts_id(page, spec.name), url=None, cluster=cluster, pane=PANES["points"][0],
+        dl.GeoJSON(id=pts_id(page, spec.name), url=urls.get(pts_id(page, spec.name)), cluster=cluster, pane=PANES["points"][0],
                    zoomToBoundsOnClick=True, superClusterOptions={"radius": 60, "maxZoom": 16},
                    pointToLayer=NS("pointToLayer"), clusterToLayer=NS("clusterToLayer"),
                    onEachFeature=NS("onEachPoint"), hideout=point_hideout(spec, lang, dark)),
     ]
 
 
+def polygon_url(layer: str) -> str:
+    """URL of a polygon layer's display outlines."""
+    return f"/api/polygons/{layer}.geojson"
+
+
 def polygon_layer(page: str, spec: LayerSpec, dark: bool) -> dl.GeoJSON:
     """A polygon layer (boundaries, grids) fetched once per page load."""
-    return dl.GeoJSON(id=f"{page}-poly-{spec.name}", url=f"/api/polygons/{spec.name}.geojson", pane=PANES["polygons"][0],
+    return dl.GeoJSON(id=f"{page}-poly-{spec.name}", url=polygon_url(spec.name), pane=PANES["polygons"][0],
                       style=NS("polygonStyle"), onEachFeature=NS("onEachPolygon"),
                       hideout=_polygon_hideout(spec, dark))
 
 
-def roads_layer(page: str, dark: bool) -> dl.GeoJSON:
+def roads_layer(page: str, dark: bool, url: str | None = None) -> dl.GeoJSON:
     """The road skeleton (drawn from the DB so the map reads without tiles)."""
     hideout = ({"major": "#5c6b7a", "minor": "#2c3848"} if dark else {"major": "#9a9a9a", "minor": "#d4d4d4"})
     hideout["probe"] = "roads"
-    return dl.GeoJSON(id=f"{page}-roads", url=None, style=NS("roadStyle"), hideout=hideout,
+    return dl.GeoJSON(id=roads_id(page), url=url, style=NS("roadStyle"), hideout=hideout,
                       pane=PANES["roads"][0],
                       interactive=False)
 
@@ -266,22 +348,23 @@ def map_panel(
     shown = set(visible) if visible is not None else set(LAYERS)
     clustered = set(clustered_layers) if clustered_layers is not None else set(LAYERS)
     specs = sorted(LAYERS.values(), key=lambda s: s.z_order)
+    urls = opening_urls(page, settings, bounds, visible=shown, filters=filters, version=version, size_hint=size_hint)
     overlays_control: list[Any] = []
     for spec in specs:
         children = ([polygon_layer(page, spec, dark)] if spec.geometry == "polygon"
-                    else point_layer(page, spec, lang, dark, cluster=spec.name in clustered))
+                    else point_layer(page, spec, lang, dark, cluster=spec.name in clustered, urls=urls))
         overlays_control.append(dl.Overlay(dl.LayerGroup(children), name=spec.label(lang),
                                            checked=spec.name in shown))
     base = tile_layers(settings)
-    (s, w), (n, e) = display_bounds(bounds or DEFAULT_BOUNDS, settings)
+    center, zoom, initial = opening_view(bounds, settings, size_hint)
     kwargs = {"preferCanvas": True, "zoomSnap": 1, "minZoom": 8, "maxZoom": 19}
     kwargs.update(map_kwargs or {})
     the_map = dl.Map(
         id=map_id(page),
-        center=[(s + n) / 2, (w + e) / 2],
-        zoom=fit_zoom((w, s, e, n), *size_hint),
+        center=center,
+        zoom=zoom,
         children=[*[dl.Pane(name=name, style={"zIndex": z}) for name, z in PANES.values()],
-                  *base, roads_layer(page, dark), dl.LayersControl(overlays_control, position="topright", id=f"{page}-layers",
+                  *base, roads_layer(page, dark, urls[roads_id(page)]), dl.LayersControl(overlays_control, position="topright", id=f"{page}-layers",
                                                                overlays=[LAYERS[n].label(lang) for n in shown if n in LAYERS]),
                   *overlays, dl.ScaleControl(position="bottomleft", imperial=False)],
         className="om-map" + (" om-map-dark" if dark else ""),
@@ -293,7 +376,7 @@ def map_panel(
         legend([sp for sp in specs if sp.name in shown], lang, dark, legend_extra),
         dcc.Store(id=filters_id(page), data=filters or {}),
         dcc.Store(id=version_id(page), data=version),  # the snapshot the page was built on: no refetch at start
-        dcc.Store(id=f"{page}-initial-bounds", data=[[s, w], [n, e]]),
+        dcc.Store(id=f"{page}-initial-bounds", data=initial),
         dcc.Store(id=f"{page}-point-layers", data=point_layer_names()),
         dcc.Store(id=f"{page}-overlay-names", data={name: spec.label(lang) for name, spec in LAYERS.items()}),
         # the data layers whose first paint opens the gate for the page's side panels
@@ -305,13 +388,14 @@ def map_panel(
 
 def register_map_callbacks(page: str) -> None:
     """Clientside: viewport, checked overlays, filters and snapshot version → layer URLs
-    (no server round trip; unchecked layers get the empty collection, so nothing hidden is fetched)."""
+    (no server round trip; unchecked layers fetch nothing). Not at start: the layout carries
+    the opening URLs (``opening_urls``), so no callback stands between the page and its data."""
     names = point_layer_names()
     clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="layerUrls"),
         *[Output(hex_id(page, n), "url") for n in names],
         *[Output(pts_id(page, n), "url") for n in names],
-        Output(f"{page}-roads", "url"),
+        Output(roads_id(page), "url"),
         Input(map_id(page), "bounds"),
         Input(map_id(page), "zoom"),
         Input(filters_id(page), "data"),
@@ -320,6 +404,7 @@ def register_map_callbacks(page: str) -> None:
         State(f"{page}-point-layers", "data"),
         State(f"{page}-initial-bounds", "data"),
         State(f"{page}-overlay-names", "data"),
+        prevent_initial_call=True,
     )
     clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="afterMapPaint"),

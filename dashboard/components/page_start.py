@@ -9,10 +9,17 @@ from geo.settings import Settings
 
 
 def page_start() -> tuple[Settings, BBox | None, dict[str, int]]:
-    """Settings, the data's bounding box and rows per layer, with the shared engines warming."""
+    """Settings, the data's bounding box and rows per layer, with the shared engines warming.
+
+    Bounds and counts are read once per snapshot (the page's HTML preload and its layout
+    both ask for them).
+    """
     settings = context.settings()
     engines.ensure_warm()
-    with context.connection() as con:
-        bounds = mapdata.data_bounds(con)
-        counts = mapview.layer_counts(con)
-    return settings, bounds, counts
+
+    def build() -> tuple[BBox | None, dict[str, int]]:
+        with context.connection() as con:
+            return mapdata.data_bounds(con), mapview.layer_counts(con)
+
+    bounds, counts = engines.memo("page-start", None, build)
+    return settings, bounds, dict(counts)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, dcc, html
 
-from dashboard.components import context, engines, mapview, palettes, routes
+from dashboard.components import context, engines, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, note, panel, table
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
@@ -27,7 +27,8 @@ from geo.errors import OnemapError
 from layers.registry import LAYERS, get_spec
 
 PAGE = "plan"
-dash.register_page(__name__, path="/plan", name="规划分析", title="一图作战 · 规划分析")
+PATH = "/plan"
+dash.register_page(__name__, path=PATH, name="规划分析", title="一图作战 · 规划分析")
 
 RESPONDERS: tuple[str, ...] = tuple(n for n in ("micro_station", "fire_station") if n in LAYERS)
 FIGURES: tuple[tuple[str, str], ...] = (
@@ -45,15 +46,31 @@ def _filter_fields(layer: str) -> list[str]:
     return [f.name for f in get_spec(layer).fields if f.choices]
 
 
+def map_options() -> dict[str, Any]:
+    """How the planner's map opens (shared by the layout and the HTML preload)."""
+    settings, bounds, _ = page_start()
+    return {"settings": settings, "bounds": bounds, "version": context.version(), "size_hint": (1500, 1030),
+            "visible": [n for n, s in LAYERS.items() if s.geometry == "polygon" or n in RESPONDERS]}
+
+
+def opening_urls(_args: dict[str, str]) -> list[str]:
+    """The data URLs the planner's map opens with: layers and the first responder type's isochrones."""
+    options = map_options()
+    urls = list(mapview.opening_urls(PAGE, **options).values())
+    if RESPONDERS:
+        urls.append(iso_url(RESPONDERS[0], list(options["settings"].isochrone_minutes)))
+    return urls
+
+
 def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Side bar (responder type, overlays, filters, what-if, siting, worst places, export) and map."""
     lang = lang_of(lang)
-    settings, bounds, counts = page_start()
-    visible = [n for n, s in LAYERS.items() if s.geometry == "polygon" or n in RESPONDERS]
+    options = map_options()
+    settings, counts = options["settings"], page_start()[2]
     minutes = list(settings.isochrone_minutes)
     responder0 = RESPONDERS[0] if RESPONDERS else None
     the_map = mapview.map_panel(
-        PAGE, lang, settings, bounds, version=context.version(), size_hint=(1500, 1030), visible=visible, clustered_layers=mapview.clustered(counts, settings),
+        PAGE, lang, **options, clustered_layers=mapview.clustered(counts, settings),
         overlays=[
             dl.GeoJSON(id="plan-blind", data=EMPTY_FC, style=NS("zoneStyle"), pane=mapview.PANES["overlay"][0],
                        hideout={"color": palettes.BLIND, "opacity": 0.45, "weight": 0, "probe": "plan-blind"}),
@@ -126,7 +143,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
             dcc.Download(id="plan-download")], className="om-row")),
     ], className="om-side")
     return html.Div([
-        navbar("/plan", lang),
+        navbar(PATH, lang),
         html.Div([side, html.Div(the_map, className="om-map-col")], className="om-work"),
         dcc.Store(id="plan-lang", data=lang),
         dcc.Store(id="plan-session", data=uuid.uuid4().hex),
@@ -616,3 +633,4 @@ def export(_g: int, _c: int, edits: list, session: str, responder: str):
 
 
 mapview.register_map_callbacks(PAGE)
+preload.register(PATH, opening_urls)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import dash
 import dash_leaflet as dl
@@ -17,34 +18,50 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, callback, dcc, html
 
-from dashboard.components import context, engines, mapview, palettes
+from dashboard.components import context, engines, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, panel, table
+from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
 from geo import governance, hotspots, mapdata
 from geo.aggregate import Filter
+from geo.errors import OnemapError
 from layers.registry import LAYERS, get_spec
 
 PAGE = "review"
-dash.register_page(__name__, path="/review", name="研判会商", title="一图作战 · 研判会商")
+PATH = "/review"
+dash.register_page(__name__, path=PATH, name="研判会商", title="一图作战 · 研判会商")
 NS = mapview.NS
-EMPTY_FC: dict[str, Any] = {"type": "FeatureCollection", "features": []}
 LEVELS = (("town", "level_town"), ("community", "level_community"), ("grid_id", "level_grid"))
+
+
+def map_options() -> dict[str, Any]:
+    """How the review map opens (shared by the layout and the HTML preload): boundaries, grids
+    and the hazard filter of the opening period."""
+    settings, bounds, _ = page_start()
+    start, end = default_period()
+    return {"settings": settings, "bounds": bounds, "version": context.version(), "size_hint": (1400, 520),
+            "visible": [n for n, s in LAYERS.items() if s.geometry == "polygon"],
+            "filters": map_filters(start, end, None, None)}
+
+
+def opening_urls(_args: dict[str, str]) -> list[str]:
+    """The data URLs the review map opens with: layers and the opening period's Gi* bins."""
+    start, end = default_period()
+    return [*mapview.opening_urls(PAGE, **map_options()).values(), hot_url(start, end, None, None)]
 
 
 def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Filters on the side; hotspot map, trend, tables and lists in the main column."""
     lang = lang_of(lang)
-    settings = context.settings()
-    engines.ensure_warm()
+    options = map_options()
     spec = get_spec("hazard")
-    with context.connection() as con:
-        bounds = mapdata.data_bounds(con)
-    start, end = (pd.Timestamp(x) for x in default_period())
+    start_text, end_text = default_period()
+    start, end = pd.Timestamp(start_text), pd.Timestamp(end_text)
     bins = sorted(palettes.GI_BINS, reverse=True)
     the_map = mapview.map_panel(
-        PAGE, lang, settings, bounds, version=context.version(), size_hint=(1400, 520),
-        visible=[n for n, s in LAYERS.items() if s.geometry == "polygon"],
-        overlays=[dl.GeoJSON(id="review-hot", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+        PAGE, lang, **options,
+        overlays=[dl.GeoJSON(id="review-hot", url=hot_url(start_text, end_text, None, None), style=NS("zoneStyle"),
+                             onEachFeature=NS("onEachZone"),
                              pane=mapview.PANES["overlay"][0],
                              hideout={"probe": "review-hot", "key": "bin", "colors": {str(b): c for b, c in palettes.GI_BINS.items()},
                                       "opacity": 0.7, "weight": 0.5, "hide": ["0"], "labelKey": "count",
@@ -83,7 +100,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         panel(t("scorecard", lang), html.Div(id="review-scorecard-box")),
     ], className="om-review-main")
     return html.Div([
-        navbar("/review", lang),
+        navbar(PATH, lang),
         html.Div([side, main], className="om-work"),
         dcc.Store(id="review-lang", data=lang),
         dcc.Store(id="review-probes", data=[*(f"poly-{n}" for n, sp in LAYERS.items() if sp.geometry == "polygon"),
@@ -140,19 +157,19 @@ def _key(start: str | None, end: str | None, categories: list | None, severities
 
 
 def hot_cells(start: str | None, end: str | None, categories: list | None, severities: list | None
-              ) -> tuple[dict[str, Any], int]:
-    """Significant Gi* bins as GeoJSON and the number of hazards in the filter (once per snapshot and filter)."""
+              ) -> tuple[str, int]:
+    """Significant Gi* bins as GeoJSON text and the number of hazards in the filter (once per snapshot and filter)."""
 
-    def build() -> tuple[dict[str, Any], int]:
+    def build() -> tuple[str, int]:
         settings = context.settings()
         flt = build_filter(start, end, categories, severities)
         with context.connection() as con:
             hot = hotspots.hotspots(con, flt, settings=settings).table
         sig = hot[hot["bin_fdr"] != 0]
-        fc = json.loads(mapdata.cells_features(sig["cell"].to_numpy(), pd.DataFrame({
+        text = mapdata.cells_features(sig["cell"].to_numpy(), pd.DataFrame({
             "bin": sig["bin_fdr"].astype(int).astype(str).to_numpy(), "count": sig["count"].to_numpy()}),
-            settings.tiles))
-        return fc, int(hot["count"].sum()) if len(hot) else 0
+            settings.tiles)
+        return text, int(hot["count"].sum()) if len(hot) else 0
 
     return engines.memo("review-hot", _key(start, end, categories, severities), build)
 
@@ -183,12 +200,61 @@ def review_tables(start: str | None, end: str | None, categories: list | None, s
 
 
 def default_period() -> tuple[str, str]:
-    """The page's opening period: the year up to the newest hazard."""
-    with context.connection() as con:
-        last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
-    end = pd.Timestamp(last or datetime.now()).normalize()
-    start = end - pd.Timedelta(days=context.settings().review_default_days)
-    return start.date().isoformat(), end.date().isoformat()
+    """The page's opening period: ``review_default_days`` up to the newest hazard (once per snapshot)."""
+
+    def build() -> tuple[str, str]:
+        with context.connection() as con:
+            last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
+        end = pd.Timestamp(last or datetime.now()).normalize()
+        start = end - pd.Timedelta(days=context.settings().review_default_days)
+        return start.date().isoformat(), end.date().isoformat()
+
+    return engines.memo("review-period", None, build)
+
+
+def map_filters(start: str | None, end: str | None, categories: list | None, severities: list | None
+                ) -> dict[str, Any]:
+    """The map's filter store for one review filter (the hazard layer, when shown, follows it)."""
+    flt = build_filter(start, end, categories, severities)
+    return {"hazard": {"f": {k: v for k, v in (("category", categories), ("severity", severities)) if v},
+                       "start": start, "end": flt.end.strftime("%Y-%m-%d") if flt.end else None}}
+
+
+def hot_url(start: str | None, end: str | None, categories: list | None, severities: list | None) -> str:
+    """URL of the significant Gi* bins for one filter (fetched by the map straight from Flask,
+    cached per snapshot; the page's HTML preloads the opening one)."""
+    q = {"start": start or "", "end": end or "", "v": str(context.version())}
+    if categories:
+        q["category"] = json.dumps(sorted(categories), ensure_ascii=False)
+    if severities:
+        q["severity"] = json.dumps(sorted(severities), ensure_ascii=False)
+    return "/api/overlay/review-hot.geojson?" + urlencode(q)
+
+
+def _hot_route(args: dict[str, str]) -> str:
+    def values(name: str) -> list[str] | None:
+        text = args.get(name)
+        if not text:
+            return None
+        try:
+            out = json.loads(text)
+        except json.JSONDecodeError:
+            out = None
+        if not isinstance(out, list):
+            raise OnemapError(f"{name} must be a JSON list of values, got {text[:80]!r}")
+        return [str(v) for v in out]
+
+    for name in ("start", "end"):
+        if args.get(name):
+            try:
+                pd.Timestamp(args[name])
+            except (ValueError, TypeError):
+                raise OnemapError(f"{name} must be a date such as 2026-01-31, got {args[name][:40]!r}") from None
+    text, _ = hot_cells(args.get("start") or None, args.get("end") or None, values("category"), values("severity"))
+    return text
+
+
+routes.register_overlay("review-hot", _hot_route)
 
 
 @engines.on_warm
@@ -200,30 +266,39 @@ def warm_review() -> None:
 
 
 @callback(
-    Output("review-hot", "data"),
-    Output("review-total", "children"),
+    Output("review-hot", "url"),
     Output(mapview.filters_id(PAGE), "data"),
+    Input("review-dates", "start_date"),
+    Input("review-dates", "end_date"),
+    Input("review-category", "value"),
+    Input("review-severity", "value"),
+    prevent_initial_call=True,
+)
+def update_map(start: str | None, end: str | None, categories: list | None, severities: list | None):
+    """The hotspot layer's URL and the map's filters for a new filter (the page opens with
+    both in its layout: the map never waits for a callback)."""
+    return hot_url(start, end, categories, severities), map_filters(start, end, categories, severities)
+
+
+@callback(
+    Output("review-total", "children"),
     Input("review-dates", "start_date"),
     Input("review-dates", "end_date"),
     Input("review-category", "value"),
     Input("review-severity", "value"),
     State("review-lang", "data"),
 )
-def update_map(start: str | None, end: str | None, categories: list | None, severities: list | None, lang: str):
-    """The hotspot map for one filter, on its own so the map never waits for the tables."""
-    lang = lang_of(lang)
-    hot_fc, total = hot_cells(start, end, categories, severities)
-    flt = build_filter(start, end, categories, severities)
-    map_filters = {"hazard": {"f": {k: v for k, v in (("category", categories), ("severity", severities)) if v},
-                              "start": start, "end": flt.end.strftime("%Y-%m-%d") if flt.end else None}}
-    return hot_fc, f"{t('discovered', lang)}: {total:,}", map_filters
+def update_total(start: str | None, end: str | None, categories: list | None, severities: list | None, lang: str):
+    """Hazards discovered in the filter (the same cached answer as the hotspot layer)."""
+    _, total = hot_cells(start, end, categories, severities)
+    return f"{t('discovered', lang_of(lang))}: {total:,}"
 
 
 # Tables and chart wait until the map has painted (or 4 s): the map never waits for them.
 dash.clientside_callback(
     ClientsideFunction(namespace="onemap", function_name="afterMapPaint"),
     Output("review-go", "data"),
-    Input("review-hot", "data"),
+    Input("review-hot", "url"),
     State("review-probes", "data"),
 )
 
@@ -274,3 +349,4 @@ dash.clientside_callback(
 )
 
 mapview.register_map_callbacks(PAGE)
+preload.register(PATH, opening_urls)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from dashboard.components import context, engines, mapview
+from dashboard.components import context, engines, mapview, preload
 from dashboard.components.chrome import kpi_tile, navbar
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
@@ -27,7 +27,8 @@ from geo.errors import OnemapError
 from layers.registry import LAYERS, get_spec
 
 PAGE = "wall"
-dash.register_page(__name__, path="/wall", name="指挥大屏", title="一图作战 · 指挥大屏")
+PATH = "/wall"
+dash.register_page(__name__, path=PATH, name="指挥大屏", title="一图作战 · 指挥大屏")
 
 KPIS: tuple[tuple[str, str, str], ...] = (
     # (tile id suffix, label key, tone)
@@ -59,15 +60,26 @@ def map_filters(now: datetime) -> dict[str, Any]:
     return out
 
 
+def map_options(now: datetime) -> dict[str, Any]:
+    """How the wall's map opens (shared by the layout and the HTML preload)."""
+    settings, bounds, counts = page_start()
+    return {"settings": settings, "bounds": bounds, "version": context.version(), "size_hint": (1000, 990),
+            "visible": mapview.default_visible(counts, settings), "filters": map_filters(now)}
+
+
+def opening_urls(_args: dict[str, str]) -> list[str]:
+    """The data URLs the wall's map opens with."""
+    return list(mapview.opening_urls(PAGE, **map_options(datetime.now())).values())
+
+
 def layout(lang: str = "zh", **_: Any) -> html.Div:
     """The wall: header, KPI column, map, ticker and dispatch column."""
     lang = lang_of(lang)
-    settings, bounds, counts = page_start()
-    visible = mapview.default_visible(counts, settings)
+    options = map_options(datetime.now())
+    settings, counts = options["settings"], page_start()[2]
     tiles = [kpi_tile(f"wall-kpi-{key}", t(label, lang), tone=tone) for key, label, tone in KPIS]
-    the_map = mapview.map_panel(PAGE, lang, settings, bounds, version=context.version(), size_hint=(1000, 990), visible=visible,
-                                clustered_layers=mapview.clustered(counts, settings),
-                                filters=map_filters(datetime.now()), dark=True,
+    the_map = mapview.map_panel(PAGE, lang, **options,
+                                clustered_layers=mapview.clustered(counts, settings), dark=True,
                                 overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[])],
                                 map_kwargs={"zoomControl": False})
     rotate = settings.wall_rotate_towns_s
@@ -77,7 +89,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
             html.Div([html.Span(t("updated_at", lang) + " "), html.Span("–", id="wall-updated")],
                      className="om-wall-clock"),
             html.Div(id="wall-rotate-label", className="om-wall-rotate"),
-            navbar("/wall", lang, dark=True),
+            navbar(PATH, lang, dark=True),
         ], className="om-wall-header"),
         html.Aside(tiles, className="om-wall-kpis"),
         html.Main(the_map, className="om-wall-map"),
@@ -332,3 +344,4 @@ def rotate_towns(n: int, lang: str, incident: str | None):
 
 
 mapview.register_map_callbacks(PAGE)
+preload.register(PATH, opening_urls)
