@@ -109,30 +109,53 @@ window.onemap = Object.assign({}, window.onemap, {
             root.appendChild(table);
             return root;
         },
-        onEachPoint: function (feature, layer, context) {
-            const p = feature.properties || {};
-            if (p.cluster) { return; }
-            const h = context.hideout || {};
+        /* Tooltips and popups are bound lazily, on a feature's first hover or click, by one handler
+         * on its GeoJSON layer (eventHandlers) instead of a tooltip object and its listeners per
+         * feature while the map opens. Labels go in through textContent only. */
+        _label: function (text) {
+            const tip = document.createElement("span");
+            tip.textContent = String(text);
+            return tip;
+        },
+        _hovered: function (e) {
+            const layer = e.propagatedFrom || e.layer;
+            return layer && layer.feature && !layer.getTooltip() ? layer : null;
+        },
+        _openTip: function (layer, content, e, sticky) {
+            if (content === null || content === undefined) { return; }
+            layer.bindTooltip(content, {sticky: sticky});
+            layer.openTooltip(sticky ? e.latlng : undefined);
+        },
+        pointLabel: function (p) {
             const label = p.name || p.category || p.kind || p.id;
-            if (label !== undefined && label !== null) {
-                const tip = document.createElement("span");
-                tip.textContent = String(label);
-                layer.bindTooltip(tip);
-            }
-            layer.bindPopup(function () {
-                const box = document.createElement("div");
-                box.className = "om-popup";
-                box.textContent = h.loading || "…";
-                const url = "/api/feature/" + encodeURIComponent(h.layer) + "/" + encodeURIComponent(p.id) +
-                    "?lang=" + encodeURIComponent(h.lang || "zh");
-                fetch(url).then(function (r) { return r.json(); }).then(function (d) {
-                    box.textContent = "";
-                    if (d.error) { box.textContent = h.failed || d.error; return; }
-                    box.appendChild(window.onemap.map.detailsTable(d.title, d.rows));
-                    layer.getPopup() && layer.getPopup().update();
-                }).catch(function () { box.textContent = h.failed || "error"; });
-                return box;
-            }, {maxWidth: 360});
+            return label === undefined || label === null ? null : window.onemap.map._label(label);
+        },
+        hoverPoint: function (e, ctx) {
+            const M = window.onemap.map, layer = M._hovered(e);
+            if (!layer || (layer.feature.properties || {}).cluster) { return; }
+            M._openTip(layer, M.pointLabel(layer.feature.properties || {}), e, false);
+        },
+        /* A point's popup fetches its details on the first click (all fields, escaped as text). */
+        clickPoint: function (e, ctx) {
+            const layer = e.propagatedFrom || e.layer;
+            const p = (layer && layer.feature && layer.feature.properties) || {};
+            if (!layer || p.cluster || layer.getPopup()) { return; }
+            const h = (ctx && ctx.hideout) || {};
+            /* one box per feature, filled once (a content function would run again on every
+             * popup.update() and fetch again) */
+            const box = document.createElement("div");
+            box.className = "om-popup";
+            box.textContent = h.loading || "…";
+            layer.bindPopup(box, {maxWidth: 360});
+            const url = "/api/feature/" + encodeURIComponent(h.layer) + "/" + encodeURIComponent(p.id) +
+                "?lang=" + encodeURIComponent(h.lang || "zh");
+            fetch(url).then(function (r) { return r.json(); }).then(function (d) {
+                box.textContent = "";
+                if (d.error) { box.textContent = h.failed || d.error; return; }
+                box.appendChild(window.onemap.map.detailsTable(d.title, d.rows));
+                layer.getPopup() && layer.getPopup().update();
+            }).catch(function () { box.textContent = h.failed || "error"; });
+            layer.openPopup();
         },
         /* Zones (isochrones, first-due areas, blind spots, Gi* bins): colour by a property. */
         zoneStyle: function (feature, context) {
@@ -147,15 +170,14 @@ window.onemap = Object.assign({}, window.onemap, {
                     fillOpacity: hidden ? 0 : (h.opacity === undefined ? 0.3 : h.opacity),
                     opacity: hidden ? 0 : 0.9, dashArray: h.dash || null};
         },
-        onEachZone: function (feature, layer, context) {
-            const h = context.hideout || {};
-            const p = feature.properties || {};
+        zoneLabel: function (p, h) {
             const label = h.labelKey ? p[h.labelKey] : null;
-            if (label !== undefined && label !== null) {
-                const tip = document.createElement("span");
-                tip.textContent = (h.labelPrefix || "") + String(label) + (h.labelSuffix || "");
-                layer.bindTooltip(tip, {sticky: true});
-            }
+            if (label === undefined || label === null) { return null; }
+            return window.onemap.map._label((h.labelPrefix || "") + String(label) + (h.labelSuffix || ""));
+        },
+        hoverZone: function (e, ctx) {
+            const M = window.onemap.map, layer = M._hovered(e);
+            if (layer) { M._openTip(layer, M.zoneLabel(layer.feature.properties || {}, (ctx && ctx.hideout) || {}), e, true); }
         },
         /* Suggested sites: a numbered square marker. */
         sitePoint: function (feature, latlng, context) {
@@ -170,20 +192,20 @@ window.onemap = Object.assign({}, window.onemap, {
             const ll = e.target.getLatLng();
             ctx.setProps({position: [ll.lat, ll.lng]});
         },
-        onEachHex: function (feature, layer, context) {
-            const h = context.hideout || {};
-            const n = feature.properties.count;
-            const text = (h.tooltip || "{n}").replace("{n}", String(n));
-            layer.bindTooltip(text, {sticky: true});
+        hexLabel: function (p, h) {
+            return window.onemap.map._label((h.tooltip || "{n}").replace("{n}", String(p.count)));
         },
-        onEachPolygon: function (feature, layer, context) {
-            const p = feature.properties || {};
+        hoverHex: function (e, ctx) {
+            const M = window.onemap.map, layer = M._hovered(e);
+            if (layer) { M._openTip(layer, M.hexLabel(layer.feature.properties || {}, (ctx && ctx.hideout) || {}), e, true); }
+        },
+        polygonLabel: function (p) {
             const label = p.name || p.id;
-            if (label !== undefined && label !== null) {
-                const tip = document.createElement("span");
-                tip.textContent = String(label);
-                layer.bindTooltip(tip, {sticky: true});
-            }
+            return label === undefined || label === null ? null : window.onemap.map._label(label);
+        },
+        hoverPolygon: function (e, ctx) {
+            const M = window.onemap.map, layer = M._hovered(e);
+            if (layer) { M._openTip(layer, M.polygonLabel(layer.feature.properties || {}), e, true); }
         },
     },
 });
@@ -228,8 +250,18 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         },
         /* Fit the district into the map once it is laid out. */
         /* Data URLs of the map's layers for the current viewport, filters and snapshot. */
-        layerUrls: function (bounds, zoom, filters, version, overlays, layers, initial, names) {
+        layerUrls: function (bounds, zoom, filters, version, overlays, layers, initial, names, opening) {
             const nu = window.dash_clientside.no_update;
+            /* URLs last sent per output, starting from the layout's: an unchanged URL is not re-sent
+             * (the layers control reports its overlays as it mounts; that must not touch the layers). */
+            const src = JSON.stringify(opening || {});
+            const memo = window.__omUrls = (window.__omUrls && window.__omUrls.src === src) ? window.__omUrls
+                : {src: src, urls: Object.assign({}, opening || {})};
+            const fresh = function (key, u) {
+                if (u === nu || memo.urls[key] === u) { return nu; }
+                memo.urls[key] = u;
+                return u;
+            };
             const bb = bounds || initial;
             if (!bb || zoom === undefined || zoom === null) {
                 return layers.map(function () { return nu; }).concat(layers.map(function () { return nu; }), [nu]);
@@ -251,9 +283,9 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
                 if (f.end) { q += "&end=" + encodeURIComponent(f.end); }
                 return "/api/layer/" + layer + "/" + want + ".geojson?" + q;
             };
-            return layers.map(function (l) { return url(l, "hex"); })
-                .concat(layers.map(function (l) { return url(l, "points"); }),
-                        ["/api/roads.geojson?bbox=" + box + "&zoom=" + z + "&v=" + v]);
+            return layers.map(function (l) { return fresh("hex:" + l, url(l, "hex")); })
+                .concat(layers.map(function (l) { return fresh("points:" + l, url(l, "points")); }),
+                        [fresh("roads", "/api/roads.geojson?bbox=" + box + "&zoom=" + z + "&v=" + v)]);
         },
     },
 });

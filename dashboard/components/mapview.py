@@ -241,11 +241,12 @@ def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool
     urls = urls or {}
     return [
         dl.GeoJSON(id=hex_id(page, spec.name), url=urls.get(hex_id(page, spec.name)), style=NS("hexStyle"), pane=PANES["hex"][0],
-                   onEachFeature=NS("onEachHex"), hideout=hex_hideout(spec, lang, dark)),
+                   eventHandlers={"mouseover": NS("hoverHex")}, hideout=hex_hideout(spec, lang, dark)),
         dl.GeoJSON(id=pts_id(page, spec.name), url=urls.get(pts_id(page, spec.name)), cluster=cluster, pane=PANES["points"][0],
                    zoomToBoundsOnClick=True, superClusterOptions={"radius": 60, "maxZoom": 16},
                    pointToLayer=NS("pointToLayer"), clusterToLayer=NS("clusterToLayer"),
-                   onEachFeature=NS("onEachPoint"), hideout=point_hideout(spec, lang, dark)),
+                   eventHandlers={"mouseover": NS("hoverPoint"), "click": NS("clickPoint")},
+                   hideout=point_hideout(spec, lang, dark)),
     ]
 
 
@@ -257,7 +258,7 @@ def polygon_url(layer: str) -> str:
 def polygon_layer(page: str, spec: LayerSpec, dark: bool) -> dl.GeoJSON:
     """A polygon layer (boundaries, grids) fetched once per page load."""
     return dl.GeoJSON(id=f"{page}-poly-{spec.name}", url=polygon_url(spec.name), pane=PANES["polygons"][0],
-                      style=NS("polygonStyle"), onEachFeature=NS("onEachPolygon"),
+                      style=NS("polygonStyle"), eventHandlers={"mouseover": NS("hoverPolygon")},
                       hideout=_polygon_hideout(spec, dark))
 
 
@@ -377,6 +378,8 @@ def map_panel(
         dcc.Store(id=filters_id(page), data=filters or {}),
         dcc.Store(id=version_id(page), data=version),  # the snapshot the page was built on: no refetch at start
         dcc.Store(id=f"{page}-initial-bounds", data=initial),
+        # the URLs the layout opened with: layerUrls sends a layer's URL only when it differs
+        dcc.Store(id=f"{page}-opening-urls", data=_url_keys(page, urls)),
         dcc.Store(id=f"{page}-point-layers", data=point_layer_names()),
         dcc.Store(id=f"{page}-overlay-names", data={name: spec.label(lang) for name, spec in LAYERS.items()}),
         # the data layers whose first paint opens the gate for the page's side panels
@@ -384,6 +387,16 @@ def map_panel(
                                                if sp.geometry == "polygon" and sp.name in shown), "roads"]),
         dcc.Store(id=painted_id(page), data=None),
     ], className="om-map-wrap")
+
+
+def _url_keys(page: str, urls: dict[str, str]) -> dict[str, str]:
+    """Opening URLs keyed as ``layerUrls`` knows its outputs: ``hex:<layer>``, ``points:<layer>``, ``roads``."""
+    out = {"roads": urls[roads_id(page)]}
+    for name in point_layer_names():
+        for want, cid in (("hex", hex_id(page, name)), ("points", pts_id(page, name))):
+            if cid in urls:
+                out[f"{want}:{name}"] = urls[cid]
+    return out
 
 
 def register_map_callbacks(page: str) -> None:
@@ -404,6 +417,7 @@ def register_map_callbacks(page: str) -> None:
         State(f"{page}-point-layers", "data"),
         State(f"{page}-initial-bounds", "data"),
         State(f"{page}-overlay-names", "data"),
+        State(f"{page}-opening-urls", "data"),
         prevent_initial_call=True,
     )
     clientside_callback(

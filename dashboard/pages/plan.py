@@ -74,11 +74,11 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         overlays=[
             dl.GeoJSON(id="plan-blind", data=EMPTY_FC, style=NS("zoneStyle"), pane=mapview.PANES["overlay"][0],
                        hideout={"color": palettes.BLIND, "opacity": 0.45, "weight": 0, "probe": "plan-blind"}),
-            dl.GeoJSON(id="plan-firstdue", data=EMPTY_FC, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+            dl.GeoJSON(id="plan-firstdue", data=EMPTY_FC, style=NS("zoneStyle"), eventHandlers={"mouseover": NS("hoverZone")},
                        pane=mapview.PANES["overlay"][0],
                        hideout={"palette": list(palettes.OKABE_ITO[:7]), "opacity": 0.25, "weight": 1.5, "probe": "plan-firstdue",
                                 "labelKey": "name"}),
-            dl.GeoJSON(id="plan-iso", url=iso_url(responder0, minutes) if responder0 else None, style=NS("zoneStyle"), onEachFeature=NS("onEachZone"),
+            dl.GeoJSON(id="plan-iso", url=iso_url(responder0, minutes) if responder0 else None, style=NS("zoneStyle"), eventHandlers={"mouseover": NS("hoverZone")},
                        pane=mapview.PANES["overlay"][0],
                        hideout={"probe": "plan-iso", "key": "minutes", "colors": palettes.isochrone_colors(minutes), "opacity": 0.18,
                                 "weight": 2, "labelKey": "minutes", "labelSuffix": " " + t("minutes", lang)}),
@@ -208,9 +208,10 @@ def filtered_count(layer: str, entry: dict[str, Any]) -> int:
     Output("plan-f-count", "children"),
     Input(mapview.filters_id(PAGE), "data"),
     Input("plan-f-layer", "value"),
+    Input(mapview.painted_id(PAGE), "data"),  # first count after the map has painted
     State("plan-lang", "data"),
 )
-def filter_count(filters: dict[str, Any], layer: str, lang: str):
+def filter_count(filters: dict[str, Any], layer: str, _painted: float | None, lang: str):
     """How many rows of the chosen layer pass its filters."""
     n = filtered_count(layer, (filters or {}).get(layer) or {})
     return f"{get_spec(layer).label(lang_of(lang))}: {n:,}"

@@ -61,7 +61,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     the_map = mapview.map_panel(
         PAGE, lang, **options,
         overlays=[dl.GeoJSON(id="review-hot", url=hot_url(start_text, end_text, None, None), style=NS("zoneStyle"),
-                             onEachFeature=NS("onEachZone"),
+                             eventHandlers={"mouseover": NS("hoverZone")},
                              pane=mapview.PANES["overlay"][0],
                              hideout={"probe": "review-hot", "key": "bin", "colors": {str(b): c for b, c in palettes.GI_BINS.items()},
                                       "opacity": 0.7, "weight": 0.5, "hide": ["0"], "labelKey": "count",
@@ -286,9 +286,11 @@ def update_map(start: str | None, end: str | None, categories: list | None, seve
     Input("review-dates", "end_date"),
     Input("review-category", "value"),
     Input("review-severity", "value"),
+    Input(mapview.painted_id(PAGE), "data"),  # first figure after the map has painted
     State("review-lang", "data"),
 )
-def update_total(start: str | None, end: str | None, categories: list | None, severities: list | None, lang: str):
+def update_total(start: str | None, end: str | None, categories: list | None, severities: list | None,
+                 _painted: float | None, lang: str):
     """Hazards discovered in the filter (the same cached answer as the hotspot layer)."""
     _, total = hot_cells(start, end, categories, severities)
     return f"{t('discovered', lang_of(lang))}: {total:,}"

@@ -180,14 +180,16 @@ def warm_wall() -> None:
     Output("wall-last-incident", "data"),
     Output("wall-fly", "data"),
     Input("wall-interval", "n_intervals"),
+    # first call once the map has painted (the tiles and ticker fill in after it, never before)
+    Input(mapview.painted_id(PAGE), "data"),
     State("wall-lang", "data"),
     State(mapview.filters_id(PAGE), "data"),
     State("wall-last-incident", "data"),
     State("wall-incident", "value"),
     State(mapview.version_id(PAGE), "data"),
 )
-def refresh(_n: int, lang: str, filters: dict[str, Any], last_incident: str | None, picked: str | None,
-            shown_version: int | None):
+def refresh(_n: int, _painted: float | None, lang: str, filters: dict[str, Any], last_incident: str | None,
+            picked: str | None, shown_version: int | None):
     """Read the newest snapshot: KPIs, ticker, snapshot version (map refetch only when it changed), incidents."""
     lang = lang_of(lang)
     now = datetime.now()
