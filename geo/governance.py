@@ -9,6 +9,7 @@ Definitions of every figure are in the README ("Hotspots and governance figures"
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -91,9 +92,12 @@ class _GapTable:
 
     name: str
     cursor: duckdb.DuckDBPyConnection  # for dropping it when the cache lets it go
+    pid: int  # a forked child has its own DuckDB instance: it leaves the parent's alone
 
 
 def _drop_gap_table(table: _GapTable) -> None:
+    if table.pid != os.getpid():
+        return
     with contextlib.suppress(duckdb.Error):
         table.cursor.execute(f"DROP TABLE IF EXISTS memory.main.{table.name}")
         table.cursor.close()
@@ -124,7 +128,7 @@ def _gap_table(con: duckdb.DuckDBPyConnection) -> str | None:
                        lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at), discovered_at) AS gap_us
                 FROM hazard WHERE place_id IS NOT NULL
             ) ORDER BY rid""")
-        return _GapTable(name=name, cursor=con.cursor())
+        return _GapTable(name=name, cursor=con.cursor(), pid=os.getpid())
 
     return _GAP_TABLES.at(snap, "place_gap", build).name
 
