@@ -378,6 +378,15 @@ def layer_view(
 # --------------------------------------------------------------------------- polygons, roads
 
 
+def map_fields(spec: LayerSpec) -> list[str]:
+    """Fields a polygon layer's map outlines carry: id, its label (name) and the styled level.
+
+    The map styles and labels outlines with these only; the rest (a grid worker's phone, the
+    population) stays on the server, so a wall display never holds it.
+    """
+    return [f for f in ("id", "name", "level") if f in spec.field_names]
+
+
 def polygon_features(
     con: duckdb.DuckDBPyConnection,
     layer: str,
@@ -385,10 +394,20 @@ def polygon_features(
     simplify_deg: float = 2e-5,
     where: str | None = None,
     params: Sequence[Any] | None = None,
+    fields: Sequence[str] | None = None,
+    ndigits: int = 6,
 ) -> str:
-    """A polygon layer (boundaries, grids) with its spec fields, simplified for display."""
+    """A polygon layer (boundaries, grids) with its spec fields (or ``fields``), simplified for display.
+
+    ``ndigits`` decimals of a degree on the way out (5 ≈ 1 m, the map's outlines; 6 ≈ 0.1 m).
+    Raises ValidationError naming a field the spec does not have.
+    """
     spec = get_spec(layer)
-    cols = ", ".join(f'"{c}"' for c in spec.field_names)
+    names = list(fields) if fields is not None else spec.field_names
+    unknown = [f for f in names if f not in spec.field_names]
+    if unknown:
+        raise ValidationError(f"layer {layer!r} has no field(s) {unknown}; fields: {spec.field_names}")
+    cols = ", ".join(f'"{c}"' for c in names)
     sql = f"SELECT {cols}, ST_AsWKB(geom) AS _wkb FROM {spec.name}"
     if where:
         sql += f" WHERE {where}"
@@ -396,7 +415,7 @@ def polygon_features(
     geoms = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object)) if len(df) else np.array([])
     if len(geoms) and simplify_deg:
         geoms = shapely.simplify(geoms, simplify_deg, preserve_topology=True)
-    return feature_collection(geoms, df, tiles)
+    return feature_collection(geoms, df, tiles, ndigits=ndigits)
 
 
 def road_features(

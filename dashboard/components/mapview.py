@@ -251,8 +251,9 @@ def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool
 
 
 def polygon_url(layer: str) -> str:
-    """URL of a polygon layer's display outlines."""
-    return f"/api/polygons/{layer}.geojson"
+    """URL of a polygon layer's map outlines (id, name, level; coordinates to ~1 m: the tooltip and
+    the style need no more, and the other fields stay on the server)."""
+    return f"/api/polygons/{layer}.geojson?fields=map"
 
 
 def polygon_layer(page: str, spec: LayerSpec, dark: bool) -> dl.GeoJSON:

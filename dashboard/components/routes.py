@@ -5,7 +5,7 @@ callback only computes URLs, the payload skips Dash's JSON round trip, and answe
 cached per snapshot version and query. Endpoints:
 
 - ``/api/layer/<layer>/<hex|points>.geojson?bbox=w,s,e,n&zoom=Z&f={json}&start=&end=&v=``
-- ``/api/polygons/<layer>.geojson?level=``
+- ``/api/polygons/<layer>.geojson?level=&fields=all|map`` (``map``: id, name, level; 1 m precision)
 - ``/api/roads.geojson?bbox=&zoom=``
 - ``/api/feature/<layer>/<id>?lang=`` (popup details: ``[[label, value], ...]``)
 - ``/api/empty.geojson``
@@ -104,10 +104,15 @@ def register_routes(server: flask.Flask) -> None:
                 raise OnemapError(f"layer {layer!r} is not a polygon layer")
             level = flask.request.args.get("level")
             where, params = (("level = ?", [level]) if level and "level" in spec.field_names else (None, None))
+            view = flask.request.args.get("fields", "all")
+            if view not in ("all", "map"):
+                raise OnemapError(f"fields must be 'all' or 'map', got {view[:40]!r}")
+            fields, ndigits = (mapdata.map_fields(spec), 5) if view == "map" else (None, 6)
 
             def make() -> str:
                 with context.connection() as con:
-                    return mapdata.polygon_features(con, layer, context.settings().tiles, where=where, params=params)
+                    return mapdata.polygon_features(con, layer, context.settings().tiles, where=where, params=params,
+                                                    fields=fields, ndigits=ndigits)
 
             return _geojson(_cached(make))
         except (OnemapError, KeyError) as exc:

@@ -97,3 +97,76 @@ def test_bad_url_parameters_are_400_not_500(demo_db):
         resp = client.get(f"/api/layer/hazard/hex.geojson?{query}")
         assert resp.status_code == 400, (query, resp.status_code)
         assert resp.get_json()["error"]
+
+
+def _geojson_urls(component) -> list[str]:
+    """URLs of the GeoJSON layers a layout opens with (checked overlays and page overlays)."""
+    out: list[str] = []
+
+    def walk(node, checked: bool = True) -> None:
+        if isinstance(node, (list, tuple)):
+            for n in node:
+                walk(n, checked)
+            return
+        if not hasattr(node, "to_plotly_json"):
+            return
+        props = node.to_plotly_json()["props"]
+        kind = type(node).__name__
+        if kind == "Overlay":
+            checked = bool(props.get("checked"))
+        if kind == "GeoJSON" and checked and props.get("url"):
+            out.append(props["url"])
+        walk(props.get("children"), checked)
+
+    walk(component)
+    return out
+
+
+@pytest.mark.parametrize("path", ["/", "/wall", "/plan", "/review"])
+def test_page_html_preloads_exactly_the_data_its_map_opens_with(client, path):
+    """The HTML names the map's opening data (fetched while the scripts load); the layout's
+    GeoJSON layers carry the same URLs, and every one of them answers with GeoJSON."""
+    import dash
+
+    html = client.get(path).get_data(as_text=True)
+    preloaded = [u.replace("&amp;", "&") for u in
+                 re.findall(r'<link rel="preload" as="fetch" crossorigin="anonymous" href="([^"]+)">', html)]
+    assert any(u.startswith("/api/polygons/grid.geojson") for u in preloaded)
+    assert any(u.startswith("/api/roads.geojson?bbox=") for u in preloaded)
+    page = next(p for p in dash.page_registry.values() if p["path"] == path)
+    layout_urls = _geojson_urls(page["layout"]())
+    assert sorted(set(preloaded)) == sorted(set(layout_urls))
+    for url in preloaded:
+        resp = client.get(url)
+        assert resp.status_code == 200, url
+        assert resp.get_json(force=True)["type"] == "FeatureCollection"
+    if path in ("/", "/wall"):  # the densest event layer opens as hexagons
+        assert any(u.startswith("/api/layer/hazard/hex.geojson") for u in preloaded)
+    if path == "/wall":  # the wall's layers carry its filter (open hazards) in the URL
+        assert all("&f=" in u for u in preloaded if "/api/layer/hazard/" in u)
+    if path == "/plan":
+        assert any(u.startswith("/api/overlay/plan-iso.geojson") for u in preloaded)
+    if path == "/review":
+        assert any(u.startswith("/api/overlay/review-hot.geojson") for u in preloaded)
+
+
+def test_map_outlines_view_of_the_polygons_route(client):
+    full = client.get("/api/polygons/grid.geojson").get_json(force=True)
+    slim = client.get("/api/polygons/grid.geojson?fields=map").get_json(force=True)
+    assert len(slim["features"]) == len(full["features"]) > 0
+    assert set(slim["features"][0]["properties"]) == {"id", "name"}
+    assert "phone" in full["features"][0]["properties"]
+    resp = client.get("/api/polygons/grid.geojson?fields=everything")
+    assert resp.status_code == 400 and "fields" in resp.get_json()["error"]
+
+
+def test_review_hotspot_route_answers_per_filter(client):
+    html = client.get("/review").get_data(as_text=True)
+    url = re.search(r'href="(/api/overlay/review-hot\.geojson[^"]+)"', html).group(1).replace("&amp;", "&")
+    opening = client.get(url).get_json(force=True)
+    assert opening["features"] and {f["properties"]["bin"] for f in opening["features"]} <= {
+        "-3", "-2", "-1", "1", "2", "3"}
+    major = client.get(url + "&severity=" + json.dumps(["重大"])).get_json(force=True)
+    assert major["type"] == "FeatureCollection" and major != opening
+    assert client.get(url + "&severity=notjson").status_code == 400
+    assert client.get("/api/overlay/review-hot.geojson?start=abc").status_code == 400

@@ -332,3 +332,59 @@ def test_wall_dispatch_picture_for_the_newest_incident(server, page):
     assert now == sorted(now)
     assert now[0] <= 5.0  # next to a fire station: the first responder is minutes away
     assert page.errors == []
+
+
+@pytest.mark.parametrize("path", ["/", "/wall", "/plan", "/review"])
+def test_opening_data_is_preloaded_and_fetched_once(server, page, path):
+    """Every data layer the page opens with is requested once, by the HTML's preload (while the
+    scripts load), and the map's layers take it from there; toggling a layer off and on again
+    recomputes the URLs in the browser (layerUrls) and fetches nothing new: the URLs the server
+    put in the page are the ones the browser builds."""
+    data: list[tuple[str, str]] = []
+    page.on("request", lambda r: data.append((r.url, r.resource_type)) if "/api/" in r.url else None)
+    page.goto(server["url"] + path)
+    page.wait_for_selector(".leaflet-container")
+    _wait_idle(page, 1.0)
+    urls = [u for u, _ in data]
+    assert urls and len(urls) == len(set(urls)), sorted(urls)
+    preloaded = set(page.evaluate(
+        "() => Array.from(document.querySelectorAll('link[rel=preload][as=fetch]')).map(l => l.href)"))
+    assert set(urls) == preloaded
+    drawn = page.evaluate("() => Object.keys(window.__omDraw || {})")
+    assert {"poly-grid", "poly-admin_area", "roads"} <= set(drawn)
+    before = len(data)
+    page.evaluate("""() => { const box = document.querySelector('.leaflet-control-layers-overlays');
+        const input = box.querySelector('input:checked'); input.click(); input.click(); }""")
+    _wait_idle(page, 1.0)
+    assert [u for u, _ in data[before:]] == []
+    assert page.errors == []
+
+
+def test_a_station_shows_its_name_on_hover_and_its_details_on_click(server, page):
+    """Tooltips and popups are bound on the first hover/click; the popup fetches the details once."""
+    from dashboard.components.mapview import fit_zoom
+    from geo import mapdata, store
+
+    con = store.connect(server["db"])
+    w, s, e, n = mapdata.data_bounds(con)
+    name, lon, lat = con.execute("SELECT name, lon, lat FROM fire_station ORDER BY id LIMIT 1").fetchone()
+    con.close()
+    details: list[str] = []
+    page.on("request", lambda r: details.append(r.url) if "/api/feature/" in r.url else None)
+    page.goto(server["url"] + "/")
+    page.wait_for_function("() => window.__omDraw && window.__omDraw['pts-fire_station'] && "
+                           "window.__omDraw['pts-fire_station'].paint !== undefined", timeout=30000)
+    box = page.locator("#home-map").bounding_box()
+    x, y = _pixel(lon, lat, ((s + n) / 2, (w + e) / 2), fit_zoom((w, s, e, n), 1900, 960), box)
+    page.mouse.move(x - 40, y - 40)
+    page.mouse.move(x, y, steps=4)
+    page.mouse.move(x + 1, y + 1)
+    page.wait_for_function("(t) => Array.from(document.querySelectorAll('.leaflet-tooltip'))"
+                           ".some(e => e.textContent === t)", arg=name, timeout=5000)
+    page.mouse.click(x + 1, y + 1)
+    page.wait_for_function("(t) => { const p = document.querySelector('.leaflet-popup-content');"
+                           " return p && p.textContent.includes(t) && p.querySelector('table'); }", arg=name,
+                           timeout=10000)
+    _wait_idle(page, 1.0)
+    assert len(details) == 1, details
+    assert page.errors == []

@@ -129,3 +129,30 @@ def test_popup_details_and_ticker(con):
         mapdata.feature_details(con, "hazard", "no-such-id")
     latest = mapdata.latest_rows(con, "hazard", 5)
     assert len(latest) == 5 and latest["discovered_at"].is_monotonic_decreasing
+
+
+def test_map_outlines_carry_only_label_fields_and_still_tile_the_district(con):
+    """The map's outlines (``fields=map``): id, name, level, to ~1 m; the grids still cover the
+    district without gaps (rounding moves shared vertices together) and nothing else leaves."""
+    import shapely
+
+    from layers.registry import get_spec
+
+    full = _fc(mapdata.polygon_features(con, "grid"))
+    slim = _fc(mapdata.polygon_features(con, "grid", fields=mapdata.map_fields(get_spec("grid")), ndigits=5))
+    assert len(slim["features"]) == len(full["features"])
+    assert {k for f in slim["features"] for k in f["properties"]} == {"id", "name"}
+    assert "phone" in full["features"][0]["properties"]  # the full view keeps every field
+    coords = np.array([c for f in slim["features"] for c in shapely.get_coordinates(
+        shapely.from_geojson(json.dumps(f["geometry"])))])
+    assert np.allclose(coords, np.round(coords, 5), atol=1e-9)
+    union_full = shapely.union_all(shapely.from_geojson([json.dumps(f["geometry"]) for f in full["features"]]))
+    union_slim = shapely.union_all(shapely.from_geojson([json.dumps(f["geometry"]) for f in slim["features"]]))
+    assert abs(union_slim.area - union_full.area) / union_full.area < 1e-3
+    # no slivers opened between neighbouring grids: the union has no more holes than before
+    holes = lambda g: sum(len(p.interiors) for p in getattr(g, "geoms", [g]))  # noqa: E731
+    assert holes(union_slim) <= holes(union_full)
+    admin = _fc(mapdata.polygon_features(con, "admin_area", fields=mapdata.map_fields(get_spec("admin_area"))))
+    assert {k for f in admin["features"] for k in f["properties"]} == {"id", "name", "level"}
+    with pytest.raises(ValidationError, match="no field"):
+        mapdata.polygon_features(con, "grid", fields=["id", "nonsense"])
