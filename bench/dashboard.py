@@ -32,6 +32,7 @@ Usage: .venv/bin/python bench/dashboard.py [--scale 20] [--db PATH] [--naive-tim
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -236,6 +237,7 @@ def main() -> None:
     counts = build_or_reuse(args.db, args.scale)
     total = sum(counts.values())
     print(f"database {args.db}: {total:,} rows ({', '.join(f'{k} {v:,}' for k, v in counts.items())})")
+    print(f"load average at start (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -349,7 +351,8 @@ def main() -> None:
         browser.close()
 
     empty = results["empty map page (baseline)"]
-    print(f"\nno-op callback round trip p95 (baseline): {results['noop_p95']:.0f} ms")
+    print(f"\nload average at end (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"no-op callback round trip p95 (baseline): {results['noop_p95']:.0f} ms")
     print(f"filter change p95:                        {results['filter_p95']:.0f} ms "
           f"({results['filter_p95'] / results['noop_p95']:.1f}x no-op)")
     print(f"what-if edit p95:                         {results['whatif_p95']:.0f} ms "
