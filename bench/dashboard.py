@@ -232,6 +232,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("/tmp/onemap-bench/demo_s20.duckdb"))
     parser.add_argument("--naive-timeout", type=float, default=180.0)
     parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--pages-only", action="store_true",
+                        help="first map renders only (no filter, what-if or naive page): for quick iterations")
     args = parser.parse_args()
 
     counts = build_or_reuse(args.db, args.scale)
@@ -275,6 +277,14 @@ def main() -> None:
                 ctx.close()
             results[name] = statistics.median(runs)
             print(f"  {name:<28} {results[name]:8.0f}   runs {', '.join(f'{r:.0f}' for r in runs)}; last: {lasts[0]}")
+
+        if args.pages_only:
+            browser.close()
+            empty = results["empty map page (baseline)"]
+            print(f"\nload average at end (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            for name in ("/ overview", "/wall", "/plan", "/review"):
+                print(f"  {name} first render {results[name]:.0f} ms = {results[name] / empty:.2f}x empty map")
+            return
 
         # no-op callback round trip (baseline)
         ctx, page = new_page()

@@ -26,6 +26,137 @@ window.onemapDrawn = function (h) {
         });
     }
 };
+/* One canvas per map, drawn in rank order (installed once Leaflet is loaded).
+ * Leaflet gives each pane its own full-size canvas when preferCanvas is set; the topmost canvas
+ * then receives every mouse event and the features below it never get a hover or a click (no
+ * tooltip on grids, boundaries or hexagons). Here every vector layer of a preferCanvas map draws
+ * into the map's one canvas renderer; the draw order follows a rank (the path option `omRank`,
+ * else the z-index of the path's pane: roads < hexagons < outlines < overlays < points), and the
+ * hit test picks the feature with the highest `omHit` (default: its rank) under the pointer, the
+ * latest drawn on a tie. Reference outlines (boundaries, grids) hit below everything, so a
+ * hexagon or a zone over a grid shows its own tooltip and the grid's shows where nothing else is. */
+(function installRankedCanvas() {
+    if (!window.L || !L.Canvas || !L.Map) {
+        document.addEventListener("DOMContentLoaded", installRankedCanvas, {once: true});
+        return;
+    }
+    const C = L.Canvas.prototype;
+    if (C.__omRanked) { return; }
+    C.__omRanked = true;
+    const paneRenderer = L.Map.prototype._getPaneRenderer;
+    L.Map.prototype._getPaneRenderer = function (name) {
+        return this.options.preferCanvas ? false : paneRenderer.call(this, name);
+    };
+    const rankOf = function (renderer, layer) {
+        const o = layer.options || {};
+        if (typeof o.omRank === "number") { return o.omRank; }
+        const map = renderer._map, name = o.pane || "overlayPane";
+        const cache = map.__omPaneZ = map.__omPaneZ || {};
+        if (cache[name] === undefined) {
+            const el = map.getPane(name);
+            if (!el) { return 400; }
+            const z = parseFloat(el.style.zIndex || window.getComputedStyle(el).zIndex);
+            cache[name] = isNaN(z) ? 400 : z;
+        }
+        return cache[name];
+    };
+    /* Links `order` after the last node of rank <= its rank (front) or before the first node of
+     * its rank (back). `__omTails[rank]` is the last node of each rank, so an insertion costs one
+     * pass over the few ranks, not over the features. */
+    const link = function (r, order, back) {
+        const tails = r.__omTails = r.__omTails || {};
+        let after = null, best = -Infinity;
+        Object.keys(tails).forEach(function (k) {
+            const t = tails[k];
+            if ((back ? t.rank < order.rank : t.rank <= order.rank) && t.rank >= best) { best = t.rank; after = t; }
+        });
+        order.prev = after;
+        order.next = after ? after.next : r._drawFirst;
+        if (order.next) { order.next.prev = order; } else { r._drawLast = order; }
+        if (after) { after.next = order; } else { r._drawFirst = order; }
+        if (!back || !tails[order.rank]) { tails[order.rank] = order; }
+    };
+    const unlink = function (r, order) {
+        const tails = r.__omTails || {};
+        if (tails[order.rank] === order) {
+            if (order.prev && order.prev.rank === order.rank) { tails[order.rank] = order.prev; }
+            else { delete tails[order.rank]; }
+        }
+        if (order.next) { order.next.prev = order.prev; } else { r._drawLast = order.prev; }
+        if (order.prev) { order.prev.next = order.next; } else { r._drawFirst = order.next; }
+        order.prev = order.next = null;
+    };
+    C._initPath = function (layer) {
+        this._updateDashArray(layer);
+        this._layers[L.Util.stamp(layer)] = layer;
+        link(this, layer._order = {layer: layer, prev: null, next: null, rank: rankOf(this, layer)}, false);
+    };
+    C._removePath = function (layer) {
+        unlink(this, layer._order);
+        delete layer._order;
+        delete this._layers[L.Util.stamp(layer)];
+        this._requestRedraw(layer);
+    };
+    C._bringToFront = function (layer) {
+        if (!layer._order) { return; }
+        unlink(this, layer._order);
+        link(this, layer._order, false);
+        this._requestRedraw(layer);
+    };
+    C._bringToBack = function (layer) {
+        if (!layer._order) { return; }
+        unlink(this, layer._order);
+        link(this, layer._order, true);
+        this._requestRedraw(layer);
+    };
+    const pick = function (r, point, accept) {
+        let found = null, best = -Infinity;
+        for (let o = r._drawFirst; o; o = o.next) {
+            const l = o.layer;
+            if (l.options.interactive && l._containsPoint(point) && (!accept || accept(l))) {
+                const h = typeof l.options.omHit === "number" ? l.options.omHit : o.rank;
+                if (h >= best) { best = h; found = l; }
+            }
+        }
+        return found;
+    };
+    /* Leaflet drops the moves that come within 32 ms of the last one handled, so a pointer that
+     * stops fast on a feature could stay "over" what it crossed; the last dropped move is handled
+     * when the 32 ms are up (a trailing call), unless the pointer has left the canvas. */
+    C._handleMouseHover = function (e, point) {
+        if (this._mouseHoverThrottled) { this.__omPending = [e, point]; return; }
+        this.__omPending = null;
+        const found = pick(this, point);
+        if (found !== this._hoveredLayer) {
+            this._handleMouseOut(e);
+            if (found) {
+                L.DomUtil.addClass(this._container, "leaflet-interactive");
+                this._fireEvent([found], e, "mouseover");
+                this._hoveredLayer = found;
+            }
+        }
+        this._fireEvent(this._hoveredLayer ? [this._hoveredLayer] : false, e);
+        this._mouseHoverThrottled = true;
+        setTimeout(L.Util.bind(function () {
+            this._mouseHoverThrottled = false;
+            const next = this.__omPending, map = this._map;
+            this.__omPending = null;
+            if (next && map && !map._animatingZoom && !(map.dragging && map.dragging.moving())) {
+                this._handleMouseHover(next[0], next[1]);
+            }
+        }, this), 32);
+    };
+    const mouseOut = C._handleMouseOut;
+    C._handleMouseOut = function (e) {
+        if (e && e.type === "mouseout") { this.__omPending = null; }
+        return mouseOut.call(this, e);
+    };
+    C._onClick = function (e) {
+        const map = this._map, moved = e.type === "click" || e.type === "preclick";
+        const found = pick(this, map.mouseEventToLayerPoint(e), function (l) { return !moved || !map._draggableMoved(l); });
+        this._fireEvent(found ? [found] : false, e);
+    };
+})();
 window.onemap = Object.assign({}, window.onemap, {
     map: {
         /* Fill colour of a point: by the value of hideout.colorBy, else the layer colour. */
@@ -41,7 +172,7 @@ window.onemap = Object.assign({}, window.onemap, {
             const fill = window.onemap.map.pointColor(feature.properties || {}, h);
             return L.circleMarker(latlng, {
                 radius: h.radius || 6, color: h.stroke || "#ffffff", weight: h.strokeWeight || 1.5,
-                fillColor: fill, fillOpacity: h.fillOpacity || 0.9, opacity: 1,
+                fillColor: fill, fillOpacity: h.fillOpacity || 0.9, opacity: 1, omRank: h.rank,
             });
         },
         clusterToLayer: function (feature, latlng, index, context) {
@@ -67,12 +198,12 @@ window.onemap = Object.assign({}, window.onemap, {
             const pal = h.palette || ["#fde725", "#7ad151", "#22a884", "#2a788e", "#414487", "#440154"];
             const c = pal[Math.min(feature.properties.cls || 0, pal.length - 1)];
             return {fillColor: c, color: h.stroke || c, weight: h.weight || 0.6, fillOpacity: h.opacity || 0.7,
-                    opacity: 0.8};
+                    opacity: 0.8, omRank: h.rank};
         },
         polygonStyle: function (feature, context) {
             window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
-            const s = Object.assign({}, h.style || {});
+            const s = Object.assign({}, h.style || {}, {omRank: h.rank, omHit: h.hit});
             if (h.weightBy && feature.properties[h.weightBy] !== undefined && h.weights) {
                 const w = h.weights[String(feature.properties[h.weightBy])];
                 if (w !== undefined) { s.weight = w; }

@@ -202,7 +202,12 @@ def _polygon_hideout(spec: LayerSpec, dark: bool) -> dict[str, Any]:
     style.pop("radius", None)
     if dark:
         style["color"] = "#9fb3c8" if spec.style.fill_opacity == 0 else "#5b8db8"
-    hideout: dict[str, Any] = {"style": style, "layer": spec.name, "probe": f"poly-{spec.name}"}
+    # One canvas draws every layer (assets/onemap_map.js): outlines in their pane's rank, a layer
+    # of higher z_order above (grids over boundaries), and hit below everything else, so a hexagon
+    # or a zone over a grid shows its own tooltip and the grid's shows where nothing else is.
+    rank = PANES["polygons"][1] + spec.z_order / 1000
+    hideout: dict[str, Any] = {"style": style, "layer": spec.name, "probe": f"poly-{spec.name}",
+                               "rank": rank, "hit": rank - 1000}
     if "level" in spec.field_names and spec.field("level").choices:
         # Coarser levels (first in the spec's choices) draw thicker.
         choices = spec.field("level").choices or ()
@@ -220,7 +225,8 @@ def point_hideout(spec: LayerSpec, lang: str, dark: bool = False, color_by: str 
         choices = spec.field(field).choices or ()
         colors = palettes.categorical(list(choices))
     return {
-        "layer": spec.name, "probe": f"pts-{spec.name}", "lang": lang, "color": spec.style.color,
+        "layer": spec.name, "probe": f"pts-{spec.name}", "rank": PANES["points"][1], "lang": lang,
+        "color": spec.style.color,
         "colorBy": field or None,
         "colors": colors, "radius": spec.style.radius + (3 if dark else 1.5), "dark": dark,
         "stroke": "#0b1220" if dark else "#ffffff", "loading": t("popup_loading", lang),

@@ -388,3 +388,73 @@ def test_a_station_shows_its_name_on_hover_and_its_details_on_click(server, page
     _wait_idle(page, 1.0)
     assert len(details) == 1, details
     assert page.errors == []
+
+
+def _geojson(server: dict, url: str) -> dict:
+    import json
+
+    with urlopen(server["url"] + url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_hover_shows_a_hexagons_count_and_a_grids_name(server, page):
+    """Every vector layer draws into one canvas, so the mouse reaches grids and hexagons under the
+    point layers: a hexagon shows its count, a grid away from hexagons and points shows its name."""
+    import shapely
+    from shapely.geometry import shape
+
+    from dashboard.components.mapview import fit_zoom
+    from dashboard.i18n import t
+    from geo import mapdata, store
+    from layers.registry import get_spec
+
+    con = store.connect(server["db"])
+    w, s, e, n = mapdata.data_bounds(con)
+    con.close()
+    page.goto(server["url"] + "/")
+    page.wait_for_function("(ks) => ks.every(k => window.__omDraw && window.__omDraw[k] && "
+                           "window.__omDraw[k].paint !== undefined)", arg=["hex-hazard", "poly-grid"], timeout=30000)
+    _wait_idle(page, 0.5)
+    links = page.evaluate("() => Array.from(document.querySelectorAll('link[rel=preload][as=fetch]'))"
+                          ".map(l => l.getAttribute('href'))")
+    hexes = _geojson(server, next(u for u in links if "/api/layer/hazard/hex" in u))["features"]
+    points = [f["geometry"]["coordinates"] for u in links if "/points.geojson" in u
+              for f in _geojson(server, u)["features"]]
+    grids = _geojson(server, next(u for u in links if "/api/polygons/grid" in u))["features"]
+    assert hexes and grids
+    box = page.locator("#home-map").bounding_box()
+    zoom = fit_zoom((w, s, e, n), 1900, 960)
+    px = lambda lon, lat: _pixel(lon, lat, ((s + n) / 2, (w + e) / 2), zoom, box)  # noqa: E731
+    pts_px = [px(*c) for c in points]
+
+    def clear(x: float, y: float) -> bool:  # no point marker within 15 px
+        return all((x - a) ** 2 + (y - b) ** 2 > 15 ** 2 for a, b in pts_px)
+
+    def hover_shows(x: float, y: float, text: str) -> None:
+        page.mouse.move(x - 30, y - 30)
+        page.mouse.move(x, y, steps=4)
+        page.mouse.move(x + 1, y + 1)
+        try:  # a tooltip passed on the way may still be fading out: look for the one expected
+            page.wait_for_function("(t) => Array.from(document.querySelectorAll('.leaflet-tooltip'))"
+                                   ".some(e => e.textContent === t)", arg=text, timeout=5000)
+        except PlaywrightTimeoutError:
+            shown = page.evaluate("() => Array.from(document.querySelectorAll('.leaflet-tooltip')).map(e => e.textContent)")
+            pytest.fail(f"hovering ({x:.0f}, {y:.0f}) shows {shown!r}, not {text!r}")
+
+    # the hexagon with the most rows and no point marker near its centre
+    hexes.sort(key=lambda f: -f["properties"]["count"])
+    cell = next(f for f in hexes if clear(*px(*shape(f["geometry"]).centroid.coords[0])))
+    label = get_spec("hazard").label("zh") + " · " + t("hex_tooltip", "zh").replace("{n}", str(cell["properties"]["count"]))
+    hover_shows(*px(*shape(cell["geometry"]).centroid.coords[0]), label)
+    # a grid whose inside point lies in no hexagon and near no point marker
+    covered = shapely.union_all([shape(f["geometry"]).buffer(0.002) for f in hexes])
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] - 2)
+    for g in grids:
+        x, y = px(*shape(g["geometry"]).representative_point().coords[0])
+        inside = box["x"] + 60 < x < box["x"] + box["width"] - 260 and box["y"] + 60 < y < box["y"] + box["height"] - 60
+        if inside and clear(x, y) and not covered.contains(shape(g["geometry"]).representative_point()):
+            break
+    else:
+        pytest.fail("no grid clear of hexagons and points in the demo")
+    hover_shows(x, y, g["properties"]["name"])
+    assert page.errors == []
