@@ -554,12 +554,23 @@ def area_boxes(con: duckdb.DuckDBPyConnection, level: str) -> list[tuple[str, BB
     return [(str(r.name), (float(r.w), float(r.s), float(r.e), float(r.n))) for r in df.itertuples()]
 
 
-def geometries_features(geoms: Sequence[dict[str, Any] | None], props: pd.DataFrame, tiles: str = "none") -> str:
-    """Features from GeoJSON geometry dicts (isochrones, cluster outlines); None geometries are dropped."""
+M_PER_DEG_LAT = 111_320.0
+"""Metres per degree of latitude (display tolerances in metres → degrees)."""
+
+
+def geometries_features(geoms: Sequence[dict[str, Any] | None], props: pd.DataFrame, tiles: str = "none",
+                        simplify_m: float = 0.0) -> str:
+    """Features from GeoJSON geometry dicts (isochrones, cluster outlines); None geometries are dropped.
+
+    ``simplify_m`` > 0 simplifies each shape for display (Douglas-Peucker with that tolerance in
+    metres, topology kept; ``Settings.map_zone_simplify_m``).
+    """
     keep = [i for i, g in enumerate(geoms) if g]
     if not keep:
         return EMPTY
     shapes = shapely.from_geojson([json.dumps(geoms[i]) for i in keep])
+    if simplify_m > 0:
+        shapes = shapely.simplify(shapes, simplify_m / M_PER_DEG_LAT, preserve_topology=True)
     return feature_collection(np.asarray(shapes, dtype=object), props.iloc[keep].reset_index(drop=True), tiles)
 
 

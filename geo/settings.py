@@ -140,6 +140,7 @@ class Settings:
     hex_zoom_offset: int = _s(4, "Display H3 resolution = map zoom − this offset, clamped to the stored res 7-10 (hexagons ~10-40 px wide).")
     road_detail_zoom: int = _s(13, "From this zoom on every road in the viewport is drawn; below it only the classes in map_major_roads.")
     map_major_roads: list = _s(["motorway", "trunk", "primary", "secondary"], "OSM highway classes drawn at low zoom as the map's skeleton when there are no tiles.")
+    map_zone_simplify_m: float = _s(30.0, "Display simplification of drawn zones (isochrones) in metres (Douglas-Peucker, topology kept): a display choice for draw speed, not a standard; figures use the exact cells.")
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with some settings replaced (unknown names raise ConfigError)."""

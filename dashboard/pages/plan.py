@@ -437,7 +437,8 @@ def _overlays(result: coverage.CoverageResult, responder: str, overlays: tuple[s
     if "iso" in overlays and minutes:
         geoms = coverage.isochrones(result, sorted(minutes, reverse=True), layer=responder)
         props = pd.DataFrame({"minutes": [f"{m:g}" for m in geoms]})
-        iso = json.loads(mapdata.geometries_features(list(geoms.values()), props, tiles))
+        iso = json.loads(mapdata.geometries_features(list(geoms.values()), props, tiles,
+                                                     simplify_m=context.settings().map_zone_simplify_m))
     if "firstdue" in overlays:
         cells = result.cells[result.cells["res"] == result.cells["res"].min()]
         col = f"first_{responder}"
@@ -467,7 +468,8 @@ def base_iso_text(responder: str, minutes: tuple[float, ...]) -> str:
     def build() -> str:
         geoms = coverage.isochrones(engines.base_coverage(), sorted(minutes, reverse=True), layer=responder)
         props = pd.DataFrame({"minutes": [f"{m:g}" for m in geoms]})
-        return mapdata.geometries_features(list(geoms.values()), props, context.settings().tiles)
+        return mapdata.geometries_features(list(geoms.values()), props, context.settings().tiles,
+                                           simplify_m=context.settings().map_zone_simplify_m)
     return engines.memo("plan-iso-text", (responder, tuple(sorted(minutes))), build)
 
 

@@ -156,3 +156,24 @@ def test_map_outlines_carry_only_label_fields_and_still_tile_the_district(con):
     assert {k for f in admin["features"] for k in f["properties"]} == {"id", "name", "level"}
     with pytest.raises(ValidationError, match="no field"):
         mapdata.polygon_features(con, "grid", fields=["id", "nonsense"])
+
+
+def test_zones_are_simplified_for_display_within_the_tolerance() -> None:
+    """A zone with a vertex every ~1 m draws with far fewer vertices, never more than the
+    tolerance away from the exact ring; with no tolerance it is kept as it is."""
+    import pandas as pd
+    import shapely
+    from shapely.geometry import mapping
+
+    t = np.linspace(0, 2 * np.pi, 3000, endpoint=False)
+    ring = np.c_[121.2 + 0.01 * np.cos(t) * (1 + 0.02 * np.sin(40 * t)), 31.0 + 0.01 * np.sin(t)]
+    exact = shapely.Polygon(ring)
+    props = pd.DataFrame({"minutes": ["3"]})
+    tol_m = Settings().map_zone_simplify_m
+    kept = json.loads(mapdata.geometries_features([mapping(exact)], props))["features"][0]
+    shown = json.loads(mapdata.geometries_features([mapping(exact)], props, simplify_m=tol_m))["features"][0]
+    kept_shape, shown_shape = shapely.from_geojson(json.dumps(kept["geometry"])), shapely.from_geojson(json.dumps(shown["geometry"]))
+    assert shapely.get_num_coordinates(kept_shape) == 3001
+    assert shapely.get_num_coordinates(shown_shape) < 3001 / 3
+    assert shapely.hausdorff_distance(exact, shown_shape) <= tol_m / mapdata.M_PER_DEG_LAT * 1.01
+    assert shown["properties"] == {"minutes": "3"}
