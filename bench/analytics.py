@@ -117,6 +117,7 @@ def build(path: Path, n: int, seed: int = 11) -> None:
             con.register("_bench", frame)
             con.execute(f"INSERT INTO {table} BY NAME SELECT *, ST_Point(lon, lat) AS geom FROM _bench")
             con.unregister("_bench")
+            store.fill_cell_codes(con, table)  # the dense cell numbers write_layer would have given
     print(f"  {n:,} hazards, {N_PLACES:,} key places in {time.perf_counter() - t0:.0f} s", flush=True)
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 from h3ronpy import cells_to_string
 
-from geo import h3index
+from geo import h3index, store
 from geo.errors import ValidationError
 from layers.registry import get_spec
 
@@ -226,11 +226,9 @@ def count_by_cell(
     """Counts per H3 cell at ``res`` (7-10): columns ``cell`` (uint64), ``h3`` (hex), ``count``."""
     if res not in (7, 8, 9, 10):
         raise ValidationError(f"H3 resolution {res} is not stored; use 7, 8, 9 or 10")
-    col = h3index.cell_column(res)
     flt = flt or Filter()
     where, params = flt.sql(layer)
-    sql = f'SELECT "{col}" AS cell, count(*) AS count FROM {layer} WHERE {where} AND "{col}" IS NOT NULL GROUP BY ALL'
-    got = con.execute(sql, params).fetchnumpy()
+    got = store.cell_aggregates(con, layer, res, "count(*) AS count", where, params)
     cells = np.asarray(got["cell"], dtype=np.uint64)
     order = np.argsort(cells)
     cells = cells[order]

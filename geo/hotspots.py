@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import sparse, stats
 
-from geo import h3index
+from geo import h3index, store
 from geo.aggregate import Filter, SnapshotCache, cells_to_hex, count_by_cell
 from geo.errors import ValidationError
 from geo.settings import Settings
@@ -294,11 +294,8 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, layer: str, res: int, flt: Filt
     """Distinct cells at ``res`` (uint64, in no order) with rows passing ``flt``, and their counts."""
     if res not in (7, 8, 9, 10):
         raise ValidationError(f"H3 resolution {res} is not stored; use 7, 8, 9 or 10")
-    col = h3index.cell_column(res)
     where, params = flt.sql(layer)
-    got = con.execute(
-        f'SELECT "{col}" AS cell, count(*) AS n FROM {layer} WHERE {where} AND "{col}" IS NOT NULL GROUP BY ALL', params
-    ).fetchnumpy()
+    got = store.cell_aggregates(con, layer, res, "count(*) AS n", where, params)
     return np.asarray(got["cell"], dtype=np.uint64), np.asarray(got["n"], dtype=np.float64)
 
 

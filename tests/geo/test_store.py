@@ -258,3 +258,72 @@ def test_a_long_running_reader_does_not_accumulate_state(copy_demo_db):
         reader.query("SELECT count(*) FROM hazard")
     gc.collect()
     assert len(store._ALIASES) <= before + 5
+
+
+def _points(ids: range, lon0: float, seed: int) -> gpd.GeoDataFrame:
+    rng = np.random.default_rng(seed)
+    n = len(ids)
+    return gpd.GeoDataFrame(
+        {"id": [f"h{i}" for i in ids], "status": "正常"},
+        geometry=gpd.points_from_xy(rng.uniform(lon0, lon0 + 0.1, n), rng.uniform(31.0, 31.1, n)),
+        crs=4326,
+    )
+
+
+def _plain_counts(con, layer: str, res: int) -> dict[int, int]:
+    rows = con.execute(f"SELECT h3_r{res}, count(*) FROM {layer} GROUP BY 1").fetchall()
+    return {int(c): int(n) for c, n in rows}
+
+
+def test_cell_numbers_are_dense_stable_and_count_like_the_cells(tmp_db: Path) -> None:
+    """Every stored row's cell number maps back to its own cell; numbers run 1..N per resolution
+    and keep their meaning when a later write brings new cells; counts by number equal counts by cell."""
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", _points(range(0, 2000), 121.1, 1))
+    con = store.connect(tmp_db)
+    first = store.query(con, f"SELECT res, cell, code FROM {store.CODES_TABLE}")
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", _points(range(1500, 4000), 121.15, 2))  # overlaps and extends
+        store.write_layer(
+            con, "hazard",
+            _points(range(0, 300), 121.12, 3).assign(category="消防通道", discovered_at=pd.Timestamp("2026-01-05")),
+        )
+        # a writer sees its own new numbers
+        got = store.cell_aggregates(con, "hydrant", 9, "count(*) AS n", "status = ?", ["正常"])
+        assert dict(zip(got["cell"].tolist(), got["n"].tolist(), strict=True)) == _plain_counts(con, "hydrant", 9)
+    con = store.connect(tmp_db)
+    codes = store.query(con, f"SELECT res, cell, code FROM {store.CODES_TABLE}")
+    for res, group in codes.groupby("res"):
+        assert sorted(group["code"]) == list(range(1, len(group) + 1))
+        assert group["cell"].is_unique
+    assert first.merge(codes, on=["res", "cell"], suffixes=("_1", "_2")).eval("code_1 == code_2").all()
+    for layer in ("hydrant", "hazard"):
+        for res in store.CODED_RESOLUTIONS:
+            mismatched = con.execute(
+                f"SELECT count(*) FROM {layer} h LEFT JOIN {store.CODES_TABLE} d "
+                f"ON d.res = {res} AND d.code = h.h3n_r{res} WHERE d.cell IS DISTINCT FROM h.h3_r{res}"
+            ).fetchone()[0]
+            assert mismatched == 0
+            got = store.cell_aggregates(con, layer, res, "count(*) AS n", "TRUE")
+            assert dict(zip(got["cell"].tolist(), got["n"].tolist(), strict=True)) == _plain_counts(con, layer, res)
+    assert con.execute("SELECT count(*) FROM hydrant").fetchone()[0] == 4000
+
+
+def test_a_file_without_cell_numbers_is_read_and_then_migrated(tmp_db: Path) -> None:
+    """A database written before the numbers existed: readers count by cell; the next write numbers every row."""
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", _points(range(0, 1000), 121.1, 4))
+    raw = __import__("duckdb").connect(str(tmp_db))
+    for res in store.CODED_RESOLUTIONS:
+        raw.execute(f"ALTER TABLE hydrant DROP COLUMN h3n_r{res}")
+    raw.execute(f"DROP TABLE {store.CODES_TABLE}")
+    raw.close()
+    con = store.connect(tmp_db)
+    old = store.cell_aggregates(con, "hydrant", 8, "count(*) AS n", "TRUE")
+    assert int(old["n"].sum()) == 1000
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", _points(range(1000, 1200), 121.1, 5))
+    con = store.connect(tmp_db)
+    assert con.execute("SELECT count(*) FROM hydrant WHERE h3n_r9 IS NULL").fetchone()[0] == 0
+    got = store.cell_aggregates(con, "hydrant", 8, "count(*) AS n", "TRUE")
+    assert dict(zip(got["cell"].tolist(), got["n"].tolist(), strict=True)) == _plain_counts(con, "hydrant", 8)
