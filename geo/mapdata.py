@@ -233,12 +233,18 @@ def hex_features(
     bbox: BBox | None = None,
     filters: MapFilter | None = None,
     tiles: str = "none",
+    by_class: bool = False,
 ) -> str:
     """H3 hexagons with the count of a point layer's rows in each (aggregated in DuckDB).
 
     Properties: ``cell`` (hex id), ``count``, ``cls`` (log colour class, see ``hex_classes``)
     and, when the spec colours by a field, ``top`` (that field's most
     serious value present: the last of its colour table) and ``n_top`` (its count).
+
+    With ``by_class`` the map's form: one MultiPolygon per colour class (a handful of features
+    instead of thousands: the browser builds and fills one path per class), properties ``cls``
+    and ``counts`` (the count of each polygon, in the geometry's order; the tooltip finds the
+    polygon under the pointer).
     """
     spec = get_spec(layer)
     if res not in STORED_RESOLUTIONS:
@@ -269,7 +275,22 @@ def hex_features(
     })
     if top_value is not None:
         props["top"] = top_value
+    if by_class:
+        return _class_features(h3index.cell_polygons(cells), props["count"].to_numpy(), cls, tiles)
     return feature_collection(h3index.cell_polygons(cells), props, tiles, ndigits=5)
+
+
+def _class_features(polys: np.ndarray, counts: np.ndarray, cls: np.ndarray, tiles: str) -> str:
+    """One MultiPolygon per class with its polygons' counts (coordinates to ~1 m, rounded per
+    hexagon: the parts share edges, which a whole-geometry precision pass would dissolve)."""
+    order = np.argsort(cls, kind="stable")
+    polys = shapely.set_precision(np.asarray(polys, dtype=object)[order], 1e-5)
+    classes, starts = np.unique(cls[order], return_index=True)
+    groups = np.repeat(np.arange(len(classes)), np.diff(np.append(starts, len(order))))
+    geoms = shapely.multipolygons(polys, indices=groups)
+    props = pd.DataFrame({"cls": classes.astype(np.int64),
+                          "counts": [c.tolist() for c in np.split(counts[order].astype(np.int64), starts[1:])]})
+    return feature_collection(geoms, props, tiles, ndigits=None)
 
 
 def point_columns(spec: LayerSpec) -> list[str]:
@@ -359,11 +380,13 @@ def layer_view(
     settings: Settings,
     filters: MapFilter | None = None,
     want: str | None = None,
+    by_class: bool = False,
 ) -> LayerView:
     """A point layer for a viewport: hexagons or clustered points (see ``view_mode``).
 
     ``want`` (``hex`` or ``points``) returns an empty collection when the mode differs, so a
-    map can hold one hexagon layer and one point layer and fill only the right one.
+    map can hold one hexagon layer and one point layer and fill only the right one;
+    ``by_class`` sends hexagons merged by colour class (``hex_features``).
     """
     mode, res, n = view_mode(con, layer, bbox, zoom, settings, filters)
     if want is not None and want != mode:
@@ -371,7 +394,7 @@ def layer_view(
     if mode == "points":
         text = point_features(con, layer, bbox, filters, settings.tiles)
     else:
-        text = hex_features(con, layer, res or STORED_RESOLUTIONS[-1], bbox, filters, settings.tiles)
+        text = hex_features(con, layer, res or STORED_RESOLUTIONS[-1], bbox, filters, settings.tiles, by_class=by_class)
     return LayerView(mode, res, n, text)
 
 
@@ -396,10 +419,15 @@ def polygon_features(
     params: Sequence[Any] | None = None,
     fields: Sequence[str] | None = None,
     ndigits: int = 6,
+    merged: bool = False,
 ) -> str:
     """A polygon layer (boundaries, grids) with its spec fields (or ``fields``), simplified for display.
 
     ``ndigits`` decimals of a degree on the way out (5 ≈ 1 m, the map's outlines; 6 ≈ 0.1 m).
+    With ``merged`` the map's outlines form: one MultiPolygon per ``level`` (one in all for a
+    layer without levels), properties ``level`` and, per polygon in the geometry's order, the
+    ``id`` and ``name`` lists of the feature it belongs to (a multi-part area repeats them): the
+    browser builds and draws a handful of paths, the tooltip finds the polygon under the pointer.
     Raises ValidationError naming a field the spec does not have.
     """
     spec = get_spec(layer)
@@ -415,7 +443,29 @@ def polygon_features(
     geoms = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object)) if len(df) else np.array([])
     if len(geoms) and simplify_deg:
         geoms = shapely.simplify(geoms, simplify_deg, preserve_topology=True)
+    if merged and len(geoms):
+        return _merged_outlines(geoms, df, tiles, ndigits)
     return feature_collection(geoms, df, tiles, ndigits=ndigits)
+
+
+def _merged_outlines(geoms: np.ndarray, df: pd.DataFrame, tiles: str, ndigits: int) -> str:
+    """One MultiPolygon per level with per-polygon ``id``/``name`` lists (see ``polygon_features``)."""
+    parts, owner = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    keep = shapely.get_type_id(parts) == 3  # polygons (a collection's stray lines or points are not outlines)
+    parts, owner = shapely.set_precision(parts[keep], 10.0**-ndigits), owner[keep]
+    level = df["level"].astype(str).to_numpy()[owner] if "level" in df else np.full(len(owner), "", dtype=object)
+    levels, group = np.unique(level, return_inverse=True)
+    order = np.argsort(group, kind="stable")
+    out = shapely.multipolygons(parts[order], indices=group[order])
+    starts = np.searchsorted(group[order], np.arange(len(levels)))
+    props = pd.DataFrame(index=range(len(levels)))
+    if "level" in df:
+        props["level"] = levels
+    for col in ("id", "name"):
+        if col in df:
+            vals = df[col].astype(str).to_numpy()[owner[order]]
+            props[col] = [v.tolist() for v in np.split(vals, starts[1:])]
+    return feature_collection(out, props, tiles, ndigits=None)
 
 
 def road_features(

@@ -323,20 +323,63 @@ window.onemap = Object.assign({}, window.onemap, {
             const ll = e.target.getLatLng();
             ctx.setProps({position: [ll.lat, ll.lng]});
         },
-        hexLabel: function (p, h) {
-            return window.onemap.map._label((h.tooltip || "{n}").replace("{n}", String(p.count)));
+        /* Index of the polygon of a MultiPolygon feature under a point (ray casting on the outer
+         * rings, in the feature's own coordinates: the display CRS), or -1. */
+        partAt: function (feature, latlng) {
+            const g = feature.geometry || {}, x = latlng.lng, y = latlng.lat;
+            const polys = g.type === "MultiPolygon" ? g.coordinates : g.type === "Polygon" ? [g.coordinates] : [];
+            for (let i = 0; i < polys.length; i++) {
+                const ring = polys[i][0];
+                let inside = false;
+                for (let a = 0, b = ring.length - 1; a < ring.length; b = a++) {
+                    const xa = ring[a][0], ya = ring[a][1], xb = ring[b][0], yb = ring[b][1];
+                    if ((ya > y) !== (yb > y) && x < (xb - xa) * (y - ya) / (yb - ya) + xa) { inside = !inside; }
+                }
+                if (inside) { return i; }
+            }
+            return -1;
         },
+        /* Hexagons come merged by colour class (one MultiPolygon per class, `counts` per polygon):
+         * the tooltip shows the count of the hexagon under the pointer and follows it. */
         hoverHex: function (e, ctx) {
-            const M = window.onemap.map, layer = M._hovered(e);
-            if (layer) { M._openTip(layer, M.hexLabel(layer.feature.properties || {}, (ctx && ctx.hideout) || {}), e, true); }
+            const M = window.onemap.map, layer = e.propagatedFrom || e.layer;
+            if (!layer || !layer.feature || !e.latlng) { return; }
+            const p = layer.feature.properties || {};
+            let n = p.count;
+            if (p.counts) {
+                const i = M.partAt(layer.feature, e.latlng);
+                if (i < 0) { M._followTip(layer, null, e); return; }
+                n = p.counts[i];
+            }
+            const text = ((ctx && ctx.hideout) || {}).tooltip || "{n}";
+            M._followTip(layer, text.replace("{n}", String(n)), e);
         },
-        polygonLabel: function (p) {
-            const label = p.name || p.id;
-            return label === undefined || label === null ? null : window.onemap.map._label(label);
+        /* Outlines come merged by level (one MultiPolygon, `name`/`id` lists per polygon): the
+         * tooltip names the area under the pointer and follows it (a plain feature: its own name). */
+        polygonText: function (feature, latlng) {
+            const p = feature.properties || {};
+            let name = p.name, id = p.id;
+            if (Array.isArray(name) || Array.isArray(id)) {
+                const i = window.onemap.map.partAt(feature, latlng);
+                if (i < 0) { return null; }
+                name = Array.isArray(name) ? name[i] : name;
+                id = Array.isArray(id) ? id[i] : id;
+            }
+            const label = name || id;
+            return label === undefined || label === null ? null : String(label);
         },
         hoverPolygon: function (e, ctx) {
-            const M = window.onemap.map, layer = M._hovered(e);
-            if (layer) { M._openTip(layer, M.polygonLabel(layer.feature.properties || {}), e, true); }
+            const M = window.onemap.map, layer = e.propagatedFrom || e.layer;
+            if (!layer || !layer.feature || !e.latlng) { return; }
+            M._followTip(layer, M.polygonText(layer.feature, e.latlng), e);
+        },
+        /* A sticky tooltip whose text follows the pointer over a merged feature's polygons. */
+        _followTip: function (layer, label, e) {
+            const M = window.onemap.map, tip = layer.getTooltip();
+            if (label === null) { if (tip && layer.isTooltipOpen()) { layer.closeTooltip(); } return; }
+            if (!tip) { M._openTip(layer, M._label(label), e, true); layer.getTooltip().__omText = label; return; }
+            if (tip.__omText !== label) { tip.setContent(M._label(label)); tip.__omText = label; }
+            if (!layer.isTooltipOpen()) { layer.openTooltip(e.latlng); }
         },
     },
 });

@@ -247,7 +247,7 @@ def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool
     urls = urls or {}
     return [
         dl.GeoJSON(id=hex_id(page, spec.name), url=urls.get(hex_id(page, spec.name)), style=NS("hexStyle"), pane=PANES["hex"][0],
-                   eventHandlers={"mouseover": NS("hoverHex")}, hideout=hex_hideout(spec, lang, dark)),
+                   eventHandlers={"mouseover": NS("hoverHex"), "mousemove": NS("hoverHex")}, hideout=hex_hideout(spec, lang, dark)),
         dl.GeoJSON(id=pts_id(page, spec.name), url=urls.get(pts_id(page, spec.name)), cluster=cluster, pane=PANES["points"][0],
                    zoomToBoundsOnClick=True, superClusterOptions={"radius": 60, "maxZoom": 16},
                    pointToLayer=NS("pointToLayer"), clusterToLayer=NS("clusterToLayer"),
@@ -258,14 +258,16 @@ def point_layer(page: str, spec: LayerSpec, lang: str, dark: bool, cluster: bool
 
 def polygon_url(layer: str) -> str:
     """URL of a polygon layer's map outlines (id, name, level; coordinates to ~1 m: the tooltip and
-    the style need no more, and the other fields stay on the server)."""
-    return f"/api/polygons/{layer}.geojson?fields=map"
+    the style need no more, and the other fields stay on the server), merged into one MultiPolygon
+    per level (a handful of paths to build and draw; the tooltip finds the polygon under the pointer)."""
+    return f"/api/polygons/{layer}.geojson?fields=outlines"
 
 
 def polygon_layer(page: str, spec: LayerSpec, dark: bool) -> dl.GeoJSON:
     """A polygon layer (boundaries, grids) fetched once per page load."""
     return dl.GeoJSON(id=f"{page}-poly-{spec.name}", url=polygon_url(spec.name), pane=PANES["polygons"][0],
-                      style=NS("polygonStyle"), eventHandlers={"mouseover": NS("hoverPolygon")},
+                      style=NS("polygonStyle"),
+                      eventHandlers={"mouseover": NS("hoverPolygon"), "mousemove": NS("hoverPolygon")},
                       hideout=_polygon_hideout(spec, dark))
 
 

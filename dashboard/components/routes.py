@@ -4,8 +4,10 @@ The browser fetches layer data directly (dash-leaflet ``GeoJSON(url=...)``): the
 callback only computes URLs, the payload skips Dash's JSON round trip, and answers are
 cached per snapshot version and query. Endpoints:
 
-- ``/api/layer/<layer>/<hex|points>.geojson?bbox=w,s,e,n&zoom=Z&f={json}&start=&end=&v=``
-- ``/api/polygons/<layer>.geojson?level=&fields=all|map`` (``map``: id, name, level; 1 m precision)
+- ``/api/layer/<layer>/<hex|points>.geojson?bbox=w,s,e,n&zoom=Z&f={json}&start=&end=&v=`` (hexagons merged
+  by colour class: one MultiPolygon per class, ``counts`` per polygon)
+- ``/api/polygons/<layer>.geojson?level=&fields=all|map|outlines`` (``map``: id, name, level; 1 m
+  precision; ``outlines``: the same merged into one MultiPolygon per level with id/name lists)
 - ``/api/roads.geojson?bbox=&zoom=``
 - ``/api/feature/<layer>/<id>?lang=`` (popup details: ``[[label, value], ...]``)
 - ``/api/empty.geojson``
@@ -90,7 +92,8 @@ def register_routes(server: flask.Flask) -> None:
 
             def make() -> str:
                 with context.connection() as con:
-                    return mapdata.layer_view(con, layer, bbox, zoom, context.settings(), flt, want=want).geojson
+                    return mapdata.layer_view(con, layer, bbox, zoom, context.settings(), flt, want=want,
+                                              by_class=True).geojson
 
             return _geojson(_cached(make))
         except (OnemapError, KeyError) as exc:
@@ -105,14 +108,14 @@ def register_routes(server: flask.Flask) -> None:
             level = flask.request.args.get("level")
             where, params = (("level = ?", [level]) if level and "level" in spec.field_names else (None, None))
             view = flask.request.args.get("fields", "all")
-            if view not in ("all", "map"):
-                raise OnemapError(f"fields must be 'all' or 'map', got {view[:40]!r}")
-            fields, ndigits = (mapdata.map_fields(spec), 5) if view == "map" else (None, 6)
+            if view not in ("all", "map", "outlines"):
+                raise OnemapError(f"fields must be 'all', 'map' or 'outlines', got {view[:40]!r}")
+            fields, ndigits = (mapdata.map_fields(spec), 5) if view in ("map", "outlines") else (None, 6)
 
             def make() -> str:
                 with context.connection() as con:
                     return mapdata.polygon_features(con, layer, context.settings().tiles, where=where, params=params,
-                                                    fields=fields, ndigits=ndigits)
+                                                    fields=fields, ndigits=ndigits, merged=view == "outlines")
 
             return _geojson(_cached(make))
         except (OnemapError, KeyError) as exc:

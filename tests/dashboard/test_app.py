@@ -36,7 +36,9 @@ def test_pages_answer_and_assets_are_local(client):
 def test_layer_route_serves_hexagons_then_points(client):
     bbox = "120.9,30.8,121.5,31.2"
     hexes = client.get(f"/api/layer/hazard/hex.geojson?bbox={bbox}&zoom=10").get_json(force=True)
-    assert hexes["features"] and "count" in hexes["features"][0]["properties"]
+    assert hexes["features"]  # merged by colour class: one polygon count per part
+    for f in hexes["features"]:
+        assert len(f["properties"]["counts"]) == len(f["geometry"]["coordinates"]) > 0
     pts = client.get(f"/api/layer/hazard/points.geojson?bbox={bbox}&zoom=10").get_json(force=True)
     assert pts["features"] == []  # at low zoom the hazards are hexagons only
     f = json.dumps({"severity": ["重大"]})
@@ -156,6 +158,8 @@ def test_map_outlines_view_of_the_polygons_route(client):
     assert len(slim["features"]) == len(full["features"]) > 0
     assert set(slim["features"][0]["properties"]) == {"id", "name"}
     assert "phone" in full["features"][0]["properties"]
+    outlines = client.get("/api/polygons/grid.geojson?fields=outlines").get_json(force=True)
+    assert [len(f["properties"]["name"]) for f in outlines["features"]] == [len(full["features"])]
     resp = client.get("/api/polygons/grid.geojson?fields=everything")
     assert resp.status_code == 400 and "fields" in resp.get_json()["error"]
 

@@ -417,10 +417,15 @@ def test_hover_shows_a_hexagons_count_and_a_grids_name(server, page):
     _wait_idle(page, 0.5)
     links = page.evaluate("() => Array.from(document.querySelectorAll('link[rel=preload][as=fetch]'))"
                           ".map(l => l.getAttribute('href'))")
-    hexes = _geojson(server, next(u for u in links if "/api/layer/hazard/hex" in u))["features"]
+    merged = _geojson(server, next(u for u in links if "/api/layer/hazard/hex" in u))["features"]
+    # hexagons come merged by colour class: one polygon and one count per hexagon
+    hexes = [{"geometry": {"type": "Polygon", "coordinates": poly}, "properties": {"count": n}}
+             for f in merged for poly, n in zip(f["geometry"]["coordinates"], f["properties"]["counts"], strict=True)]
     points = [f["geometry"]["coordinates"] for u in links if "/points.geojson" in u
               for f in _geojson(server, u)["features"]]
-    grids = _geojson(server, next(u for u in links if "/api/polygons/grid" in u))["features"]
+    outlines = _geojson(server, next(u for u in links if "/api/polygons/grid" in u))["features"]
+    grids = [{"geometry": {"type": "Polygon", "coordinates": poly}, "properties": {"name": name}}
+             for f in outlines for poly, name in zip(f["geometry"]["coordinates"], f["properties"]["name"], strict=True)]
     assert hexes and grids
     box = page.locator("#home-map").bounding_box()
     zoom = fit_zoom((w, s, e, n), 1900, 960)

@@ -44,6 +44,30 @@ def test_hexagons_count_every_point_and_match_h3(con):
     assert {f["properties"]["cls"] for f in fc["features"]} <= set(range(mapdata.HEX_CLASSES))
 
 
+def test_hexagons_merged_by_class_keep_every_hexagon_and_its_count(con):
+    """The map's form: one MultiPolygon per colour class; each polygon is the same hexagon with
+    the same count as in the one-feature-per-hexagon form, and the parts stay apart (not dissolved)."""
+    import shapely
+    from shapely.geometry import shape
+
+    single = _fc(mapdata.hex_features(con, "hazard", 8))["features"]
+    merged = _fc(mapdata.hex_features(con, "hazard", 8, by_class=True))["features"]
+    classes = sorted({f["properties"]["cls"] for f in single})
+    assert [f["properties"]["cls"] for f in merged] == classes
+    assert sum(len(f["properties"]["counts"]) for f in merged) == len(single)
+    by_centre = {}
+    for f in single:
+        c = shape(f["geometry"]).centroid
+        by_centre[(round(c.x, 4), round(c.y, 4))] = (f["properties"]["count"], f["properties"]["cls"])
+    for f in merged:
+        assert f["geometry"]["type"] == "MultiPolygon"
+        parts = shapely.get_parts(shape(f["geometry"]))
+        assert len(parts) == len(f["properties"]["counts"])
+        for part, n in zip(parts, f["properties"]["counts"], strict=True):
+            c = part.centroid
+            assert by_centre[(round(c.x, 4), round(c.y, 4))] == (n, f["properties"]["cls"])
+
+
 def test_viewport_points_only_inside_box_and_light(con):
     w, s, e, n = mapdata.data_bounds(con)
     box = (w, s, (w + e) / 2, (s + n) / 2)
@@ -156,6 +180,37 @@ def test_map_outlines_carry_only_label_fields_and_still_tile_the_district(con):
     assert {k for f in admin["features"] for k in f["properties"]} == {"id", "name", "level"}
     with pytest.raises(ValidationError, match="no field"):
         mapdata.polygon_features(con, "grid", fields=["id", "nonsense"])
+
+
+def test_merged_outlines_keep_every_area_its_name_and_its_shape(con):
+    """The map's merged outlines: one MultiPolygon per level; polygon i is area ``id[i]`` named
+    ``name[i]``, drawn where the one-feature-per-area form draws it (not dissolved into its
+    neighbours), and a level's features all carry that level."""
+    import shapely
+
+    from layers.registry import get_spec
+
+    for layer in ("grid", "admin_area"):
+        fields = mapdata.map_fields(get_spec(layer))
+        single = _fc(mapdata.polygon_features(con, layer, fields=fields, ndigits=5))["features"]
+        merged = _fc(mapdata.polygon_features(con, layer, fields=fields, ndigits=5, merged=True))["features"]
+        shapes = {f["properties"]["id"]: shapely.from_geojson(json.dumps(f["geometry"])) for f in single}
+        names = {f["properties"]["id"]: f["properties"]["name"] for f in single}
+        seen: dict[str, float] = {}
+        for f in merged:
+            parts = shapely.get_parts(shapely.from_geojson(json.dumps(f["geometry"])))
+            assert len(parts) == len(f["properties"]["id"]) == len(f["properties"]["name"])
+            for part, fid, name in zip(parts, f["properties"]["id"], f["properties"]["name"], strict=True):
+                assert names[fid] == name
+                assert shapes[fid].contains(part.representative_point())
+                seen[fid] = seen.get(fid, 0.0) + part.area
+        assert seen.keys() == shapes.keys()
+        assert all(abs(seen[k] - shapes[k].area) <= 1e-3 * shapes[k].area for k in shapes)
+        if "level" in fields:
+            levels = {f["properties"]["level"] for f in single}
+            assert sorted(f["properties"]["level"] for f in merged) == sorted(levels)
+        else:
+            assert len(merged) == 1
 
 
 def test_zones_are_simplified_for_display_within_the_tolerance() -> None:
