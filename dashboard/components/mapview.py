@@ -30,6 +30,9 @@ from layers.registry import LAYERS
 
 NS = Namespace("onemap", "map")
 # Leaflet panes (name, z-index): roads under hexagons under outlines under overlays under points.
+# On a preferCanvas map every vector layer draws into one canvas (assets/onemap_map.js), so the
+# z-index is the draw rank there, and the mouse reaches every layer (one canvas per pane let the
+# top canvas take every event).
 PANES: dict[str, tuple[str, int]] = {
     "roads": ("om-roads", 310), "hex": ("om-hex", 350), "polygons": ("om-polygons", 380),
     "overlay": ("om-overlay", 400), "points": ("om-points", 450),
