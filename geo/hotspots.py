@@ -355,8 +355,16 @@ def hotspots(
         pos = np.searchsorted(prep.cells, counted)
         inside = (pos < len(prep.cells)) & (prep.cells[np.minimum(pos, len(prep.cells) - 1)] == counted) \
             if len(prep.cells) else np.zeros(len(counted), dtype=bool)
-        if not inside.all():  # counts outside the study area join it (this call only)
-            prep = _prepare(np.union1d(prep.cells, counted), k)
+        if not inside.all():  # counts outside the study area join it, with their own weights
+            outside = np.sort(counted[~inside])
+            area = prep.cells
+            extended = _AREAS.get(
+                con,
+                (*area_key, "with", outside.tobytes()),
+                lambda: (_prepare(np.union1d(area, outside), k), source),
+            )
+            assert extended is not None
+            prep = extended[0]
     cells = prep.cells
     values = np.zeros(len(cells))
     values[np.searchsorted(cells, counted)] = counts

@@ -291,6 +291,7 @@ def writer(
             shutil.copyfile(db, tmp)
         control = _instance().cursor()
         alias = None
+        con: duckdb.DuckDBPyConnection | None = None
         try:
             # A new file gets DuckDB's current storage format (native GEOMETRY storage:
             # points are stored as coordinates, several times cheaper to write than WKB).
@@ -301,6 +302,8 @@ def writer(
             _ALIASES[con] = alias
             ensure_schema(con)
             yield con
+            # The caller's cursor goes first: a result still held on it pins the file.
+            con.close()
             control.execute(f"CHECKPOINT {alias}")
             control.execute("USE memory")
             control.execute(f"DETACH {alias}")
@@ -309,6 +312,9 @@ def writer(
                 os.fsync(fh.fileno())
             os.replace(tmp, db)
         except BaseException:
+            if con is not None:
+                with contextlib.suppress(Exception):
+                    con.close()
             if alias is not None:
                 with contextlib.suppress(Exception):
                     control.execute("USE memory")

@@ -327,3 +327,14 @@ def test_a_file_without_cell_numbers_is_read_and_then_migrated(tmp_db: Path) -> 
     assert con.execute("SELECT count(*) FROM hydrant WHERE h3n_r9 IS NULL").fetchone()[0] == 0
     got = store.cell_aggregates(con, "hydrant", 8, "count(*) AS n", "TRUE")
     assert dict(zip(got["cell"].tolist(), got["n"].tolist(), strict=True)) == _plain_counts(con, "hydrant", 8)
+
+
+def test_a_writer_cursor_kept_by_the_caller_does_not_block_the_next_write(tmp_db: Path) -> None:
+    """A caller may keep the writer's cursor (with a result on it) past the block; the next write still opens."""
+    with store.writer(tmp_db) as kept:
+        store.write_layer(kept, "hydrant", _points(range(0, 10), 121.1, 6))
+        kept.execute("SELECT database_name FROM duckdb_databases() WHERE database_name = current_database()")
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", _points(range(10, 20), 121.1, 7))
+    assert store.connect(tmp_db).execute("SELECT count(*) FROM hydrant").fetchone()[0] == 20
+    assert kept is not None
