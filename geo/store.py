@@ -425,6 +425,48 @@ def fill_cell_codes(con: duckdb.DuckDBPyConnection, layer: str) -> None:
     con.execute(f'UPDATE {layer} SET {sets} WHERE "{code_column(CODED_RESOLUTIONS[-1])}" IS NULL')
 
 
+def _with_cell_codes(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Table:
+    """``rows`` with the dense number of their cell at each of CODED_RESOLUTIONS; cells seen
+    for the first time get the next free numbers (recorded in CODES_TABLE)."""
+    for res in CODED_RESOLUTIONS:
+        column = rows.column(h3index.cell_column(res))
+        valid = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
+        cells = np.asarray(pc.fill_null(column, 0).to_numpy(), dtype=np.uint64)
+        labels, uniques = pd.factorize(cells)  # hashing: a few distinct cells among many rows
+        uniques = np.asarray(uniques, dtype=np.uint64)
+        known = con.execute(
+            f"SELECT cell, code FROM {CODES_TABLE} WHERE res = ? ORDER BY cell", [res]
+        ).fetchnumpy()
+        known_cells = np.asarray(known["cell"], dtype=np.uint64)
+        known_codes = np.asarray(known["code"], dtype=np.int64)
+        pos = np.searchsorted(known_cells, uniques)
+        found = (pos < len(known_cells)) & (
+            known_cells[np.minimum(pos, max(len(known_cells) - 1, 0))] == uniques
+        ) if len(known_cells) else np.zeros(len(uniques), dtype=bool)
+        new = ~found & (uniques != 0)
+        codes = np.zeros(len(uniques), dtype=np.int64)
+        codes[found] = known_codes[pos[found]]
+        if new.any():
+            order = np.argsort(uniques[new])
+            fresh = np.empty(int(new.sum()), dtype=np.int64)
+            fresh[order] = known_codes.max(initial=0) + 1 + np.arange(len(order))
+            codes[new] = fresh
+            con.register(
+                "_new_codes",
+                pa.table({"cell": pa.array(uniques[new]), "code": pa.array(fresh, type=pa.uint32())}),
+            )
+            try:
+                con.execute(f"INSERT INTO {CODES_TABLE} SELECT ?::UTINYINT, cell, code FROM _new_codes", [res])
+            finally:
+                con.unregister("_new_codes")
+        per_row = codes[labels]
+        rows = rows.append_column(
+            code_column(res),
+            pa.array(per_row.astype(np.uint32), mask=~valid | (per_row == 0), type=pa.uint32()),
+        )
+    return rows
+
+
 # Cells by their dense number, per (read snapshot alias, res): a snapshot never changes and
 # its alias is never reused in a process. None: a file written before the numbers existed.
 _CODE_CELLS: collections.OrderedDict[tuple[str, int], np.ndarray | None] = collections.OrderedDict()
@@ -635,17 +677,11 @@ def write_layer(
         raise StoreError(
             f"write_layer({layer!r}): every row needs an id (ingestion assigns stable ids)"
         )
-    rows = _incoming(spec, frame)
+    rows = _with_cell_codes(con, _incoming(spec, frame))
     stored = {n for n, _ in layer_columns(spec)}
     names = [c for c in rows.column_names if c in stored]
-    select = ", ".join(f'i."{c}"' for c in names)
-    geom_sql = "ST_Point(i.lon, i.lat)" if spec.geometry == "point" else "ST_GeomFromWKB(i.geom_wkb)"
-    codes = ", ".join(f'c{r}.code AS "{code_column(r)}"' for r in CODED_RESOLUTIONS)
-    joins = " ".join(
-        f"LEFT JOIN (SELECT cell, code FROM {CODES_TABLE} WHERE res = {r}) c{r} "
-        f'ON c{r}.cell = i."{h3index.cell_column(r)}"'
-        for r in CODED_RESOLUTIONS
-    )
+    select = ", ".join(f'"{c}"' for c in names)
+    geom_sql = "ST_Point(lon, lat)" if spec.geometry == "point" else "ST_GeomFromWKB(geom_wkb)"
     con.register("_incoming", rows)
     try:
         existing = con.execute(f"SELECT count(*) FROM {layer}").fetchone()[0]
@@ -655,12 +691,11 @@ def write_layer(
             con.execute(f"DELETE FROM {layer} WHERE id IN (SELECT id FROM _incoming)")
         order, rewrite = "", False
         if spec.sort_by and rows.num_rows:
-            order = f' ORDER BY i."{spec.sort_by}"'
+            order = f' ORDER BY "{spec.sort_by}"'
             rewrite = existing > 0 and _needs_resort(con, layer, spec.sort_by)
-        _register_new_codes(con, "_incoming")
         con.execute(
-            f"INSERT INTO {layer} BY NAME SELECT {select}, {geom_sql} AS geom, {codes}, "
-            f"?::TIMESTAMP AS ingested_at FROM _incoming i {joins}{order}",
+            f"INSERT INTO {layer} BY NAME SELECT {select}, {geom_sql} AS geom, "
+            f"?::TIMESTAMP AS ingested_at FROM _incoming{order}",
             [datetime.now()],
         )
         if spec.geometry == "polygon":
