@@ -26,15 +26,19 @@ window.onemapDrawn = function (h) {
         });
     }
 };
-/* One canvas per map, drawn in rank order (installed once Leaflet is loaded).
+/* Mouse events for every canvas of a map (installed once Leaflet is loaded).
  * Leaflet gives each pane its own full-size canvas when preferCanvas is set; the topmost canvas
- * then receives every mouse event and the features below it never get a hover or a click (no
- * tooltip on grids, boundaries or hexagons). Here every vector layer of a preferCanvas map draws
- * into the map's one canvas renderer; the draw order follows a rank (the path option `omRank`,
- * else the z-index of the path's pane: roads < hexagons < outlines < overlays < points), and the
- * hit test picks the feature with the highest `omHit` (default: its rank) under the pointer, the
- * latest drawn on a tie. Reference outlines (boundaries, grids) hit below everything, so a
- * hexagon or a zone over a grid shows its own tooltip and the grid's shows where nothing else is. */
+ * then receives every mouse event and, by itself, hit-tests only its own features: the ones below
+ * never got a hover (no tooltip on grids, boundaries or hexagons). Here the canvas that receives
+ * an event hit-tests the features of all the map's canvases and picks the one with the highest
+ * `omHit` (default: its rank) under the pointer, the latest drawn on a tie. Within a canvas the
+ * draw order follows a rank (the path option `omRank`, else the z-index of the path's pane), so
+ * grids draw over boundaries in the outlines pane whatever arrives first. (One shared canvas for
+ * all panes was tried: a map click then sometimes did not reach Dash on /plan.) Reference outlines (boundaries, grids) hit below everything, so a
+ * hexagon or a zone over a grid shows its own tooltip and the grid's shows where nothing else is.
+ * Areas with no click action (style option `omClick: false`: hexagons, outlines, zones) are not
+ * click targets: a click there is the map's (e.g. "add a station here" on /plan), as it was
+ * when they could not be reached at all. */
 (function installRankedCanvas() {
     if (!window.L || !L.Canvas || !L.Map) {
         document.addEventListener("DOMContentLoaded", installRankedCanvas, {once: true});
@@ -43,10 +47,6 @@ window.onemapDrawn = function (h) {
     const C = L.Canvas.prototype;
     if (C.__omRanked) { return; }
     C.__omRanked = true;
-    const paneRenderer = L.Map.prototype._getPaneRenderer;
-    L.Map.prototype._getPaneRenderer = function (name) {
-        return this.options.preferCanvas ? false : paneRenderer.call(this, name);
-    };
     const rankOf = function (renderer, layer) {
         const o = layer.options || {};
         if (typeof o.omRank === "number") { return o.omRank; }
@@ -109,15 +109,29 @@ window.onemapDrawn = function (h) {
         link(this, layer._order, true);
         this._requestRedraw(layer);
     };
-    const pick = function (r, point, accept) {
+    /* The map's canvas renderers (one per pane), lowest pane first: the topmost canvas receives
+     * every mouse event, so it hit-tests the features of all of them. */
+    const renderers = function (r) {
+        const map = r._map, all = [];
+        if (!map) { return [r]; }
+        Object.keys(map._paneRenderers || {}).forEach(function (k) { all.push(map._paneRenderers[k]); });
+        if (map._renderer) { all.push(map._renderer); }
+        const list = all.filter(function (x, i) { return x && x._drawFirst !== undefined && all.indexOf(x) === i; });
+        if (list.indexOf(r) < 0) { list.push(r); }
+        const z = function (x) { return rankOf(x, {options: {pane: x.options.pane}}); };
+        return list.sort(function (a, b) { return z(a) - z(b); });
+    };
+    const pick = function (r, point, accept, own) {
         let found = null, best = -Infinity;
-        for (let o = r._drawFirst; o; o = o.next) {
-            const l = o.layer;
-            if (l.options.interactive && l._containsPoint(point) && (!accept || accept(l))) {
-                const h = typeof l.options.omHit === "number" ? l.options.omHit : o.rank;
-                if (h >= best) { best = h; found = l; }
+        (own ? [r] : renderers(r)).forEach(function (each) {
+            for (let o = each._drawFirst; o; o = o.next) {
+                const l = o.layer;
+                if (l.options.interactive && l._containsPoint(point) && (!accept || accept(l))) {
+                    const h = typeof l.options.omHit === "number" ? l.options.omHit : o.rank;
+                    if (h >= best) { best = h; found = l; }
+                }
             }
-        }
+        });
         return found;
     };
     /* Leaflet drops the moves that come within 32 ms of the last one handled, so a pointer that
@@ -153,7 +167,9 @@ window.onemapDrawn = function (h) {
     };
     C._onClick = function (e) {
         const map = this._map, moved = e.type === "click" || e.type === "preclick";
-        const found = pick(this, map.mouseEventToLayerPoint(e), function (l) { return !moved || !map._draggableMoved(l); });
+        const found = pick(this, map.mouseEventToLayerPoint(e), function (l) {
+            return l.options.omClick !== false && (!moved || !map._draggableMoved(l));
+        }, true);
         this._fireEvent(found ? [found] : false, e);
     };
 })();
@@ -198,12 +214,12 @@ window.onemap = Object.assign({}, window.onemap, {
             const pal = h.palette || ["#fde725", "#7ad151", "#22a884", "#2a788e", "#414487", "#440154"];
             const c = pal[Math.min(feature.properties.cls || 0, pal.length - 1)];
             return {fillColor: c, color: h.stroke || c, weight: h.weight || 0.6, fillOpacity: h.opacity || 0.7,
-                    opacity: 0.8, omRank: h.rank};
+                    opacity: 0.8, omRank: h.rank, omClick: false};
         },
         polygonStyle: function (feature, context) {
             window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
-            const s = Object.assign({}, h.style || {}, {omRank: h.rank, omHit: h.hit});
+            const s = Object.assign({}, h.style || {}, {omRank: h.rank, omHit: h.hit, omClick: false});
             if (h.weightBy && feature.properties[h.weightBy] !== undefined && h.weights) {
                 const w = h.weights[String(feature.properties[h.weightBy])];
                 if (w !== undefined) { s.weight = w; }
@@ -299,7 +315,7 @@ window.onemap = Object.assign({}, window.onemap, {
             const hidden = h.hide && h.hide.indexOf(String(p[h.key])) >= 0;
             return {fillColor: c, color: h.stroke || c, weight: h.weight === undefined ? 1 : h.weight,
                     fillOpacity: hidden ? 0 : (h.opacity === undefined ? 0.3 : h.opacity),
-                    opacity: hidden ? 0 : 0.9, dashArray: h.dash || null};
+                    opacity: hidden ? 0 : 0.9, dashArray: h.dash || null, omClick: false};
         },
         zoneLabel: function (p, h) {
             const label = h.labelKey ? p[h.labelKey] : null;
