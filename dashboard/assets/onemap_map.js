@@ -33,12 +33,13 @@ window.onemapDrawn = function (h) {
  * an event hit-tests the features of all the map's canvases and picks the one with the highest
  * `omHit` (default: its rank) under the pointer, the latest drawn on a tie. Within a canvas the
  * draw order follows a rank (the path option `omRank`, else the z-index of the path's pane), so
- * grids draw over boundaries in the outlines pane whatever arrives first. (One shared canvas for
- * all panes was tried: a map click then sometimes did not reach Dash on /plan.) Reference outlines (boundaries, grids) hit below everything, so a
- * hexagon or a zone over a grid shows its own tooltip and the grid's shows where nothing else is.
- * Areas with no click action (style option `omClick: false`: hexagons, outlines, zones) are not
- * click targets: a click there is the map's (e.g. "add a station here" on /plan), as it was
- * when they could not be reached at all. */
+ * grids draw over boundaries in the outlines pane whatever arrives first. Reference outlines
+ * (boundaries, grids) hover below everything, so a hexagon or a zone over a grid shows its own
+ * tooltip and the grid's shows where nothing else is. Clicks stay Leaflet's (the receiving canvas
+ * only), and areas with no click action (style option `omClick: false`: hexagons, outlines,
+ * zones) are not click targets, so a click there is the map's ("add a station here" on /plan).
+ * One canvas shared by all panes was tried first: some /plan map clicks then never reached Dash
+ * (cause not found), so each pane keeps its canvas. */
 (function installRankedCanvas() {
     if (!window.L || !L.Canvas || !L.Map) {
         document.addEventListener("DOMContentLoaded", installRankedCanvas, {once: true});

@@ -30,9 +30,8 @@ from layers.registry import LAYERS
 
 NS = Namespace("onemap", "map")
 # Leaflet panes (name, z-index): roads under hexagons under outlines under overlays under points.
-# On a preferCanvas map every vector layer draws into one canvas (assets/onemap_map.js), so the
-# z-index is the draw rank there, and the mouse reaches every layer (one canvas per pane let the
-# top canvas take every event).
+# Each pane has its own canvas; the topmost receives every mouse event and hit-tests the features
+# of all of them (assets/onemap_map.js), so hover reaches hexagons, grids and boundaries too.
 PANES: dict[str, tuple[str, int]] = {
     "roads": ("om-roads", 310), "hex": ("om-hex", 350), "polygons": ("om-polygons", 380),
     "overlay": ("om-overlay", 400), "points": ("om-points", 450),
@@ -205,9 +204,9 @@ def _polygon_hideout(spec: LayerSpec, dark: bool) -> dict[str, Any]:
     style.pop("radius", None)
     if dark:
         style["color"] = "#9fb3c8" if spec.style.fill_opacity == 0 else "#5b8db8"
-    # One canvas draws every layer (assets/onemap_map.js): outlines in their pane's rank, a layer
-    # of higher z_order above (grids over boundaries), and hit below everything else, so a hexagon
-    # or a zone over a grid shows its own tooltip and the grid's shows where nothing else is.
+    # Draw rank within the outlines pane: a layer of higher z_order above (grids over boundaries);
+    # hover rank below everything else (assets/onemap_map.js), so a hexagon or a zone over a grid
+    # shows its own tooltip and the grid's shows where nothing else is.
     rank = PANES["polygons"][1] + spec.z_order / 1000
     hideout: dict[str, Any] = {"style": style, "layer": spec.name, "probe": f"poly-{spec.name}",
                                "rank": rank, "hit": rank - 1000}
