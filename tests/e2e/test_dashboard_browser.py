@@ -398,8 +398,8 @@ def _geojson(server: dict, url: str) -> dict:
 
 
 def test_hover_shows_a_hexagons_count_and_a_grids_name(server, page):
-    """Every vector layer draws into one canvas, so the mouse reaches grids and hexagons under the
-    point layers: a hexagon shows its count, a grid away from hexagons and points shows its name."""
+    """The mouse reaches grids and hexagons under the point layers' canvas: a hexagon (merged by
+    colour class) shows its own count, a grid away from hexagons and points shows its name."""
     import shapely
     from shapely.geometry import shape
 
