@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo import crs, h3index
+from geo import crs, h3index, store
 from geo.errors import ValidationError
 from geo.settings import Settings
 from layers.base import LayerSpec
@@ -249,7 +249,6 @@ def hex_features(
     spec = get_spec(layer)
     if res not in STORED_RESOLUTIONS:
         raise ValidationError(f"hexagon resolution {res} is not stored; choose one of {STORED_RESOLUTIONS}")
-    col = h3index.cell_column(res)
     fsql, fparams = filter_sql(spec, filters)
     bsql, bparams = bbox_sql(bbox)
     top_sql, top_params = "0", []
@@ -258,20 +257,20 @@ def hex_features(
         top_value = list(spec.style.colors)[-1]
         top_sql = f'count(*) FILTER (WHERE CAST("{spec.style.color_by}" AS VARCHAR) = ?)'
         top_params = [top_value]
-    sql = (
-        f"SELECT {col} AS cell, count(*) AS count, {top_sql} AS n_top FROM {spec.name} "
-        f"WHERE {col} IS NOT NULL AND {bsql} AND {fsql} GROUP BY {col}"
+    got = store.cell_aggregates(
+        con, spec.name, res, f"count(*) AS count, {top_sql} AS n_top", f"{bsql} AND {fsql}",
+        top_params + bparams + fparams,
     )
-    df = con.execute(sql, top_params + bparams + fparams).df()
-    if df.empty:
+    if not len(got["cell"]):
         return EMPTY
-    cells = df["cell"].to_numpy(dtype=np.uint64)
-    cls, _ = hex_classes(df["count"].to_numpy())
+    cells = np.asarray(got["cell"], dtype=np.uint64)
+    counts = np.asarray(got["count"], dtype=np.int64)
+    cls, _ = hex_classes(counts)
     props = pd.DataFrame({
         "cell": np.char.mod("%x", cells),
-        "count": df["count"].to_numpy(dtype=np.int64),
+        "count": counts,
         "cls": cls,
-        "n_top": df["n_top"].to_numpy(dtype=np.int64),
+        "n_top": np.asarray(got["n_top"], dtype=np.int64),
     })
     if top_value is not None:
         props["top"] = top_value
