@@ -48,6 +48,11 @@ window.onemapDrawn = function (h) {
     const C = L.Canvas.prototype;
     if (C.__omRanked) { return; }
     C.__omRanked = true;
+    /* Canvases the size of the map, not 1.2x each way (Leaflet's default padding 0.1): a page
+     * opens with one canvas per pane, and every pixel is rasterised in software and copied at
+     * each frame the layers change (measured: the map's first paint ~50-80 ms sooner on /plan).
+     * A drag shows the edge blank until it ends, when Leaflet redraws. */
+    C.options.padding = 0;
     const rankOf = function (renderer, layer) {
         const o = layer.options || {};
         if (typeof o.omRank === "number") { return o.omRank; }
@@ -403,6 +408,12 @@ window.onemap = Object.assign({}, window.onemap, {
 
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
     onemap: {
+        /* A deferred box (dashboard/components/deferred.py): its contents, once the map has
+         * painted; filled once (a later signal must not reset what the user has set in it). */
+        deferredTree: function (painted, tree, current) {
+            const filled = Array.isArray(current) ? current.length > 0 : !!current;
+            return filled ? window.dash_clientside.no_update : tree;
+        },
         /* Resolves once the map's data layers named in `probes` have painted (or after 4 s), so
          * heavy side panels are fetched and rendered after the map, never before it. */
         afterMapPaint: function (trigger, probes) {

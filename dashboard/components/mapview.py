@@ -10,7 +10,7 @@ the filters and the snapshot version into URLs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +20,7 @@ import numpy as np
 from dash import ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
 from dash_extensions.javascript import Namespace
 
-from dashboard.components import palettes
+from dashboard.components import deferred, palettes
 from dashboard.i18n import t
 from geo import mapdata, store
 from geo.mapdata import BBox
@@ -282,9 +282,27 @@ def roads_layer(page: str, dark: bool, url: str | None = None) -> dl.GeoJSON:
                       interactive=False)
 
 
+ROAD_EDGES = "road_edges"
+
+
 def layer_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Rows per layer (decides defaults: which layers are checked and clustered)."""
-    return store.table_counts(con)
+    """Rows per layer (decides defaults: which layers are checked and clustered), and of
+    ``road_edges`` (whether the road skeleton has anything to draw)."""
+    counts = store.table_counts(con)
+    counts[ROAD_EDGES] = int(con.execute(f"SELECT count(*) FROM {ROAD_EDGES}").fetchone()[0])
+    return counts
+
+
+def opening_probes(shown: Iterable[str], counts: Mapping[str, int] | None) -> list[str]:
+    """Render probes of the opening layers whose first paint opens the page's side panels:
+    the shown polygon layers and the roads, those with something to draw (``counts``; all
+    when unknown). An empty layer never paints, and must not hold the panels back."""
+    shown = set(shown)
+    probes = [f"poly-{n}" for n, sp in sorted(LAYERS.items(), key=lambda kv: kv[1].z_order)
+              if sp.geometry == "polygon" and n in shown and (counts is None or counts.get(n, 0) > 0)]
+    if counts is None or counts.get(ROAD_EDGES, 0) > 0:
+        probes.append("roads")
+    return probes
 
 
 def default_visible(counts: dict[str, int], settings: Settings) -> list[str]:
@@ -354,9 +372,12 @@ def map_panel(
     map_kwargs: dict[str, Any] | None = None,
     size_hint: tuple[int, int] = (1400, 900),
     version: int = 0,
+    counts: Mapping[str, int] | None = None,
 ) -> html.Div:
     """A page's map: tiles, roads, every layer of the registry (``visible`` ones checked),
-    page overlays (coverage, hotspots, dispatch), a layers control and a legend."""
+    page overlays (coverage, hotspots, dispatch), a layers control and a legend (drawn once
+    the map has painted). ``counts``: rows per layer (``layer_counts``), so that empty layers
+    do not hold back the page's side panels."""
     shown = set(visible) if visible is not None else set(LAYERS)
     clustered = set(clustered_layers) if clustered_layers is not None else set(LAYERS)
     specs = sorted(LAYERS.values(), key=lambda s: s.z_order)
@@ -385,7 +406,7 @@ def map_panel(
     )
     return html.Div([
         the_map,
-        legend([sp for sp in specs if sp.name in shown], lang, dark, legend_extra),
+        *_deferred_legend(page, legend([sp for sp in specs if sp.name in shown], lang, dark, legend_extra)),
         dcc.Store(id=filters_id(page), data=filters or {}),
         dcc.Store(id=version_id(page), data=version),  # the snapshot the page was built on: no refetch at start
         dcc.Store(id=f"{page}-initial-bounds", data=initial),
@@ -394,8 +415,7 @@ def map_panel(
         dcc.Store(id=f"{page}-point-layers", data=point_layer_names()),
         dcc.Store(id=f"{page}-overlay-names", data={name: spec.label(lang) for name, spec in LAYERS.items()}),
         # the data layers whose first paint opens the gate for the page's side panels
-        dcc.Store(id=f"{page}-probes", data=[*(f"poly-{sp.name}" for sp in specs
-                                               if sp.geometry == "polygon" and sp.name in shown), "roads"]),
+        dcc.Store(id=f"{page}-probes", data=opening_probes(shown, counts)),
         dcc.Store(id=painted_id(page), data=None),
     ], className="om-map-wrap")
 
@@ -437,3 +457,14 @@ def register_map_callbacks(page: str) -> None:
         Input(f"{page}-probes", "data"),
         State(f"{page}-probes", "data"),
     )
+    deferred.register(legend_id(page), painted_id(page))
+
+
+def legend_id(page: str) -> str:
+    """Id of the map legend's box (filled once the map has painted)."""
+    return f"{page}-legend"
+
+
+def _deferred_legend(page: str, box: html.Div) -> list[Any]:
+    """The legend ``box`` as a deferred box: its rows come once the map has painted."""
+    return deferred.after_paint(legend_id(page), box.children, box.className)

@@ -41,7 +41,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         html.A(t("home_review", lang), href="/review" + ("?lang=en" if lang == "en" else ""), className="om-card"),
     ], className="om-index")
     body = [mapview.map_panel(PAGE, lang, **options,
-                              clustered_layers=mapview.clustered(counts, options["settings"]))]
+                              clustered_layers=mapview.clustered(counts, options["settings"]), counts=counts)]
     if options["bounds"] is None:
         body.insert(0, html.Div(t("no_data", lang), className="om-note"))
     return html.Div([navbar(PATH, lang), cards, html.Div(body, className="om-home-map")], className="om-page")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, dcc, html
 
-from dashboard.components import context, engines, mapview, palettes, preload, routes
+from dashboard.components import context, deferred, engines, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, note, panel, table
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
@@ -35,6 +35,9 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("area_share", "reach_area"), ("places_share", "reach_places"), ("weight_share", "reach_weight"),
 )
 NS = mapview.NS
+# Side panels whose controls (dropdowns, date pickers and their lazy bundles) come once the map
+# has painted (``deferred``); the responder and what-if controls, which map clicks use, come at once.
+SUGGEST_BOX, TOOLS_BOX = "plan-side-suggest", "plan-side-tools"
 EMPTY_FC: dict[str, Any] = {"type": "FeatureCollection", "features": []}
 
 
@@ -70,7 +73,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     minutes = list(settings.isochrone_minutes)
     responder0 = RESPONDERS[0] if RESPONDERS else None
     the_map = mapview.map_panel(
-        PAGE, lang, **options, clustered_layers=mapview.clustered(counts, settings),
+        PAGE, lang, **options, clustered_layers=mapview.clustered(counts, settings), counts=counts,
         overlays=[
             dl.GeoJSON(id="plan-blind", data=EMPTY_FC, style=NS("zoneStyle"), pane=mapview.PANES["overlay"][0],
                        hideout={"color": palettes.BLIND, "opacity": 0.45, "weight": 0, "probe": "plan-blind"}),
@@ -97,7 +100,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     )
     layer_opts = [{"label": get_spec(n).label(lang), "value": n} for n in _point_layers()]
     first = "hazard" if "hazard" in LAYERS else _point_layers()[0]
-    side = html.Div([
+    side = [
         panel(t("responder_type", lang), [
             dcc.RadioItems(id="plan-responder", value=RESPONDERS[0] if RESPONDERS else None, inline=True,
                            options=[{"label": get_spec(n).label(lang), "value": n} for n in RESPONDERS]),
@@ -118,15 +121,15 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
             html.Div(id="plan-selected", className="om-row"),
             html.Div(id="plan-figures"),
         ], panel_id="plan-whatif"),
-        panel(t("suggest", lang), [
+        *deferred.after_paint(SUGGEST_BOX, [panel(t("suggest", lang), [
             html.Div([html.Label(t("suggest_k", lang)),
                       dcc.Input(id="plan-k", type="number", min=1, max=50, value=3, style={"width": "70px"}),
                       html.Button(t("suggest_run", lang), id="plan-suggest", className="om-btn", n_clicks=0)],
                      className="om-row"),
             html.Div(id="plan-sites-box"),  # tables are created when filled: DataTable loads after the map
-        ]),
+        ])], "om-deferred"),
         panel(t("worst_uncovered", lang), html.Div(id="plan-worst-box")),
-        panel(t("filters", lang), [
+        *deferred.after_paint(TOOLS_BOX, [panel(t("filters", lang), [
             html.Div([html.Label(t("filter_layer", lang)),
                       dcc.Dropdown(id="plan-f-layer", options=layer_opts, value=first, clearable=False,
                                    style={"width": "200px"})], className="om-row"),
@@ -140,11 +143,11 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         panel(t("export", lang), html.Div([
             html.Button(t("export_geojson", lang), id="plan-export-geojson", className="om-btn", n_clicks=0),
             html.Button(t("export_csv", lang), id="plan-export-csv", className="om-btn", n_clicks=0),
-            dcc.Download(id="plan-download")], className="om-row")),
-    ], className="om-side")
+            dcc.Download(id="plan-download")], className="om-row"))], "om-deferred"),
+    ]
     return html.Div([
         navbar(PATH, lang),
-        html.Div([side, html.Div(the_map, className="om-map-col")], className="om-work"),
+        html.Div([html.Div(side, className="om-side"), html.Div(the_map, className="om-map-col")], className="om-work"),
         dcc.Store(id="plan-lang", data=lang),
         dcc.Store(id="plan-session", data=uuid.uuid4().hex),
         dcc.Store(id="plan-edits", data=[]),
@@ -162,11 +165,10 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     Output("plan-f-fields", "children"),
     Output("plan-colorby", "options"),
     Output("plan-colorby", "value"),
-    Input("plan-f-layer", "value"),
-    Input(mapview.painted_id(PAGE), "data"),
+    Input("plan-f-layer", "value"),  # runs as the filter panel mounts, after the map has painted
     State("plan-lang", "data"),
 )
-def filter_fields(layer: str, _painted: float | None, lang: str):
+def filter_fields(layer: str, lang: str):
     """One multi-select per field with allowed values of the chosen layer."""
     lang = lang_of(lang)
     spec = get_spec(layer)
@@ -207,11 +209,10 @@ def filtered_count(layer: str, entry: dict[str, Any]) -> int:
 @callback(
     Output("plan-f-count", "children"),
     Input(mapview.filters_id(PAGE), "data"),
-    Input("plan-f-layer", "value"),
-    Input(mapview.painted_id(PAGE), "data"),  # first count after the map has painted
+    Input("plan-f-layer", "value"),  # first count as the filter panel mounts, after the map has painted
     State("plan-lang", "data"),
 )
-def filter_count(filters: dict[str, Any], layer: str, _painted: float | None, lang: str):
+def filter_count(filters: dict[str, Any], layer: str, lang: str):
     """How many rows of the chosen layer pass its filters."""
     n = filtered_count(layer, (filters or {}).get(layer) or {})
     return f"{get_spec(layer).label(lang_of(lang))}: {n:,}"
@@ -636,4 +637,6 @@ def export(_g: int, _c: int, edits: list, session: str, responder: str):
 
 
 mapview.register_map_callbacks(PAGE)
+deferred.register(SUGGEST_BOX, mapview.painted_id(PAGE))
+deferred.register(TOOLS_BOX, mapview.painted_id(PAGE))
 preload.register(PATH, opening_urls)

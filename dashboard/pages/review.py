@@ -17,8 +17,9 @@ import dash_leaflet as dl
 import pandas as pd
 import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, callback, dcc, html
+from dash.exceptions import PreventUpdate
 
-from dashboard.components import context, engines, mapview, palettes, preload, routes
+from dashboard.components import context, deferred, engines, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, panel, table
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
@@ -31,6 +32,7 @@ PAGE = "review"
 PATH = "/review"
 dash.register_page(__name__, path=PATH, name="研判会商", title="一图作战 · 研判会商")
 NS = mapview.NS
+SIDE = "review-side"  # the filter panel's box: its controls come once the map has painted (``deferred``)
 LEVELS = (("town", "level_town"), ("community", "level_community"), ("grid_id", "level_grid"))
 
 
@@ -54,12 +56,13 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     """Filters on the side; hotspot map, trend, tables and lists in the main column."""
     lang = lang_of(lang)
     options = map_options()
+    counts = page_start()[2]
     spec = get_spec("hazard")
     start_text, end_text = default_period()
     start, end = pd.Timestamp(start_text), pd.Timestamp(end_text)
     bins = sorted(palettes.GI_BINS, reverse=True)
     the_map = mapview.map_panel(
-        PAGE, lang, **options,
+        PAGE, lang, **options, counts=counts,
         overlays=[dl.GeoJSON(id="review-hot", url=hot_url(start_text, end_text, None, None), style=NS("zoneStyle"),
                              eventHandlers={"mouseover": NS("hoverZone")},
                              pane=mapview.PANES["overlay"][0],
@@ -69,7 +72,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         legend_extra=[html.Div([html.Span(className="om-sw-box", style={"background": palettes.GI_BINS[b]}),
                                 t(palettes.GI_BIN_KEYS[b], lang)], className="om-legend-row") for b in bins],
     )
-    side = html.Div([
+    side = [
         panel(t("filters", lang), [
             html.Label(t("filter_time", lang)),
             dcc.DatePickerRange(id="review-dates", display_format="YYYY-MM-DD",
@@ -87,7 +90,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
                      className="om-row"),
             html.Div(id="review-total", className="om-big"),
         ]),
-    ], className="om-side")
+    ]
     main = html.Div([
         html.Div(the_map, className="om-review-map"),
         # the chart (and Plotly's 4.8 MB bundle) comes after the map has painted
@@ -101,10 +104,9 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     ], className="om-review-main")
     return html.Div([
         navbar(PATH, lang),
-        html.Div([side, main], className="om-work"),
+        html.Div([*deferred.after_paint(SIDE, side, "om-side"), main], className="om-work"),
         dcc.Store(id="review-lang", data=lang),
-        dcc.Store(id="review-probes", data=[*(f"poly-{n}" for n, sp in LAYERS.items() if sp.geometry == "polygon"),
-                                            "roads"]),
+        dcc.Store(id="review-probes", data=mapview.opening_probes(options["visible"], counts)),
         dcc.Store(id="review-go", data=None),
         html.Div(id="review-print-dummy", style={"display": "none"}),
     ], className="om-page om-review")
@@ -285,12 +287,10 @@ def update_map(start: str | None, end: str | None, categories: list | None, seve
     Input("review-dates", "start_date"),
     Input("review-dates", "end_date"),
     Input("review-category", "value"),
-    Input("review-severity", "value"),
-    Input(mapview.painted_id(PAGE), "data"),  # first figure after the map has painted
+    Input("review-severity", "value"),  # first figure as the filter panel mounts, after the map has painted
     State("review-lang", "data"),
 )
-def update_total(start: str | None, end: str | None, categories: list | None, severities: list | None,
-                 _painted: float | None, lang: str):
+def update_total(start: str | None, end: str | None, categories: list | None, severities: list | None, lang: str):
     """Hazards discovered in the filter (the same cached answer as the hotspot layer)."""
     _, total = hot_cells(start, end, categories, severities)
     return f"{t('discovered', lang_of(lang))}: {total:,}"
@@ -314,16 +314,20 @@ dash.clientside_callback(
     Output("review-inspection-box", "children"),
     Output("review-scorecard-box", "children"),
     Input("review-go", "data"),
-    Input("review-level", "value"),
-    State("review-dates", "start_date"),
-    State("review-dates", "end_date"),
-    State("review-category", "value"),
-    State("review-severity", "value"),
+    # the filter panel mounts after the map has painted (``deferred``): until then these are None
+    Input("review-level", "value", allow_optional=True),
+    State("review-dates", "start_date", allow_optional=True),
+    State("review-dates", "end_date", allow_optional=True),
+    State("review-category", "value", allow_optional=True),
+    State("review-severity", "value", allow_optional=True),
     State("review-lang", "data"),
 )
-def update_tables(_go: float | None, level: str, start: str | None, end: str | None, categories: list | None,
+def update_tables(_go: float | None, level: str | None, start: str | None, end: str | None, categories: list | None,
                   severities: list | None, lang: str):
-    """Trend, closed loop, lists, inspection and scorecard for one filter."""
+    """Trend, closed loop, lists, inspection and scorecard for one filter (once the filter panel
+    is there: it mounts after the map has painted, and this runs again as it does)."""
+    if level is None:
+        raise PreventUpdate
     lang = lang_of(lang)
     tables = review_tables(start, end, categories, severities, level)
     flow = tables["flow"]
@@ -351,4 +355,5 @@ dash.clientside_callback(
 )
 
 mapview.register_map_callbacks(PAGE)
+deferred.register(SIDE, mapview.painted_id(PAGE))
 preload.register(PATH, opening_urls)

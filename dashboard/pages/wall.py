@@ -79,7 +79,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     settings, counts = options["settings"], page_start()[2]
     tiles = [kpi_tile(f"wall-kpi-{key}", t(label, lang), tone=tone) for key, label, tone in KPIS]
     the_map = mapview.map_panel(PAGE, lang, **options,
-                                clustered_layers=mapview.clustered(counts, settings), dark=True,
+                                clustered_layers=mapview.clustered(counts, settings), dark=True, counts=counts,
                                 overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[])],
                                 map_kwargs={"zoomControl": False})
     rotate = settings.wall_rotate_towns_s

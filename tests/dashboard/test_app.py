@@ -174,3 +174,27 @@ def test_review_hotspot_route_answers_per_filter(client):
     assert major["type"] == "FeatureCollection" and major != opening
     assert client.get(url + "&severity=notjson").status_code == 400
     assert client.get("/api/overlay/review-hot.geojson?start=abc").status_code == 400
+
+
+def test_an_empty_layer_does_not_hold_back_the_side_panels(copy_demo_db):
+    """Side panels open once the map's outlines and roads have painted; a layer with nothing to
+    draw never paints, so it is left out of what they wait for (else they would wait 4 s)."""
+    from dashboard.components import mapview
+    from geo import store
+
+    con = store.connect(copy_demo_db)
+    counts = mapview.layer_counts(con)
+    con.close()
+    polygons = [n for n, s in LAYERS.items() if s.geometry == "polygon"]
+    assert counts["road_edges"] > 0 and all(counts[n] > 0 for n in polygons)
+    assert mapview.opening_probes(polygons, counts) == [*(f"poly-{n}" for n in polygons), "roads"]
+
+    with store.writer(copy_demo_db) as w:
+        w.execute("DELETE FROM road_edges")
+        w.execute("DELETE FROM grid")
+    con = store.connect(copy_demo_db)
+    counts = mapview.layer_counts(con)
+    con.close()
+    assert counts["road_edges"] == 0 and counts["grid"] == 0
+    probes = mapview.opening_probes(polygons, counts)
+    assert "roads" not in probes and "poly-grid" not in probes and "poly-admin_area" in probes

@@ -130,6 +130,8 @@ def test_page_loads_without_console_errors_and_renders_layers(server, page, path
     # boundaries and grids are drawn from the database (no tiles in offline mode)
     assert any("/api/polygons/grid" in u and n > 0 for u, n in seen)
     assert page.locator(".om-legend").count() == 1
+    # the legend's rows come once the map has painted (deferred), and they do come
+    page.wait_for_selector(".om-legend .om-legend-row", timeout=10000)
     if path.startswith("/wall") or path == "/":
         assert any("/api/layer/" in u and n > 0 for u, n in seen), seen
     name = {"/": "home", "/wall?lang=en": "wall_en"}.get(path, path.strip("/"))
@@ -140,6 +142,40 @@ def test_page_loads_without_console_errors_and_renders_layers(server, page, path
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
     if path == "/wall?lang=en":
         assert "Open hazards" in page.inner_text(".om-wall-kpis")
+
+
+# When a selector first appears (performance.now()), recorded from the page's first script on.
+APPEAR_PROBE = """
+window.__omSeen = {};
+new MutationObserver(() => {
+  for (const sel of window.__omWatch || []) {
+    if (window.__omSeen[sel] === undefined && document.querySelector(sel)) { window.__omSeen[sel] = performance.now(); }
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+@pytest.mark.parametrize(("path", "controls"), [("/plan", ["#plan-f-layer", "#plan-k", ".om-legend-row"]),
+                                                ("/review", ["#review-dates", "#review-category", ".om-legend-row"])])
+def test_side_controls_come_after_the_map_has_painted(server, page, path, controls):
+    """The map first: the filter controls and the legend mount once boundaries, grids and roads
+    have painted, and they do mount (with their callbacks' first answers)."""
+    page.add_init_script(f"window.__omWatch = {controls!r};" + APPEAR_PROBE)
+    page.goto(server["url"] + path)
+    for sel in controls:
+        page.wait_for_selector(sel, timeout=15000)
+    painted = page.evaluate("() => Object.entries(window.__omDraw || {}).filter(([k]) => "
+                            "k.startsWith('poly-') || k === 'roads').map(([k, d]) => d.firstPaint)")
+    assert len(painted) >= 3 and all(p is not None for p in painted)
+    seen = page.evaluate("() => window.__omSeen")
+    for sel in controls:
+        assert seen[sel] >= max(painted), (sel, seen, painted)
+    if path == "/plan":
+        page.wait_for_function("() => /\\d/.test(document.querySelector('#plan-f-count').textContent)", timeout=15000)
+    else:
+        page.wait_for_function("() => /\\d/.test(document.querySelector('#review-total').textContent)", timeout=15000)
+        page.wait_for_selector("#review-loop-box table, #review-loop-box .dash-table-container", timeout=20000)
+    assert page.errors == []
 
 
 def test_wall_fits_4k_without_scrollbars(server, browser, artifacts_dir):
