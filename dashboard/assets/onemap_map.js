@@ -53,6 +53,22 @@ window.onemapDrawn = function (h) {
      * each frame the layers change (measured: the map's first paint ~50-80 ms sooner on /plan).
      * A drag shows the edge blank until it ends, when Leaflet redraws. */
     C.options.padding = 0;
+    /* Panes marked `om-shared-canvas` (SHARED_CANVAS_PANES in dashboard/components/mapview.py)
+     * draw on one canvas, in the topmost of them; the ranks below keep their order (pane
+     * z-index, then omRank). Points keep a canvas of their own. */
+    const paneRenderer = L.Map.prototype._getPaneRenderer;
+    L.Map.prototype._getPaneRenderer = function (name) {
+        const el = name ? this.getPane(name) : null;
+        if (el && el.classList && el.classList.contains("om-shared-canvas")) {
+            let top = name, topZ = -Infinity;
+            Object.keys(this._panes).forEach(function (k) {
+                const p = this._panes[k], z = parseFloat(p.style.zIndex);
+                if (p.classList.contains("om-shared-canvas") && z >= topZ) { top = k; topZ = z; }
+            }, this);
+            return paneRenderer.call(this, top);
+        }
+        return paneRenderer.call(this, name);
+    };
     const rankOf = function (renderer, layer) {
         const o = layer.options || {};
         if (typeof o.omRank === "number") { return o.omRank; }
@@ -192,9 +208,12 @@ window.onemap = Object.assign({}, window.onemap, {
             window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const fill = window.onemap.map.pointColor(feature.properties || {}, h);
+            /* in the GeoJSON's pane (the points pane, above the shared canvas): a marker made
+             * here does not inherit it, and in Leaflet's overlay pane it would sit under zones */
             return L.circleMarker(latlng, {
                 radius: h.radius || 6, color: h.stroke || "#ffffff", weight: h.strokeWeight || 1.5,
                 fillColor: fill, fillOpacity: h.fillOpacity || 0.9, opacity: 1, omRank: h.rank,
+                pane: (context && context.pane) || "overlayPane",
             });
         },
         clusterToLayer: function (feature, latlng, index, context) {

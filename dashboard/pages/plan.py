@@ -327,9 +327,13 @@ def edit(click: dict | None, positions: list, _rm: int, _reset: int, edits: list
             return dash.no_update, dash.no_update
         lat, lon = (pos[0], pos[1]) if isinstance(pos, list) else (pos["lat"], pos["lng"])
         lon_w, lat_w = mapdata.from_display(np.array([lon]), np.array([lat]), tiles)
-        last = next((e for e in reversed(edits) if e["id"] == trig["id"]), None)
-        if last and abs(last.get("lon", 0) - lon_w[0]) < 1e-9 and abs(last.get("lat", 0) - lat_w[0]) < 1e-9:
-            return dash.no_update, dash.no_update  # marker re-rendered at its own position
+        # where the station stands now: its last edit, else (an existing station just selected,
+        # whose drag handle has appeared) its stored position
+        last = next((e for e in reversed(edits) if e["id"] == trig["id"] and "lon" in e), None)
+        if last is None and selection and selection.get("id") == trig["id"] and "lon" in selection:
+            last = selection
+        if last and abs(last["lon"] - lon_w[0]) < 1e-9 and abs(last["lat"] - lat_w[0]) < 1e-9:
+            return dash.no_update, dash.no_update  # marker (re-)rendered at its own position
         edits.append({"action": "move", "id": trig["id"], "lon": float(lon_w[0]), "lat": float(lat_w[0])})
         return edits, dash.no_update
     return dash.no_update, dash.no_update

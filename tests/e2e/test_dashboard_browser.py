@@ -331,6 +331,39 @@ def test_dragging_a_station_on_plan_changes_the_figures(server, page):
     assert page.errors == []
 
 
+def test_removing_a_station_that_lies_under_the_coverage_zones(server, page):
+    """A micro station lies inside its own isochrones: a click on it still selects it (points
+    draw on their own canvas, above the zones), and "remove" lowers the reach figure."""
+    from dashboard.components.mapview import fit_zoom
+    from geo import coverage, mapdata, store
+    from geo.coverage_inputs import load_scene
+
+    con = store.connect(server["db"])
+    w, s, e, n = mapdata.data_bounds(con)
+    # the micro station that is first to arrive in the most cells
+    cells = coverage.compute_coverage(load_scene(con)).cells
+    first = cells.loc[cells["res"] == cells["res"].min(), "first_micro_station"].dropna().astype(str)
+    name, lon, lat = con.execute("SELECT name, lon, lat FROM micro_station WHERE id = ?",
+                                 [first[first != ""].value_counts().index[0]]).fetchone()
+    con.close()
+    page.goto(server["url"] + "/plan")
+    fig = "#plan-fig-area_share_micro_station"
+    page.wait_for_selector("#plan-figures [data-edits='0']", timeout=20000)
+    page.wait_for_function("() => ['plan-iso', 'pts-micro_station'].every(k => window.__omDraw && "
+                           "window.__omDraw[k] && window.__omDraw[k].paint !== undefined)", timeout=20000)
+    base = float(page.inner_text(fig).rstrip("%"))
+    box = page.locator("#plan-map").bounding_box()
+    x, y = _pixel(lon, lat, ((s + n) / 2, (w + e) / 2), fit_zoom((w, s, e, n), 1500, 1030), box)
+    page.mouse.move(x - 30, y - 30)
+    page.mouse.click(x, y)
+    page.wait_for_function("(t) => document.querySelector('#plan-selected').textContent.includes(t)", arg=name,
+                           timeout=10000)
+    page.click("#plan-remove")
+    page.wait_for_selector("#plan-figures [data-edits='1']", timeout=15000)
+    assert float(page.inner_text(fig).rstrip("%")) < base
+    assert page.errors == []
+
+
 def test_wall_dispatch_picture_for_the_newest_incident(server, page):
     """The wall opens with the newest incident's dispatch picture (responders ranked by ETA);
     an incident inserted into the database takes over the picture within one refresh."""
