@@ -38,8 +38,10 @@ window.onemapDrawn = function (h) {
  * tooltip and the grid's shows where nothing else is. Clicks stay Leaflet's (the receiving canvas
  * only), and areas with no click action (style option `omClick: false`: hexagons, outlines,
  * zones) are not click targets, so a click there is the map's ("add a station here" on /plan).
- * One canvas shared by all panes was tried first: some /plan map clicks then never reached Dash
- * (cause not found), so each pane keeps its canvas. */
+ * Each pane keeps its own canvas: on one shared canvas a layer that changes (a filter, the
+ * wall's refresh) redraws every other layer with it (measured: filter changes ~25 ms slower).
+ * Circle markers take their GeoJSON's pane (pointToLayer): made there without it they fell in
+ * Leaflet's overlay pane, under the zones' canvas, and could not be clicked. */
 (function installRankedCanvas() {
     if (!window.L || !L.Canvas || !L.Map) {
         document.addEventListener("DOMContentLoaded", installRankedCanvas, {once: true});
@@ -53,22 +55,6 @@ window.onemapDrawn = function (h) {
      * each frame the layers change (measured: the map's first paint ~50-80 ms sooner on /plan).
      * A drag shows the edge blank until it ends, when Leaflet redraws. */
     C.options.padding = 0;
-    /* Panes marked `om-shared-canvas` (SHARED_CANVAS_PANES in dashboard/components/mapview.py)
-     * draw on one canvas, in the topmost of them; the ranks below keep their order (pane
-     * z-index, then omRank). Points keep a canvas of their own. */
-    const paneRenderer = L.Map.prototype._getPaneRenderer;
-    L.Map.prototype._getPaneRenderer = function (name) {
-        const el = name ? this.getPane(name) : null;
-        if (el && el.classList && el.classList.contains("om-shared-canvas")) {
-            let top = name, topZ = -Infinity;
-            Object.keys(this._panes).forEach(function (k) {
-                const p = this._panes[k], z = parseFloat(p.style.zIndex);
-                if (p.classList.contains("om-shared-canvas") && z >= topZ) { top = k; topZ = z; }
-            }, this);
-            return paneRenderer.call(this, top);
-        }
-        return paneRenderer.call(this, name);
-    };
     const rankOf = function (renderer, layer) {
         const o = layer.options || {};
         if (typeof o.omRank === "number") { return o.omRank; }

@@ -30,17 +30,13 @@ from layers.registry import LAYERS
 
 NS = Namespace("onemap", "map")
 # Leaflet panes (name, z-index): roads under hexagons under outlines under overlays under points.
-# Roads, hexagons, outlines and overlays share one canvas (SHARED_CANVAS_PANES: drawn in pane
-# order, in the topmost of them); points have their own. The topmost canvas receives every mouse
-# event and hit-tests the features of both (assets/onemap_map.js), so hover reaches hexagons,
-# grids and boundaries too. Two canvases instead of five: each is rasterised in software and
-# copied whenever the layers change.
+# Each pane has its own canvas (a layer that changes redraws only its own); the topmost, the
+# points', receives every mouse event and hit-tests the features of all of them
+# (assets/onemap_map.js), so hover reaches hexagons, grids and boundaries too.
 PANES: dict[str, tuple[str, int]] = {
     "roads": ("om-roads", 310), "hex": ("om-hex", 350), "polygons": ("om-polygons", 380),
     "overlay": ("om-overlay", 400), "points": ("om-points", 450),
 }
-SHARED_CANVAS_PANES: frozenset[str] = frozenset({"roads", "hex", "polygons", "overlay"})
-SHARED_CANVAS_CLASS = "om-shared-canvas"  # read by assets/onemap_map.js
 DEFAULT_BOUNDS: BBox = (121.0, 30.9, 121.4, 31.2)
 
 
@@ -401,8 +397,7 @@ def map_panel(
         id=map_id(page),
         center=center,
         zoom=zoom,
-        children=[*[dl.Pane(name=name, style={"zIndex": z}, **({"className": SHARED_CANVAS_CLASS} if key in SHARED_CANVAS_PANES else {}))
-                    for key, (name, z) in PANES.items()],
+        children=[*[dl.Pane(name=name, style={"zIndex": z}) for name, z in PANES.values()],
                   *base, roads_layer(page, dark, urls[roads_id(page)]), dl.LayersControl(overlays_control, position="topright", id=f"{page}-layers",
                                                                overlays=[LAYERS[n].label(lang) for n in shown if n in LAYERS]),
                   *overlays, dl.ScaleControl(position="bottomleft", imperial=False)],
