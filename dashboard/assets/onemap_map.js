@@ -194,7 +194,7 @@ window.onemap = Object.assign({}, window.onemap, {
             window.onemapDrawn(context.hideout || {});
             const h = context.hideout || {};
             const fill = window.onemap.map.pointColor(feature.properties || {}, h);
-            /* in the GeoJSON's pane (the points pane, above the shared canvas): a marker made
+            /* in the GeoJSON's pane (the points pane, above the zones' canvas): a marker made
              * here does not inherit it, and in Leaflet's overlay pane it would sit under zones */
             return L.circleMarker(latlng, {
                 radius: h.radius || 6, color: h.stroke || "#ffffff", weight: h.strokeWeight || 1.5,

@@ -1,7 +1,7 @@
 """Panels a page renders after its map has painted: the map first, the controls around it next.
 
-A page's side panel and the map's legend are built with the layout as usual, but travel in a
-``dcc.Store`` and are put into their (empty, already laid-out) box by a clientside callback
+Side panels with heavy controls and the map's legend are built with the layout as usual, but
+travel in a ``dcc.Store`` and are put into their (empty, already laid-out) box by a clientside callback
 once the map's opening layers have painted (``mapview.painted_id``, ``afterMapPaint``). Dash
 then mounts them like any other callback output: their own callbacks fire as they appear.
 The browser builds the map before those components (about a hundred Dash components, dropdowns
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dash import ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
+
 
 def tree_id(box_id: str) -> str:
     """Id of the store holding the deferred contents of the box ``box_id``."""
