@@ -3,6 +3,14 @@
 from layers.base import ID, LOCATION, REMARK, Field, LayerSpec, Style
 
 STATUSES = ("发现", "立案", "派遣", "处置", "核查", "结案")
+# The hazard vocabulary: every module that asks "closed?", "listed?", "major?" uses these names.
+CLOSED_STATUS = STATUSES[-1]  # 结案: the last step of the closed loop
+OPEN_STATUSES = STATUSES[:-1]  # a status before 结案 (a hazard is open as of T unless closed by T: geo.governance)
+SEVERITIES = ("一般", "重大")
+GENERAL_SEVERITY, MAJOR_SEVERITY = SEVERITIES
+SUPERVISION_LEVELS = ("无", "街镇挂牌", "区级挂牌")
+LISTED_LEVELS = ("区级挂牌", "街镇挂牌")  # listed for supervision (挂牌督办), district level first
+HANDLED_IN_GRID = "网格"  # 一般隐患不出网格: a general hazard closed at grid level
 CATEGORIES = (
     "电动自行车违规停放充电", "堵塞占用生命通道", "违规住人", "易燃可燃物堆放", "违规使用液化气",
     "消防设施损坏", "消防设施遮挡", "违规动火作业", "电气线路私拉乱接", "安全出口锁闭", "其他",
@@ -17,14 +25,14 @@ SPEC = LayerSpec(
         ID,
         Field("category", "str", "隐患类别", "Category", required=True, choices=CATEGORIES,
               aliases=("category", "type", "类别", "隐患类型", "问题类型")),
-        Field("severity", "str", "隐患等级", "Severity", required=True, choices=("一般", "重大"),
+        Field("severity", "str", "隐患等级", "Severity", required=True, choices=SEVERITIES,
               aliases=("severity", "level", "等级", "隐患级别")),
         Field("status", "str", "状态", "Status", required=True, choices=STATUSES,
               aliases=("status", "state", "处置状态", "办理状态", "流程状态")),
         Field("source", "str", "来源", "Source",
               choices=("网格巡查", "委员会巡查", "城运巡查", "12345热线", "物联感知", "其他"),
               aliases=("source", "发现来源", "渠道", "问题来源")),
-        Field("supervision", "str", "挂牌督办", "Listed for supervision", choices=("无", "街镇挂牌", "区级挂牌"),
+        Field("supervision", "str", "挂牌督办", "Listed for supervision", choices=SUPERVISION_LEVELS,
               aliases=("supervision", "督办", "督办级别", "挂牌")),
         Field("handled_by", "str", "处置层级", "Handled at", choices=("网格", "社区", "街镇", "区"),
               aliases=("handled_by", "处置主体", "承办层级")),
@@ -43,7 +51,7 @@ SPEC = LayerSpec(
         REMARK,
     ),
     style=Style(color="#E69F00", radius=4.0, color_by="severity",
-                colors={"一般": "#E69F00", "重大": "#D55E00"}),
+                colors={GENERAL_SEVERITY: "#E69F00", MAJOR_SEVERITY: "#D55E00"}),
     description_zh="发现→立案→派遣→处置→核查→结案；一般隐患不出网格",
     description_en="Discovered → filed → dispatched → handling → verified → closed",
     time_order=("discovered_at", "filed_at", "dispatched_at", "handled_at", "verified_at", "closed_at"),
