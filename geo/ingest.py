@@ -637,9 +637,11 @@ def assign_grids(
     found = hit >= 0
     full = np.full(n, -1, dtype=np.int64)
     full[idx] = hit
+    where = pa.array(full, mask=full < 0)  # no grid → null
     for f in wanted:
-        src = np.append(grids[GRID_SOURCE[f]].to_numpy(dtype=object), None)  # index -1 → None
-        from_grid = pa.array(src[full], type=pa.string())
+        # Through Arrow, not numpy objects: an empty cell of the grid register is a null
+        # (pandas gives NaN, a float, for it), and the point simply gets no value.
+        from_grid = as_text(pa.array(grids[GRID_SOURCE[f]], from_pandas=True)).take(where)
         filled = pc.coalesce(present_cols[f], from_grid)  # the file's own values are kept
         if f in rows.column_names:
             rows = rows.set_column(rows.column_names.index(f), f, filled)
