@@ -530,3 +530,68 @@ def load_graph(con: Any, settings: Settings | None = None) -> RoadGraph | None:
     nodes = con.execute("SELECT node_id, lon, lat FROM road_nodes").df()
     edges = con.execute("SELECT u, v, length_m, speed_kmh FROM road_edges").df()
     return graph_from_tables(nodes, edges, settings)
+
+
+# --------------------------------------------------------------------------- positions on edges
+
+
+@dataclass(frozen=True)
+class EdgePositions:
+    """Points placed on the undirected road edges (not on nodes).
+
+    Point ``i`` lies on the edge ``u[i]``–``v[i]`` (graph node indices, ``u < v``) of
+    ``length_m[i]`` road metres, ``offset_m[i]`` metres from ``u``; ``distance_m`` is its
+    straight-line distance to that edge. ``ok`` is False (and ``u = v = -1``) where the
+    nearest edge is farther than the snap distance.
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    offset_m: np.ndarray
+    length_m: np.ndarray
+    distance_m: np.ndarray
+    ok: np.ndarray
+
+
+def undirected_edges(graph: RoadGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(u, v, metres)`` of each undirected edge once (``u < v``), from ``walk_metres``."""
+    coo = sp.triu(graph.walk_metres, k=1, format="coo")
+    return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float64)
+
+
+def locate_on_edges(
+    graph: RoadGraph, x: np.ndarray, y: np.ndarray, max_distance_m: float
+) -> EdgePositions:
+    """Project points (metres in ``graph.crs``) onto their nearest road edge.
+
+    Each edge is the straight segment between its two nodes (roads are imported split at
+    every vertex); the offset along it is the projected fraction times the edge's road
+    length. Vectorised: shapely 2 ``STRtree.query_nearest`` and ``line_locate_point``.
+    """
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    u, v, metres = undirected_edges(graph)
+    n = len(x)
+    out_u, out_v = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    offset, length, dist = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf)
+    valid = np.isfinite(x) & np.isfinite(y)
+    if len(u) and valid.any():
+        if "edge_tree" not in graph._cache:
+            ends_u = np.column_stack([graph.x[u], graph.y[u]])
+            ends_v = np.column_stack([graph.x[v], graph.y[v]])
+            segments = shapely.linestrings(np.stack([ends_u, ends_v], axis=1))
+            graph._cache["edge_tree"] = (shapely.STRtree(segments), segments)
+        tree, segments = graph._cache["edge_tree"]
+        rows = np.nonzero(valid)[0]
+        points = shapely.points(x[rows], y[rows])
+        (which, edge), d = tree.query_nearest(
+            points, max_distance=max_distance_m, return_distance=True, all_matches=False
+        )
+        at = rows[which]
+        frac = np.nan_to_num(
+            shapely.line_locate_point(segments[edge], points[which], normalized=True), nan=0.0
+        )
+        out_u[at], out_v[at] = u[edge], v[edge]
+        offset[at], length[at], dist[at] = np.clip(frac, 0.0, 1.0) * metres[edge], metres[edge], d
+    ok = out_u >= 0
+    return EdgePositions(out_u, out_v, offset, length, dist, ok)

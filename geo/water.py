@@ -8,6 +8,7 @@ do not.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,13 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from geo.coverage_inputs import Scene
+from geo.network import (
+    MIN_EDGE_SECONDS,
+    EdgePositions,
+    RoadGraph,
+    locate_on_edges,
+    undirected_edges,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,14 +99,76 @@ def _graph_voronoi(walk: sp.csr_array, site_nodes: np.ndarray) -> tuple[np.ndarr
     return dist, np.where(src >= 0, owner[np.maximum(src, 0)], -1)
 
 
+def _split_at_points(
+    graph: RoadGraph, at: EdgePositions
+) -> tuple[sp.csr_array, np.ndarray]:
+    """Undirected walking graph with each located point inserted as a node on its edge.
+
+    An edge ``u``–``v`` holding points at offsets o1 ≤ o2 ≤ … becomes the chain
+    u–p1–p2–…–v with lengths o1, o2 − o1, …, L − ok, so the road distance between two
+    points on one edge is their offset difference and any other is offset + shortest
+    node-to-node path + offset. Returns the graph and the node index of every point.
+    """
+    u, v, metres = undirected_edges(graph)
+    n, m = graph.n_nodes, len(at.u)
+    order = np.lexsort((at.offset_m, at.v, at.u))
+    eu, ev, off, length = at.u[order], at.v[order], at.offset_m[order], at.length_m[order]
+    new_node = n + np.arange(m)
+    first = np.ones(m, dtype=bool)
+    first[1:] = (eu[1:] != eu[:-1]) | (ev[1:] != ev[:-1])
+    last = np.ones(m, dtype=bool)
+    last[:-1] = first[1:]
+    prev_node = np.where(first, eu, np.r_[-1, new_node[:-1]])
+    prev_off = np.where(first, 0.0, np.r_[0.0, off[:-1]])
+    a = np.r_[prev_node, new_node[last]]
+    b = np.r_[new_node, ev[last]]
+    w = np.r_[off - prev_off, length[last] - off[last]]
+    split = np.isin(u * n + v, eu * n + ev)
+    a, b, w = np.r_[u[~split], a], np.r_[v[~split], b], np.r_[metres[~split], w]
+    w = np.maximum(w, MIN_EDGE_SECONDS)  # csgraph ignores zero-length links
+    size = n + m
+    walk = sp.csr_array((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(size, size))
+    node_of = np.empty(m, dtype=np.int64)
+    node_of[order] = new_node
+    return walk, node_of
+
+
+def _network_spacing(scene: Scene, working: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Neighbouring hydrant pairs (rows of the returned ids) and their road gaps."""
+    graph = scene.graph
+    assert graph is not None
+    at = locate_on_edges(
+        graph,
+        working["x"].to_numpy(np.float64),
+        working["y"].to_numpy(np.float64),
+        scene.settings.snap_distance_m,
+    )
+    ids = working["id"].to_numpy(dtype=object)[at.ok]
+    on = EdgePositions(*(arr[at.ok] for arr in dataclasses.astuple(at)))
+    if len(ids) < 2:
+        return pd.DataFrame({"a": [], "b": [], "spacing_m": []}), ids
+    walk, site_nodes = _split_at_points(graph, on)
+    dist, owner = _graph_voronoi(walk, site_nodes)
+    coo = sp.triu(walk, format="coo")
+    u, v, w = coo.row, coo.col, coo.data
+    ou, ov = owner[u], owner[v]
+    cross = (ou >= 0) & (ov >= 0) & (ou != ov)
+    length = dist[u[cross]] + w[cross] + dist[v[cross]]
+    lo, hi = np.minimum(ou[cross], ov[cross]), np.maximum(ou[cross], ov[cross])
+    frame = pd.DataFrame({"a": lo, "b": hi, "spacing_m": length})
+    return frame.groupby(["a", "b"], as_index=False)["spacing_m"].min(), ids
+
+
 def hydrant_spacing(scene: Scene) -> pd.DataFrame:
     """Neighbouring working hydrants and their spacing along roads; ``over_limit`` beyond 120 m.
 
-    Network mode: hydrants split the (undirected) road network into graph-Voronoi regions
-    (each node goes to its nearest hydrant along roads); two hydrants are neighbours when
-    a road edge joins their regions, and their spacing is the shortest road path between
-    them through such an edge (Mehlhorn 1988). Measured between the road nodes the
-    hydrants snap to. Radius mode: the nearest other hydrant in a straight line.
+    Network mode: each hydrant is placed on its nearest road edge (within
+    ``snap_distance_m``) at its offset along that edge, not moved to a node; the edge is
+    split there. Hydrants then divide the (undirected) roads into graph-Voronoi regions
+    (each point of road goes to its nearest hydrant along roads); two hydrants are
+    neighbours when a road joins their regions, and their spacing is the shortest road path
+    between them through such a road (Mehlhorn 1988): on one street, the gaps between
+    consecutive hydrants. Radius mode: the nearest other hydrant in a straight line.
     Columns: a_id, b_id, spacing_m, over_limit, mode.
     """
     limit = scene.settings.hydrant_max_spacing_m
@@ -116,25 +186,13 @@ def hydrant_spacing(scene: Scene) -> pd.DataFrame:
         frame = pd.DataFrame({"a": lo, "b": hi, "spacing_m": d[:, 1]}).drop_duplicates(["a", "b"])
         mode = "radius"
     else:
-        on = working[working["node"] >= 0].reset_index(drop=True)
-        ids = on["id"].to_numpy(dtype=object)
-        nodes = on["node"].to_numpy(np.int64)
-        site_nodes, first = np.unique(nodes, return_index=True)
-        dist, owner = _graph_voronoi(scene.graph.walk_metres, site_nodes)
-        coo = sp.triu(scene.graph.walk_metres, format="coo")
-        u, v, w = coo.row, coo.col, coo.data
-        ou, ov = owner[u], owner[v]
-        cross = (ou >= 0) & (ov >= 0) & (ou != ov)
-        length = dist[u[cross]] + w[cross] + dist[v[cross]]
-        lo, hi = np.minimum(ou[cross], ov[cross]), np.maximum(ou[cross], ov[cross])
-        frame = pd.DataFrame({"a": first[lo], "b": first[hi], "spacing_m": length})
-        frame = frame.groupby(["a", "b"], as_index=False)["spacing_m"].min()
+        frame, ids = _network_spacing(scene, working)
         mode = "network"
     out = pd.DataFrame(
         {
-            "a_id": ids[frame["a"].to_numpy()],
-            "b_id": ids[frame["b"].to_numpy()],
-            "spacing_m": frame["spacing_m"].to_numpy().round(2),
+            "a_id": ids[frame["a"].to_numpy(np.int64)],
+            "b_id": ids[frame["b"].to_numpy(np.int64)],
+            "spacing_m": frame["spacing_m"].to_numpy(np.float64).round(2),
         }
     )
     out["over_limit"] = out["spacing_m"] > limit

@@ -9,6 +9,7 @@ from test_coverage_cases import SETTINGS, line_graph, lonlat
 
 from geo import water
 from geo.coverage_inputs import make_scene
+from geo.network import graph_from_tables
 
 NOBODY = pd.DataFrame(
     {"id": ["M"], "layer": ["micro_station"], "lon": [lonlat(0)[0]], "lat": [lonlat(0)[1]]}
@@ -96,3 +97,56 @@ def test_nearest_water_skips_damaged_source_and_gives_capacity() -> None:
     row = out.iloc[0]
     assert row["source_id"] == "w1" and row["capacity_m3"] == 600.0 and row["kind"] == "消防水池"
     assert row["road_m"] == pytest.approx(500.0, abs=1.0)
+
+
+def street_graph():
+    """A straight 1 km street (nodes at 0, 200 and 1000 m east) and a 100 m side street north at 200 m."""
+    xy = np.array([[0.0, 0.0], [200.0, 0.0], [1000.0, 0.0], [200.0, 100.0]])
+    lon, lat = lonlat(xy[:, 0], xy[:, 1])
+    nodes = pd.DataFrame({"node_id": np.arange(4, dtype=np.int64), "lon": lon, "lat": lat})
+    u, v, m = np.array([0, 1, 1]), np.array([1, 2, 3]), np.array([200.0, 800.0, 100.0])
+    edges = pd.DataFrame(
+        {"u": np.r_[u, v], "v": np.r_[v, u], "length_m": np.r_[m, m], "speed_kmh": 36.0}
+    )
+    return graph_from_tables(nodes, edges, SETTINGS)
+
+
+def spacing_pairs(spacing: pd.DataFrame) -> dict[tuple[str, str], float]:
+    return {
+        tuple(sorted((a, b))): m
+        for a, b, m in spacing[["a_id", "b_id", "spacing_m"]].itertuples(index=False)
+    }
+
+
+def test_spacing_measures_positions_on_edges_not_nodes() -> None:
+    # hydrants at 0, 100, 250 and 300 m along the street (250 and 300 share the node-less
+    # 200-1000 m edge), one 80 m up the side street, one 500 m off any road
+    east = np.array([0.0, 100.0, 250.0, 300.0, 200.0, 600.0])
+    north = np.array([0.0, 0.0, 0.0, 0.0, 80.0, 500.0])
+    lon, lat = lonlat(east, north)
+    ids = ["h0", "h100", "h250", "h300", "side", "far"]
+    hyd = pd.DataFrame({"id": ids, "name": ids, "status": "正常", "lon": lon, "lat": lat})
+    scene = make_scene(NOBODY, street_graph(), hydrants=hyd, settings=SETTINGS)
+    spacing = water.hydrant_spacing(scene)
+    pairs = spacing_pairs(spacing)
+    assert set(pairs) == {("h0", "h100"), ("h100", "h250"), ("h250", "h300"), ("h250", "side")}
+    assert pairs[("h0", "h100")] == pytest.approx(100.0, abs=0.5)
+    assert pairs[("h100", "h250")] == pytest.approx(150.0, abs=0.5)
+    assert pairs[("h250", "h300")] == pytest.approx(50.0, abs=0.5)
+    assert pairs[("h250", "side")] == pytest.approx(130.0, abs=0.5)  # 50 m along, 80 m up
+    over = spacing[spacing["over_limit"]]
+    assert set(spacing_pairs(over)) == {("h100", "h250"), ("h250", "side")}
+
+
+def test_spacing_of_many_hydrants_on_one_street_equals_their_sorted_gaps() -> None:
+    # 60 hydrants at random places along a 2 km street with a node every 250 m: the spacing
+    # pairs are the neighbours in order along the street and their gaps (no two collapse)
+    rng = np.random.default_rng(11)
+    east = np.sort(rng.uniform(0.0, 2000.0, 60))
+    hyd = points("h", list(east), ["正常"] * 60)
+    scene = make_scene(NOBODY, line_graph(9, step_m=250.0), hydrants=hyd, settings=SETTINGS)
+    pairs = spacing_pairs(water.hydrant_spacing(scene))
+    expected = {(f"h{i}", f"h{i + 1}"): g for i, g in enumerate(np.diff(east))}
+    assert {tuple(sorted(k)) for k in expected} == set(pairs)
+    for (a, b), gap in expected.items():
+        assert pairs[tuple(sorted((a, b)))] == pytest.approx(gap, abs=0.5)
