@@ -1,8 +1,13 @@
 """Governance figures: the hazard closed loop, inspection compliance, town scorecard, wall KPIs.
 
 All in DuckDB SQL over the ``hazard``, ``key_place`` and ``incident`` tables. ``as_of`` is
-the moment the figures are taken at: a hazard is *closed as of T* when ``closed_at ≤ T``
-(or, without a closed_at, when its status is 结案); hazards discovered after T are left out.
+the moment the figures are taken at (``figures_as_of``: the given moment, else the end of the
+filter's period, else now, never later than now): a hazard is *closed as of T* when
+``closed_at ≤ T`` (or, without a closed_at, when its status is the spec's ``CLOSED_STATUS``);
+hazards discovered after T are left out. The words closed, open, major, listed and in-grid
+come from the hazard layer spec (``layers.hazard``). Pages, the wall, the report and the CLI
+call these functions and only format what they return: ``default_period`` is the period the
+review page and the report open with, ``listed_hazards`` the supervised list.
 Definitions of every figure are in the README ("Hotspots and governance figures") and in each docstring.
 """
 
@@ -23,6 +28,7 @@ import pyarrow.compute as pc
 from geo.aggregate import Filter, SnapshotCache, TimeLike, snapshot_key, to_records, to_timestamp
 from geo.errors import ConfigError, ValidationError
 from geo.settings import Settings
+from layers import hazard as hazard_vocabulary
 from layers.registry import get_spec
 
 _HAZARD = get_spec("hazard")
@@ -37,18 +43,85 @@ def _choice(layer_field: str, value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-CLOSED = _choice("status", "结案")
-MAJOR = _choice("severity", "重大")
-GENERAL = _choice("severity", "一般")
-LISTED_TOWN = _choice("supervision", "街镇挂牌")
-LISTED_DISTRICT = _choice("supervision", "区级挂牌")
-IN_GRID = _choice("handled_by", "网格")
+CLOSED = _choice("status", hazard_vocabulary.CLOSED_STATUS)
+MAJOR = _choice("severity", hazard_vocabulary.MAJOR_SEVERITY)
+GENERAL = _choice("severity", hazard_vocabulary.GENERAL_SEVERITY)
+LISTED_DISTRICT, LISTED_TOWN = (_choice("supervision", v) for v in hazard_vocabulary.LISTED_LEVELS)
+LISTED = ", ".join(_choice("supervision", v) for v in hazard_vocabulary.LISTED_LEVELS)
+IN_GRID = _choice("handled_by", hazard_vocabulary.HANDLED_IN_GRID)
 
 GROUPS = ("town", "community", "grid_id", "month", "category", "severity", "source", "supervision")
 PLACE_GROUPS = ("town", "community", "grid_id", "category")
 
-def _as_of(as_of: TimeLike) -> datetime:
-    return to_timestamp(as_of, "as_of") or datetime.now()
+def closed_sql(as_of: str = "?") -> str:
+    """SQL: the hazard is closed as of the parameter ``as_of`` (closed_at ≤ it; without a
+    closed_at, its status is the spec's closed status). The one definition of closed/open."""
+    return f"coalesce(closed_at <= {as_of}, status = {CLOSED})"
+
+
+def open_mask(status: pd.Series, closed_at: pd.Series | None, as_of: datetime) -> np.ndarray:
+    """Per hazard of a frame: open as of ``as_of`` (``closed_sql``'s rule in pandas)."""
+    by_status = status.to_numpy(dtype=object) == hazard_vocabulary.CLOSED_STATUS
+    if closed_at is None:
+        return ~by_status
+    times = pd.to_datetime(closed_at)
+    closed = np.where(times.isna().to_numpy(), by_status, (times <= pd.Timestamp(as_of)).to_numpy())
+    return ~closed.astype(bool)
+
+
+def figures_as_of(as_of: TimeLike = None, flt: Filter | None = None, now: datetime | None = None) -> datetime:
+    """The one "as of" rule of every governance figure (pages, wall, report, CLI).
+
+    The given moment when there is one; else the end of the filter's period (exclusive: the
+    figures of a period are taken as it ends); else now. A period that ends in the future is
+    taken now (figures cannot be taken later than now).
+    """
+    given = to_timestamp(as_of, "as_of")
+    if given is not None:
+        return given
+    now = now or datetime.now()
+    end = flt.end if flt is not None else None
+    return min(end, now) if end is not None else now
+
+
+def _as_of(as_of: TimeLike, flt: Filter | None = None) -> datetime:
+    return figures_as_of(as_of, flt)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A period of discovery times: ``start`` inclusive, ``end`` exclusive (both midnights)."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def last_day(self) -> date:
+        """The last day in the period (what a date picker shows as its end)."""
+        return (self.end - timedelta(days=1)).date()
+
+    def label(self) -> str:
+        """``YYYY-MM-DD – YYYY-MM-DD`` (first and last day)."""
+        return f"{self.start:%Y-%m-%d} – {self.last_day:%Y-%m-%d}"
+
+
+def default_period(con: duckdb.DuckDBPyConnection, settings: Settings | None = None) -> Period:
+    """The period the review page and the report open with: ``review_default_days`` days up to
+    and including the day of the newest hazard (today when there is none)."""
+    settings = settings or Settings()
+    days = int(settings.review_default_days)
+    if days < 1:
+        raise ConfigError(f"review_default_days must be at least 1 day, got {days}")
+    newest = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
+    last = pd.Timestamp(newest if newest is not None else datetime.now()).normalize()
+    end = (last + pd.Timedelta(days=1)).to_pydatetime()
+    return Period(start=end - timedelta(days=days), end=end)
+
+
+def scorecard_year(as_of: datetime) -> int:
+    """The assessment year of figures taken at ``as_of``: the year of the moment just before it
+    (figures as of 1 January 00:00 close the year before)."""
+    return (as_of - timedelta(microseconds=1)).year
 
 
 def _group_exprs(by: Sequence[str], allowed: Sequence[str], time_col: str = "discovered_at") -> list[str]:
@@ -77,7 +150,7 @@ def _hazard_cte(flt: Filter, as_of: datetime, settings: Settings) -> tuple[str, 
     where, wparams = flt.sql("hazard")
     due, dparams = _deadline_case(settings)
     sql = f"""h AS (
-        SELECT *, coalesce(closed_at <= ?, status = {CLOSED}) AS is_closed,
+        SELECT *, {closed_sql()} AS is_closed,
                CASE WHEN closed_at <= ? THEN date_diff('second', discovered_at, closed_at) / 86400.0 END AS days_to_close,
                {due} AS due
         FROM hazard WHERE discovered_at <= ? AND {where}
@@ -216,7 +289,7 @@ def closed_loop(
     """
     settings = settings or Settings()
     flt = flt or Filter()
-    t = _as_of(as_of)
+    t = _as_of(as_of, flt)
     hcte, hparams = _hazard_cte(flt, t, settings)
     rcte, rparams = _recurrence_cte(flt, t, settings, [b for b in by if b != "month"], _gap_table(con))
     exprs = _group_exprs(by, GROUPS)
@@ -235,7 +308,7 @@ def closed_loop(
             count_if(NOT is_closed AND severity = {MAJOR}) AS open_major,
             count_if(supervision = {LISTED_TOWN}) AS listed_town,
             count_if(supervision = {LISTED_DISTRICT}) AS listed_district,
-            count_if(supervision IN ({LISTED_TOWN}, {LISTED_DISTRICT}) AND NOT is_closed) AS listed_open,
+            count_if(supervision IN ({LISTED}) AND NOT is_closed) AS listed_open,
             count_if(is_closed AND closed_at IS NOT NULL AND CAST(closed_at AS DATE) <= due) AS closed_on_time,
             count_if(is_closed AND severity = {GENERAL}) AS general_closed,
             count_if(is_closed AND severity = {GENERAL} AND handled_by = {IN_GRID}) AS general_closed_in_grid
@@ -284,7 +357,7 @@ def monthly_flow(
     they were closed (closed_at ≤ as_of); the filter's time window applies to each date.
     """
     flt = flt or Filter()
-    t = _as_of(as_of)
+    t = _as_of(as_of, flt)
     exprs = [e for e in _group_exprs(by, [g for g in GROUPS if g != "month"])]
     where, params = flt.sql("hazard", time=False)
     cols = "".join(f", {e}" for e in exprs)
@@ -317,7 +390,7 @@ def recurring_places(
     """
     settings = settings or Settings()
     flt = flt or Filter()
-    rcte, params = _recurrence_cte(flt, _as_of(as_of), settings, ["town", "community", "grid_id"], _gap_table(con))
+    rcte, params = _recurrence_cte(flt, _as_of(as_of, flt), settings, ["town", "community", "grid_id"], _gap_table(con))
     sql = f"""WITH {rcte}
     SELECT place_id, any_value(town) AS town, any_value(community) AS community, any_value(grid_id) AS grid_id,
            count(*) AS hazards, count(*) FILTER (WHERE recurs) AS recurrences,
@@ -342,7 +415,7 @@ def overdue_hazards(
     """
     settings = settings or Settings()
     flt = flt or Filter()
-    t = _as_of(as_of)
+    t = _as_of(as_of, flt)
     cte, params = _hazard_cte(flt, t, settings)
     sql = f"""WITH {cte}
     SELECT id, category, severity, status, supervision, town, community, grid_id, discovered_at,
@@ -351,6 +424,44 @@ def overdue_hazards(
     ORDER BY days_overdue DESC, id LIMIT ?
     """
     return con.execute(sql, [*params, t, t, int(limit)]).df()
+
+
+def listed_hazards(
+    con: duckdb.DuckDBPyConnection,
+    flt: Filter | None = None,
+    as_of: TimeLike = None,
+    settings: Settings | None = None,
+    limit: int | None = 100,
+) -> pd.DataFrame:
+    """Hazards listed for supervision (挂牌督办, the spec's ``LISTED_LEVELS``) passing ``flt``
+    and still open as of ``as_of`` (``closed_loop``'s ``listed_open`` counts the same rows).
+
+    District-level listings first, then by discovery time; ``limit`` rows (None: all).
+
+    Returns ``id, category, severity, status, supervision, town, community, grid_id,
+    discovered_at, deadline, lon, lat`` (deadline = own or default by severity).
+    """
+    settings = settings or Settings()
+    flt = flt or Filter()
+    t = _as_of(as_of, flt)
+    cte, params = _hazard_cte(flt, t, settings)
+    rows = "" if limit is None else f" LIMIT {max(int(limit), 0)}"
+    sql = f"""WITH {cte}
+    SELECT id, category, severity, status, supervision, town, community, grid_id, discovered_at,
+           due AS deadline, lon, lat
+    FROM h WHERE NOT is_closed AND supervision IN ({LISTED})
+    ORDER BY supervision = {LISTED_DISTRICT} DESC, discovered_at, id{rows}
+    """
+    return con.execute(sql, params).df()
+
+
+def discovered_count(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, as_of: TimeLike = None) -> int:
+    """Hazards passing ``flt`` discovered by ``as_of`` (``closed_loop``'s ``discovered``, without the rest)."""
+    flt = flt or Filter()
+    t = _as_of(as_of, flt)
+    where, params = flt.sql("hazard")
+    return int(con.execute(f"SELECT count(*) FROM hazard WHERE discovered_at <= ? AND {where}", [t, *params])
+               .fetchone()[0])
 
 
 # --------------------------------------------------------------------------- inspections
@@ -652,10 +763,10 @@ def wall_kpis(
     row = con.execute(
         f"""SELECT count(*) FILTER (WHERE NOT c), count(*) FILTER (WHERE NOT c AND severity = {MAJOR}),
                    count(*) FILTER (WHERE NOT c AND due < CAST(? AS DATE)),
-                   count(*) FILTER (WHERE NOT c AND supervision IN ({LISTED_TOWN}, {LISTED_DISTRICT})),
+                   count(*) FILTER (WHERE NOT c AND supervision IN ({LISTED})),
                    count(*) FILTER (WHERE discovered_at >= ?),
                    (SELECT count(*) FROM incident WHERE reported_at >= ? AND reported_at <= ? AND {iwhere})
-            FROM (SELECT severity, supervision, discovered_at, coalesce(closed_at <= ?, status = {CLOSED}) AS c,
+            FROM (SELECT severity, supervision, discovered_at, {closed_sql()} AS c,
                          {due} AS due FROM hazard WHERE discovered_at <= ? AND {hwhere})""",
         [t, day, day, t, *iparams, t, *dparams, t, *hparams],
     ).fetchone()
