@@ -31,6 +31,7 @@ from scipy.spatial import cKDTree
 from geo.coverage_inputs import Scene, layer_timing
 from geo.errors import NetworkError, ValidationError
 from geo.settings import Settings
+from geo.water import WaterBlindSpots
 
 AREA_RES = 10  # figures and first-due areas use the finer cells
 LEVELS = {"town": "town", "community": "community", "grid": "grid_id"}
@@ -306,10 +307,18 @@ def _summary_arrays(
     }
 
 
-def summary(result: CoverageResult) -> dict[str, Any]:
-    """District-wide figures: built-up area, key places and demand weight reached in time."""
+def summary(result: CoverageResult, town: str | None = None) -> dict[str, Any]:
+    """District-wide figures (or one town's): built-up area, key places and demand weight reached in time.
+
+    ``town`` restricts the cells and key places to that town (the report of one town); the
+    figures are otherwise the same (``area_share_<layer>``: share of built-up res-10 area
+    that layer reaches within its target, ``area_share``: any layer).
+    """
     cells = _area_cells(result)
     places = result.key_places
+    if town is not None:
+        cells = cells[cells["town"] == town]
+        places = places[places["town"] == town] if "town" in places else places.iloc[0:0]
     targets = {layer: result.targets_s[layer] for layer in result.layers}
     return _summary_arrays(
         result.mode,
@@ -322,6 +331,32 @@ def summary(result: CoverageResult) -> dict[str, Any]:
         {layer: places[f"eta_{layer}"].to_numpy(np.float64) for layer in targets},
         len(places),
     )
+
+
+def blind_spot_summary(blind: WaterBlindSpots, town: str | None = None) -> dict[str, Any]:
+    """The one hydrant blind-spot figure of the wall, the report and the CLI.
+
+    Over the built-up res-``AREA_RES`` cells (those of ``town`` when given), the same cells
+    as ``summary``'s area shares: ``area_km2``, ``blind_km2`` (cells whose centre is farther
+    than ``radius_m`` from every working hydrant), ``blind_share`` (None without built-up
+    area), ``blind_cells``; and ``places`` / ``blind_places`` for the key places.
+    """
+    cells = blind.cells[blind.cells["res"] == AREA_RES]
+    places = blind.key_places
+    if town is not None:
+        cells = cells[cells["town"] == town]
+        places = places[places["town"] == town] if "town" in places else places.iloc[0:0]
+    area = float(cells["area_km2"].sum())
+    blind_area = float(cells.loc[cells["blind"], "area_km2"].sum())
+    return {
+        "radius_m": float(blind.radius_m),
+        "area_km2": round(area, 4),
+        "blind_km2": round(blind_area, 4),
+        "blind_share": round(blind_area / area, 4) if area else None,
+        "blind_cells": int(cells["blind"].sum()),
+        "places": len(places),
+        "blind_places": int(places["blind"].sum()) if len(places) else 0,
+    }
 
 
 def figures(result: CoverageResult, level: str = "town") -> pd.DataFrame:

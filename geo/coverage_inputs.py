@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import h3ronpy
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from geo import h3index
+from geo import governance, h3index
 from geo.errors import NetworkError, ValidationError
 from geo.network import RoadGraph, load_graph, transformer
 from geo.settings import Settings
@@ -26,7 +27,6 @@ from geo.settings import Settings
 Mode = Literal["network", "radius"]
 RESPONDER_LAYERS: tuple[str, ...] = ("micro_station", "fire_station")
 CELL_RESOLUTIONS: tuple[int, ...] = (9, 10)
-OPEN_HAZARD_EXCLUDED = ("结案",)
 
 
 def layer_timing(layer: str, settings: Settings) -> tuple[float, float]:
@@ -263,7 +263,9 @@ def make_scene(
             )
             for res, arr in cells_.items():
                 frame[h3index.cell_column(res)] = arr
-    hz["open"] = ~hz["status"].isin(OPEN_HAZARD_EXCLUDED) if len(hz) else pd.Series(dtype=bool)
+    # open now, by the governance figures' rule (closed_at, else the spec's closed status)
+    hz["open"] = (governance.open_mask(hz["status"], hz["closed_at"] if "closed_at" in hz else None, datetime.now())
+                  if len(hz) else pd.Series(dtype=bool))
     hyd["working"] = (
         hyd["status"].isin(settings.hydrant_working_statuses) if len(hyd) else pd.Series(dtype=bool)
     )
@@ -414,13 +416,14 @@ def load_scene(
             "place_id",
             "supervision",
             "discovered_at",
+            "closed_at",
             "deadline",
             "description",
             "lon",
             "lat",
         ],
-        "status <> ?",
-        ["结案"],
+        f"NOT {governance.closed_sql()}",  # open now: the governance figures' rule
+        [datetime.now()],
     )
     hydrants = _read_points(
         con,
