@@ -3,7 +3,8 @@
 Design: one writer, many readers, by **snapshot swap**.
 A writer (``onemap ingest``, the demo generator) takes an exclusive lock file, copies the
 current database file to a private temporary file, writes there, checkpoints, detaches, and
-swaps it in with ``os.replace`` (atomic on POSIX). Readers (the dashboard, the CLI) attach
+swaps it in with ``os.replace`` (atomic on POSIX), then fsyncs the directory. Holding the
+lock, a writer first removes copies left by writers that were killed mid-write. Readers (the dashboard, the CLI) attach
 the file read-only (``ATTACH ... (READ_ONLY)``) into the process's in-memory DuckDB
 instance and attach it anew when the file's identity (inode, mtime, size) changes; an old
 snapshot stays readable (its inode lives while open) until its last cursor is gone, then
@@ -284,8 +285,8 @@ def writer(
     lock_path = db.with_name(db.name + ".lock")
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        tmp.unlink(missing_ok=True)
+        remove_leftover_copies(db)
+        tmp = db.with_name(f"{_temp_prefix(db)}{os.getpid()}-{threading.get_ident()}")
         copied = db.exists() and not fresh
         if copied:
             shutil.copyfile(db, tmp)
@@ -311,6 +312,7 @@ def writer(
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, db)
+            _fsync_directory(db.parent)  # the rename itself survives a power cut
         except BaseException:
             if con is not None:
                 with contextlib.suppress(Exception):
@@ -319,12 +321,43 @@ def writer(
                 with contextlib.suppress(Exception):
                     control.execute("USE memory")
                     control.execute(f"DETACH {alias}")
-            tmp.unlink(missing_ok=True)
+            for path in (tmp, tmp.with_name(tmp.name + ".wal")):
+                path.unlink(missing_ok=True)
             raise
         finally:
             with contextlib.suppress(Exception):
                 control.close()
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _temp_prefix(db: Path) -> str:
+    """Name prefix of the writers' temporary copies of ``db`` (``.<name>.tmp-<pid>-<thread>``)."""
+    return f".{db.name}.tmp-"
+
+
+def remove_leftover_copies(db: Path) -> list[Path]:
+    """Remove temporary copies (and their WAL) of ``db`` left by writers that died mid-write.
+
+    Call it only with the writer lock held: a live writer holds that lock from before its
+    copy exists until after it is renamed or removed, and the kernel releases the lock of
+    a killed process, so every copy found then belongs to a writer that is gone. Returns
+    the removed paths.
+    """
+    removed = []
+    for path in db.parent.glob(glob.escape(_temp_prefix(db)) + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flush a directory's entries (a rename is durable only once its directory is synced)."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def layer_columns(spec: LayerSpec) -> list[tuple[str, str]]:

@@ -338,3 +338,98 @@ def test_a_writer_cursor_kept_by_the_caller_does_not_block_the_next_write(tmp_db
         store.write_layer(con, "hydrant", _points(range(10, 20), 121.1, 7))
     assert store.connect(tmp_db).execute("SELECT count(*) FROM hydrant").fetchone()[0] == 20
     assert kept is not None
+
+
+HELD_WRITER = textwrap.dedent("""
+    import sys
+    import geopandas as gpd
+    import shapely
+    from geo import store
+    db, row_id = sys.argv[1], sys.argv[2]
+    frame = gpd.GeoDataFrame({"id": [row_id], "status": ["正常"]},
+                             geometry=[shapely.Point(121.2, 31.0)], crs=4326)
+    with store.writer(db) as con:
+        store.write_layer(con, "hydrant", frame)
+        con.execute("CHECKPOINT")  # the temporary copy holds the new rows on disk
+        print("writing", flush=True)
+        sys.stdin.readline()  # killed here, or told to finish
+""")
+
+
+def start_held_writer(db: Path, row_id: str) -> subprocess.Popen[str]:
+    """A real writer in another process, stopped inside ``store.writer`` (lock held, temp copy made)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HELD_WRITER, str(db), row_id],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "writing", proc.stderr.read() if proc.stderr else ""
+    return proc
+
+
+def temp_copies(db: Path) -> list[Path]:
+    return sorted(db.parent.glob(f".{db.name}.tmp-*"))
+
+
+def hydrant_ids(db: Path) -> list[str]:
+    con = store.connect(db)
+    try:
+        return [r[0] for r in con.execute("SELECT id FROM hydrant ORDER BY id").fetchall()]
+    finally:
+        con.close()
+
+
+def test_a_killed_writer_leaves_a_temp_copy_that_the_next_write_removes(tmp_db: Path) -> None:
+    frame = gpd.GeoDataFrame(
+        {"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326
+    )
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", frame)
+    crashed = start_held_writer(tmp_db, "lost")
+    leftovers = temp_copies(tmp_db)
+    assert leftovers and leftovers[0].stat().st_size > 0
+    crashed.kill()  # SIGKILL: no cleanup runs
+    crashed.communicate(timeout=30)
+    assert temp_copies(tmp_db) == leftovers  # what a crashed ingest leaves today
+    assert hydrant_ids(tmp_db) == ["a"]
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", frame.assign(id="b"))
+    assert temp_copies(tmp_db) == []
+    assert hydrant_ids(tmp_db) == ["a", "b"]  # the killed write never reached the database
+
+
+def test_a_live_writer_keeps_its_temp_copy_while_the_next_one_waits(tmp_db: Path) -> None:
+    import threading
+
+    frame = gpd.GeoDataFrame(
+        {"id": ["a"], "status": ["正常"]}, geometry=[shapely.Point(121.2, 31.0)], crs=4326
+    )
+    with store.writer(tmp_db) as con:
+        store.write_layer(con, "hydrant", frame)
+    live = start_held_writer(tmp_db, "live")
+    theirs = temp_copies(tmp_db)
+    errors: list[BaseException] = []
+
+    def second_write() -> None:
+        try:
+            with store.writer(tmp_db) as con:
+                store.write_layer(con, "hydrant", frame.assign(id="b"))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=second_write)
+    thread.start()
+    time.sleep(1.0)
+    assert thread.is_alive() and temp_copies(tmp_db) == theirs  # waiting, nothing removed
+    _, err = live.communicate("\n", timeout=60)
+    assert live.returncode == 0, err
+    thread.join(timeout=60)
+    assert errors == [] and not thread.is_alive()
+    assert hydrant_ids(tmp_db) == ["a", "b", "live"]
+    assert temp_copies(tmp_db) == []
