@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from geo.errors import ConfigError
+from geo.settings_check import check_value
 
 
 def _s(default: Any, help: str) -> Any:
@@ -142,6 +143,12 @@ class Settings:
     map_major_roads: list = _s(["motorway", "trunk", "primary", "secondary"], "OSM highway classes drawn at low zoom as the map's skeleton when there are no tiles.")
     map_zone_simplify_m: float = _s(30.0, "Display simplification of drawn zones (isochrones) in metres (Douglas-Peucker, topology kept): a display choice for draw speed, not a standard; figures use the exact cells.")
 
+    def __post_init__(self) -> None:
+        """Check every value against its declared type and range (ConfigError names it)."""
+        for f in fields(self):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            check_value(f, getattr(self, f.name), default)
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with some settings replaced (unknown names raise ConfigError)."""
         known = {f.name for f in fields(self)}
@@ -166,7 +173,13 @@ class Settings:
                 data = tomllib.loads(p.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"config file {p}: {exc}") from exc
-            settings = settings.with_overrides(**data.get("onemap", data))
+            table = data.get("onemap", data)
+            if not isinstance(table, dict):
+                raise ConfigError(f"config file {p}: `onemap` must be a table ([onemap]), not {table!r}")
+            try:
+                settings = settings.with_overrides(**table)
+            except ConfigError as exc:
+                raise ConfigError(f"config file {p}: {exc}") from exc
         env_db = os.environ.get("ONEMAP_DB")
         if env_db:
             settings = settings.with_overrides(db_path=env_db)
