@@ -118,32 +118,46 @@ def _match(headers: list[str], wanted: str) -> str | None:
     return next((h for h in headers if normalise_header(h) == key), None)
 
 
+def _alias_ranks(spec: LayerSpec) -> dict[str, tuple[str, int]]:
+    """Normalised header → (field, rank): the rank is the header's place in ``Field.all_names``."""
+    out: dict[str, tuple[str, int]] = {}
+    for f in spec.fields:
+        for rank, name in enumerate(f.all_names()):
+            out.setdefault(normalise_header(name), (f.name, rank))
+    return out
+
+
 def map_headers(
     spec: LayerSpec,
     headers: list[str],
     lon: str | None = None,
     lat: str | None = None,
     file: str = "",
+    id_column: str | None = None,
 ) -> tuple[dict[str, str], str | None, str | None, str | None, list[str]]:
-    """Map file headers to canonical fields: (header → field, lon column, lat column, WKT column, unmapped)."""
-    lon_col = lat_col = None
-    for given, name in ((lon, "--lon"), (lat, "--lat")):
+    """Map file headers to canonical fields: (header → field, lon column, lat column, WKT column, unmapped).
+
+    ``lon``, ``lat`` and ``id_column`` name columns the user chose (``--lon/--lat/--id``).
+    When several headers name one field, the one earliest in the field's names wins (the
+    canonical name, the Chinese name, then the aliases in order: a register's own
+    消火栓编号 before the shared 序号); on a tie, the first in the file. The others are unmapped.
+    """
+    for given, option in ((lon, "--lon"), (lat, "--lat"), (id_column, "--id")):
         if given is not None and _match(headers, given) is None:
             raise ReadError(
-                f"{file}: column {given!r} ({name}) not found; headers seen: {', '.join(headers)}"
+                f"{file}: column {given!r} ({option}) not found; headers seen: {', '.join(headers)}"
             )
-    if lon is not None:
-        lon_col = _match(headers, lon)
-    if lat is not None:
-        lat_col = _match(headers, lat)
+    lon_col = _match(headers, lon) if lon is not None else None
+    lat_col = _match(headers, lat) if lat is not None else None
+    id_col = _match(headers, id_column) if id_column is not None else None
     lon_keys = {normalise_header(a) for a in LON_ALIASES}
     lat_keys = {normalise_header(a) for a in LAT_ALIASES}
     wkt_keys = {normalise_header(a) for a in WKT_ALIASES}
-    aliases = spec.alias_map()
-    mapping: dict[str, str] = {}
+    ranks = _alias_ranks(spec)
+    best: dict[str, tuple[int, int, str]] = {}  # field → (rank, position, header)
     wkt_col = None
-    for h in headers:
-        if h in (lon_col, lat_col):
+    for position, h in enumerate(headers):
+        if h in (lon_col, lat_col, id_col):
             continue
         key = normalise_header(h)
         if lon is None and lon_col is None and key in lon_keys:
@@ -152,11 +166,17 @@ def map_headers(
         if lat is None and lat_col is None and key in lat_keys:
             lat_col = h
             continue
-        target = aliases.get(key)
-        if target and target not in mapping.values():
-            mapping[h] = target
-        elif wkt_col is None and key in wkt_keys and spec.geometry != "point":
+        target = ranks.get(key)
+        if target and not (id_col is not None and target[0] == "id"):
+            found = best.get(target[0])
+            if found is None or (target[1], position) < found[:2]:
+                best[target[0]] = (target[1], position, h)
+        elif target is None and wkt_col is None and key in wkt_keys and spec.geometry != "point":
             wkt_col = h
+    chosen = sorted((position, h, f) for f, (_, position, h) in best.items())
+    mapping = {h: f for _, h, f in chosen}
+    if id_col is not None:
+        mapping = {id_col: "id", **mapping}
     used = set(mapping) | {lon_col, lat_col, wkt_col}
     return mapping, lon_col, lat_col, wkt_col, [h for h in headers if h not in used]
 
@@ -197,6 +217,7 @@ def prepare(
     file: str,
     lon: str | None = None,
     lat: str | None = None,
+    id_column: str | None = None,
 ) -> tuple[Prepared, str]:
     """Validate a raw table against ``spec``; returns the prepared rows and the CRS used.
 
@@ -206,7 +227,9 @@ def prepare(
     n = table.num_rows
     headers = raw.headers
     cells_future: Future[dict[int, np.ndarray]] | None = None
-    mapping, lon_col, lat_col, wkt_col, unmapped = map_headers(spec, headers, lon, lat, file)
+    mapping, lon_col, lat_col, wkt_col, unmapped = map_headers(
+        spec, headers, lon, lat, file, id_column
+    )
     rej = Rejections(n)
     texts: dict[str, pa.Array] = {f: clean_text(table.column(h)) for h, f in mapping.items()}
     row_notes: list[tuple[np.ndarray, str, str]] = []  # (positions, field, note)
@@ -247,12 +270,6 @@ def prepare(
             x, y = np.where(ok, x, np.nan), np.where(ok, y, np.nan)
         wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, lon_col, lat_col, xt, yt)
         cells_future = _index_in_background(wlon, wlat)
-
-        def id_material(rows: np.ndarray) -> pa.Array:
-            sel = pa.array(rows)
-            return pc.binary_join_element_wise(
-                pc.fill_null(xt.take(sel), ""), pc.fill_null(yt.take(sel), ""), ","
-            )
     elif raw.geometry is not None or wkt_col is not None:
         if raw.geometry is not None:
             src = np.asarray(raw.geometry, dtype=object)
@@ -318,6 +335,7 @@ def prepare(
             # rows without a usable polygon are already rejected; NaN keeps them out of the coordinate checks
             wlon, wlat = check_coordinates(x, y, used_crs, settings, rej, "geometry", "geometry")
             geoms = src if used_crs == "wgs84" else polygons_to_wgs84(src, used_crs)
+            wgs84_polygons = geoms  # as read, before repair: what content ids are made of
             geoms, repaired, unrepairable = repair_polygons(np.where(good, geoms, None))
             rej.add(
                 unrepairable,
@@ -334,11 +352,6 @@ def prepare(
                         "无效面已用 make_valid 修复 (invalid polygon repaired with make_valid)",
                     )
                 )
-
-        def id_material(rows: np.ndarray) -> pa.Array:
-            return pa.array(
-                [w or "" for w in shapely.to_wkb(src[rows], hex=True)], type=pa.string()
-            )
     else:
         hint = (
             "--lon COLUMN --lat COLUMN"
@@ -393,17 +406,31 @@ def prepare(
         values[f.name] = parsed
     time_order(spec, values, texts, rej)
 
-    # ids: the source's own, else a stable hash of the row's content (fields + coordinates).
+    # ids: the source's own, else the spec's id_from field, else a stable hash of the row's
+    # content (fields + WGS-84 position rounded to ID_POSITION_DECIMALS).
     ids = texts.get("id", pa.nulls(n, pa.string()))
+    if spec.id_from is not None and spec.id_from in texts:
+        from_field = ~present(ids) & present(texts[spec.id_from])
+        if from_field.any():
+            ids = pc.coalesce(ids, texts[spec.id_from])
+            row_notes.append(
+                (
+                    np.flatnonzero(from_field),
+                    "id",
+                    f"编号取自 {spec.field(spec.id_from).zh} (id taken from {spec.id_from})",
+                )
+            )
     no_id = ~present(ids)
     if no_id.any():
         rows = np.flatnonzero(no_id)
         sel = pa.array(rows)
+        where = (
+            position_text(np.asarray(wlon)[rows], np.asarray(wlat)[rows])
+            if spec.geometry == "point"
+            else polygon_text(wgs84_polygons[rows])
+        )
         material = pa.table(
-            {
-                **{k: v.take(sel) for k, v in sorted(texts.items()) if k != "id"},
-                "_where": id_material(rows),
-            }
+            {**{k: v.take(sel) for k, v in sorted(texts.items()) if k != "id"}, "_where": where}
         )
         generated = pa.array(store.stable_ids(material, prefix=f"{spec.name}-"), type=pa.string())
         ids = pc.replace_with_mask(ids, pa.array(no_id), generated)
@@ -465,6 +492,41 @@ def prepare(
 
         prepared.cells = cells
     return prepared, used_crs
+
+
+# Content ids hash the WGS-84 position rounded to this many decimals of a degree: 1e-6 deg is
+# 0.11 m north-south (less east-west), finer than any register locates a hydrant, and a
+# million times coarser than the float noise of a CRS conversion (about 1e-12 deg for a
+# Gauss-Kruger shapefile read back), so the same record gets the same id from any CRS.
+# A technical choice, not a domain number: no setting. Coordinates the source itself
+# rounded differently (GK to 1 mm vs degrees to 6 decimals) may still differ in the last
+# decimal; such registers need their own id column (``--id``).
+ID_POSITION_DECIMALS = 6
+
+
+def position_text(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
+    """Positions as text for content ids: integer units of ``1e-ID_POSITION_DECIMALS`` degrees.
+
+    Rows without a finite position (rejected anyway) give an empty string.
+    """
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    scale = 10.0**ID_POSITION_DECIMALS
+    units = [
+        pa.array(np.rint(np.where(ok, v, 0.0) * scale).astype(np.int64)).cast(pa.string())
+        for v in (lon, lat)
+    ]
+    joined = pc.binary_join_element_wise(units[0], units[1], ",")
+    return pc.if_else(pa.array(ok), joined, pa.scalar("", pa.string()))
+
+
+def polygon_text(polygons: np.ndarray) -> pa.Array:
+    """WGS-84 polygons as text for content ids: normalised (ring order and start vertex, which
+    shapefiles and GeoJSON store differently), 2-D, rounded to ``ID_POSITION_DECIMALS``."""
+    shapes = shapely.normalize(shapely.force_2d(np.asarray(polygons, dtype=object)))
+    wkt = shapely.to_wkt(shapes, rounding_precision=ID_POSITION_DECIMALS, trim=True)
+    return pa.array([w or "" for w in wkt], type=pa.string())
 
 
 # Spatial extension load, file hash and H3 run side by side while the main thread reads and validates.
@@ -775,6 +837,7 @@ def ingest_file(
     encoding: str | None = None,
     settings: Settings | None = None,
     progress: bool = False,
+    id_column: str | None = None,
 ) -> IngestResult:
     """Read, validate and store one file of ``layer`` in a new snapshot of the database.
 
@@ -796,6 +859,9 @@ def ingest_file(
         Text encoding of CSV/Shapefile attributes (default: detected UTF-8 or GB18030).
     progress
         Show a progress bar for big files.
+    id_column
+        The column holding the register's own id when its header is not recognised; rows
+        with the same id replace the stored ones, so an edited register updates its rows.
 
     Raises
     ------
@@ -820,7 +886,7 @@ def ingest_file(
     t_read = time.perf_counter()
     with _stages(p.name, progress and raw.n_rows >= PROGRESS_MIN_ROWS) as step:
         step("read")
-        prep, used_crs = prepare(spec, raw, crs, settings, file, lon, lat)
+        prep, used_crs = prepare(spec, raw, crs, settings, file, lon, lat, id_column)
         t_valid = time.perf_counter()
         step("validated")
         sha = sha_future.result() if sha_future is not None else file_sha256(p)
@@ -864,6 +930,7 @@ def ingest_frame(
     lon: str | None = None,
     lat: str | None = None,
     settings: Settings | None = None,
+    id_column: str | None = None,
 ) -> IngestResult:
     """Validate and store an in-memory frame through a writer connection (``store.writer``).
 
@@ -889,7 +956,7 @@ def ingest_frame(
         geometry=geoms,
         file_crs=file_crs,
     )
-    prep, used_crs = prepare(spec, raw, crs, settings, source_file, lon, lat)
+    prep, used_crs = prepare(spec, raw, crs, settings, source_file, lon, lat, id_column)
     assigned = _store(con, spec, prep, source_file, used_crs, "", started, "in-memory frame")
     return _result(
         spec,

@@ -6,7 +6,7 @@ legend, layer toggles, popups and `onemap layers` all read it; nothing else list
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 FieldType = Literal["str", "int", "float", "bool", "date", "datetime"]
@@ -108,6 +108,8 @@ class LayerSpec:
     assign_to_grid: bool = False
     # Rank on the map: lower draws first (polygons under points).
     z_order: int = 50
+    # Field whose value is the row's id when the file has no id column (an area's division code).
+    id_from: str | None = None
 
     def field(self, name: str) -> Field:
         """The field called ``name`` (KeyError lists the known fields)."""
@@ -163,6 +165,18 @@ LAT_ALIASES: tuple[str, ...] = (
 # Fields shared by most layers, so each spec reads as what is special about it.
 ID = Field("id", "str", "编号", "ID", aliases=("id", "code", "编码", "序号", "ID号", "fid", "osm_id", "objectid"),
            help="The source's own id; rows without one get a stable id from their content.")
+
+
+def own_id(*headers: str) -> Field:
+    """The id field with the headers a layer's registers give their own id (消火栓编号, 隐患编号).
+
+    They come right after 编号 and before the shared aliases: when a register has several id-like
+    columns, ingestion takes the one earliest in this order, so 消火栓编号 wins over 序号 (a row
+    serial that changes when the register is re-sorted).
+    """
+    return replace(ID, aliases=(*headers, *ID.aliases))
+
+
 NAME = Field("name", "str", "名称", "Name", aliases=("name", "名字", "单位名称", "场所名称"))
 ADDRESS = Field("address", "str", "地址", "Address", aliases=("address", "addr", "详细地址", "位置", "所在地址"))
 TOWN = Field("town", "str", "街镇", "Town/street", aliases=("town", "street", "乡镇", "街道", "镇街", "所属街镇", "所属街道"))

@@ -1,6 +1,6 @@
 """Fire stations: national rescue stations, government / township / enterprise brigades."""
 
-from layers.base import ID, LOCATION, NAME, REMARK, Field, LayerSpec, Style
+from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 SPEC = LayerSpec(
     name="fire_station",
@@ -8,7 +8,7 @@ SPEC = LayerSpec(
     en="Fire stations",
     geometry="point",
     fields=(
-        ID,
+        own_id("消防站编号", "队站编号", "站点编号", "消防站编码"),
         NAME,
         Field("kind", "str", "类型", "Kind",
               choices=("消防救援站", "政府专职消防队", "乡镇消防队", "企业专职消防队"),

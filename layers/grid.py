@@ -1,11 +1,9 @@
 """Grids (网格): the smallest management polygon, each with a grid worker."""
 
-from dataclasses import replace
-
-from layers.base import COMMUNITY, ID, NAME, TOWN, Field, LayerSpec, Style
+from layers.base import COMMUNITY, NAME, TOWN, Field, LayerSpec, Style, own_id
 
 # A grid's own id: grid registers head it 网格编号 / 网格编码 (other layers' 网格编号 is grid_id).
-GRID_OWN_ID = replace(ID, aliases=(*ID.aliases, "网格编号", "网格编码", "网格号", "grid_id", "grid_code"))
+GRID_OWN_ID = own_id("网格编号", "网格编码", "网格号", "grid_id", "grid_code")
 
 SPEC = LayerSpec(
     name="grid",

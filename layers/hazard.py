@@ -1,6 +1,6 @@
 """Fire hazards (火灾隐患) and their closed loop (闭环处置)."""
 
-from layers.base import ID, LOCATION, REMARK, Field, LayerSpec, Style
+from layers.base import LOCATION, REMARK, Field, LayerSpec, Style, own_id
 
 STATUSES = ("发现", "立案", "派遣", "处置", "核查", "结案")
 # The hazard vocabulary: every module that asks "closed?", "listed?", "major?" uses these names.
@@ -22,7 +22,7 @@ SPEC = LayerSpec(
     en="Hazards",
     geometry="point",
     fields=(
-        ID,
+        own_id("隐患编号", "隐患编码", "隐患单号"),
         Field("category", "str", "隐患类别", "Category", required=True, choices=CATEGORIES,
               aliases=("category", "type", "类别", "隐患类型", "问题类型")),
         Field("severity", "str", "隐患等级", "Severity", required=True, choices=SEVERITIES,

@@ -1,6 +1,6 @@
 """Municipal fire hydrants (室外消火栓), GB 50974-2014 §7.2."""
 
-from layers.base import ID, LOCATION, NAME, REMARK, Field, LayerSpec, Style
+from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 SPEC = LayerSpec(
     name="hydrant",
@@ -8,7 +8,7 @@ SPEC = LayerSpec(
     en="Hydrants",
     geometry="point",
     fields=(
-        ID,
+        own_id("消火栓编号", "消火栓编码", "消火栓号"),
         NAME,
         Field("status", "str", "状态", "Status", required=True, choices=("正常", "损坏", "水压不足", "停用"),
               aliases=("status", "state", "使用状态", "状况", "完好情况"),

@@ -1,6 +1,6 @@
 """Incidents and alarms (警情): fire calls and IoT alarms with measured response times."""
 
-from layers.base import ID, LOCATION, REMARK, Field, LayerSpec, Style
+from layers.base import LOCATION, REMARK, Field, LayerSpec, Style, own_id
 
 SPEC = LayerSpec(
     name="incident",
@@ -8,7 +8,7 @@ SPEC = LayerSpec(
     en="Incidents",
     geometry="point",
     fields=(
-        ID,
+        own_id("警情编号", "接警编号", "警情编码", "接警单号"),
         Field("kind", "str", "警情类型", "Kind", required=True,
               choices=("火灾", "烟感报警", "电动车充电报警", "电气火灾监测", "燃气泄漏", "其他"),
               aliases=("kind", "type", "类型", "警情类别", "报警类型")),

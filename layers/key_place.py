@@ -1,6 +1,6 @@
 """Key places (重点场所) with their inspection class (三级网格化排查, seed 000)."""
 
-from layers.base import ID, LOCATION, NAME, REMARK, Field, LayerSpec, Style
+from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 CATEGORIES = (
     "住宅小区", "自建出租房", "沿街商铺", "九小场所", "三合一场所", "高层建筑", "厂房仓库",
@@ -14,7 +14,7 @@ SPEC = LayerSpec(
     en="Key places",
     geometry="point",
     fields=(
-        ID,
+        own_id("场所编号", "单位编号", "场所编码"),
         NAME,
         Field("category", "str", "场所类别", "Category", required=True, choices=CATEGORIES,
               aliases=("category", "type", "类别", "场所类型", "行业类别")),

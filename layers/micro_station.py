@@ -1,6 +1,6 @@
 """Micro fire stations (微型消防站): the "1-3-5" first responders."""
 
-from layers.base import ID, LOCATION, NAME, REMARK, Field, LayerSpec, Style
+from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 SPEC = LayerSpec(
     name="micro_station",
@@ -8,7 +8,7 @@ SPEC = LayerSpec(
     en="Micro fire stations",
     geometry="point",
     fields=(
-        ID,
+        own_id("微站编号", "微型消防站编号", "站点编号", "微站编码"),
         NAME,
         Field("kind", "str", "类型", "Kind", choices=("社区", "重点单位", "高配版"),
               aliases=("kind", "type", "站点类型", "类别")),

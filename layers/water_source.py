@@ -1,6 +1,6 @@
 """Fire water sources (消防水源): pools, natural intake points, docks, water cranes."""
 
-from layers.base import ID, LOCATION, NAME, REMARK, Field, LayerSpec, Style
+from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 SPEC = LayerSpec(
     name="water_source",
@@ -8,7 +8,7 @@ SPEC = LayerSpec(
     en="Water sources",
     geometry="point",
     fields=(
-        ID,
+        own_id("水源编号", "水源编码"),
         NAME,
         Field("kind", "str", "类型", "Kind", required=True,
               choices=("消防水池", "天然水源取水点", "取水码头", "消防水鹤", "消防水箱"),

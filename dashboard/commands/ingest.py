@@ -62,6 +62,13 @@ def _summary(result: IngestResult) -> list[str]:
     help="Latitude / y column when the header is not recognised (e.g. Y坐标).",
 )
 @click.option(
+    "--id",
+    "id_column",
+    default=None,
+    help="Column holding the register's own id when the header is not recognised (e.g. 栓号); "
+    "re-importing an edited register then updates its rows instead of adding them.",
+)
+@click.option(
     "--sheet", default=None, help="XLSX sheet name or 0-based number (default: the first sheet)."
 )
 @click.option(
@@ -73,7 +80,9 @@ def _summary(result: IngestResult) -> list[str]:
 @config_option
 @json_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(layer, file, crs, lon, lat, sheet, encoding, db, config, as_json, quiet) -> None:
+def ingest(
+    layer, file, crs, lon, lat, id_column, sheet, encoding, db, config, as_json, quiet
+) -> None:
     """Import FILE into layer LAYER (`onemap layers` lists layers and the column names they accept).
 
     Formats: CSV/TSV (UTF-8 or GBK), XLSX, GeoJSON, GeoPackage, Shapefile (.shp or .zip),
@@ -89,6 +98,7 @@ def ingest(layer, file, crs, lon, lat, sheet, encoding, db, config, as_json, qui
         crs=crs,
         lon=lon,
         lat=lat,
+        id_column=id_column,
         sheet=sheet,
         encoding=encoding,
         settings=settings,
