@@ -11,7 +11,15 @@ Large point layers (hazards always; any layer above ``max_points`` rows) are dra
 hexagons with their counts, aggregated in DuckDB (``geo.mapdata.hex_features``); smaller
 layers as circle markers coloured like the dashboard (layer spec style). The GeoJSON comes
 from ``geo.mapdata`` (vectorised, coordinates rounded to ~0.1 m); colours are applied in the
-browser by one small JS function per layer, not per feature in Python.
+browser by one small JS function, not per feature in Python.
+
+User text never passes through a template. folium/branca render each element's script and
+then parse that output again as a Jinja2 template, so a name like ``{{7*7}}`` would come out
+as ``49`` and ``{{ lipsum.__globals__.os... }}`` would run Python. folium is therefore only
+given text written in code (layer names from the specs, counts, colours) and empty layers;
+the GeoJSON, the page title, the legend and the tooltips' contents go into the page after
+folium has rendered it (``PageExtras``), as JSON with ``<``, ``>`` and ``&`` escaped, and the
+browser puts every value into the page with ``textContent``, never as HTML.
 """
 
 from __future__ import annotations
@@ -21,10 +29,9 @@ import html
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import branca
 import duckdb
 import folium
 import numpy as np
@@ -41,6 +48,90 @@ LEAFLET_DIR = VENDOR / "leaflet-1.9.4"
 ALWAYS_AGGREGATED: tuple[str, ...] = ("hazard", "incident")
 HEX_COLORS: tuple[str, ...] = ("#FFF5B0", "#FED976", "#FEB24C", "#FD8D3C", "#F03B20", "#BD0026")
 _EXTERNAL_ASSET = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+
+
+# The one function that puts data into the page: adds a layer's features, styles them and
+# binds a tooltip whose cells are filled with textContent (a name is text, never markup).
+FILL_JS = """
+function onemapFill(layer, data, opts) {
+  layer.addData(data);
+  var s = opts.style;
+  layer.setStyle(function (feature) {
+    var style = Object.assign({}, s.base);
+    if (s.by !== null) {
+      var c = s.colors[String(feature.properties[s.by])] || s.fallback;
+      style.color = c; style.fillColor = c;
+    }
+    return style;
+  });
+  if (!opts.fields.length) { return; }
+  layer.bindTooltip(function (item) {
+    var table = document.createElement('table');
+    opts.fields.forEach(function (field, i) {
+      var value = item.feature.properties[field];
+      var row = table.insertRow();
+      var th = document.createElement('th');
+      th.textContent = opts.labels[i];
+      row.appendChild(th);
+      row.insertCell().textContent = (value === null || value === undefined) ? '' : String(value);
+    });
+    return table;
+  }, {sticky: true, className: 'onemap-tip'});
+}
+"""
+PAGE_CSS = (
+    '.leaflet-container{background:#f2f2ee;font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif}'
+    ".onemap-tip th{text-align:left;padding:1px 8px 1px 0}.onemap-tip td{text-align:left}"
+)
+_EMPTY = {"type": "FeatureCollection", "features": []}
+
+
+def script_json(value: object) -> str:
+    """``value`` as a JSON literal safe inside ``<script>``: ``<``, ``>``, ``&`` and line separators escaped.
+
+    Raises ValueError on NaN or infinity (not JSON).
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                       ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, code)
+    return text
+
+
+@dataclass
+class PageExtras:
+    """What goes into the page after folium has rendered it: every piece of user text and data.
+
+    Attributes
+    ----------
+    title
+        The page title (any text; written escaped).
+    body
+        HTML fragments for the body, already escaped by their builder.
+    fills
+        (folium variable of an empty GeoJSON layer, its GeoJSON, options of ``onemapFill``).
+    """
+
+    title: str = ""
+    body: list[str] = field(default_factory=list)
+    fills: list[tuple[str, dict, dict]] = field(default_factory=list)
+
+    def add_layer(self, layer: folium.GeoJson, data: dict, fields: list[str], labels: list[str],
+                  style: dict) -> None:
+        """Fill ``layer`` (created empty) with ``data`` in the browser, with a tooltip of ``fields``."""
+        self.fills.append((layer.get_name(), data, {"fields": fields, "labels": labels, "style": style}))
+
+    def apply(self, text: str) -> str:
+        """``text`` (folium's rendered page) with the title, body fragments and data put in."""
+        head = (f"<title>{html.escape(self.title)}</title>" if self.title else "") + f"<style>{PAGE_CSS}</style>"
+        script = FILL_JS + "".join(f"onemapFill({name}, {script_json(data)}, {script_json(opts)});\n"
+                                   for name, data, opts in self.fills)
+        head_at = text.index("</head>")  # after folium's stylesheets: ours win
+        text = text[:head_at] + head + text[head_at:]
+        body_at = text.rindex("</body>")
+        text = text[:body_at] + "".join(self.body) + text[body_at:]
+        end = text.rindex("</html>")
+        return text[:end] + "<script>" + script + "</script>\n" + text[end:]
 
 
 @dataclass(frozen=True)
@@ -76,11 +167,14 @@ def leaflet_css() -> str:
     return re.sub(r"url\(images/([\w.-]+\.png)\)", inline, css)
 
 
-def render_offline(m: folium.Map) -> str:
-    """The map's HTML with Leaflet inlined; ConfigError if any external script/stylesheet remains."""
+def render_offline(m: folium.Map, extras: PageExtras | None = None) -> str:
+    """The map's HTML with Leaflet inlined and ``extras`` put in after rendering.
+
+    Raises ConfigError if any external script/stylesheet remains.
+    """
     m.default_js = [("leaflet", "onemap-inline://leaflet.js")]
     m.default_css = [("leaflet_css", "onemap-inline://leaflet.css")]
-    text = m.get_root().render()
+    text = (extras or PageExtras()).apply(m.get_root().render())
     text = text.replace('<script src="onemap-inline://leaflet.js"></script>',
                         "<script>" + leaflet_js() + "</script>")
     text = text.replace('<link rel="stylesheet" href="onemap-inline://leaflet.css"/>',
@@ -97,69 +191,51 @@ def render_offline(m: folium.Map) -> str:
 # --------------------------------------------------------------------------- layers
 
 
-def _style_js(colors: dict[str, str], field: str | None, default: str, fill_opacity: float,
-              radius: float | None = None) -> folium.JsCode:
-    """An onEachFeature function that colours a feature by one property through a lookup table."""
-    table = json.dumps(colors, ensure_ascii=False)
-    key = json.dumps(field) if field else "null"
-    radius_js = f"radius: {radius}," if radius is not None else ""
-    return folium.JsCode(
-        "function(feature, layer) {"
-        f" var t = {table}; var k = {key};"
-        f" var c = (k !== null && t[String(feature.properties[k])]) || {json.dumps(default)};"
-        f" layer.setStyle({{color: c, fillColor: c, fillOpacity: {fill_opacity}, weight: 1, {radius_js}}});"
-        "}"
-    )
+def _style(base: dict, colors: dict[str, str] | None = None, by: str | None = None,
+           fallback: str | None = None) -> dict:
+    """Options of ``onemapFill``'s style: ``base`` for every feature, colour looked up by ``by``."""
+    return {"base": base, "by": by, "colors": colors or {}, "fallback": fallback}
 
 
-def _escape_properties(data: dict) -> dict:
-    """HTML-escape every text property: folium's tooltip writes them with innerHTML."""
-    for feature in data.get("features", []):
-        props = feature.get("properties") or {}
-        feature["properties"] = {k: html.escape(v) if isinstance(v, str) else v for k, v in props.items()}
-    return data
+def _empty_layer(name: str, extras: PageExtras, data: dict, fields: list[str], labels: list[str],
+                 style: dict, **kwargs: object) -> folium.GeoJson:
+    """A folium GeoJSON layer created empty; ``extras`` fills it in the browser (module docstring)."""
+    layer = folium.GeoJson(dict(_EMPTY, features=[]), name=name, **kwargs)
+    extras.add_layer(layer, data, fields, labels, style)
+    return layer
 
 
-def _tooltip(spec: LayerSpec, fields: list[str]) -> folium.GeoJsonTooltip:
-    labels = [spec.field_label(f) if f in spec.field_names else f for f in fields]
-    return folium.GeoJsonTooltip(fields=fields, aliases=labels, sticky=True)
+def _labels(spec: LayerSpec, fields: list[str]) -> list[str]:
+    return [spec.field_label(f) if f in spec.field_names else f for f in fields]
 
 
-def _polygon_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> tuple[folium.GeoJson, int]:
-    text = mapdata.polygon_features(con, spec.name)
-    data = _escape_properties(json.loads(text))
+def _polygon_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec,
+                   extras: PageExtras) -> tuple[folium.GeoJson, int]:
+    data = json.loads(mapdata.polygon_features(con, spec.name))
     n = len(data["features"])
-    fields = [f for f in ("name", "town", "level") if f in spec.field_names]
+    fields = [f for f in ("name", "town", "level") if f in spec.field_names] if n else []
     style = spec.style
-    layer = folium.GeoJson(
-        data,
-        name=f"{spec.zh} ({n})",
-        on_each_feature=folium.JsCode(
-            "function(feature, layer) { layer.setStyle(" + json.dumps({
-                "color": style.color, "weight": style.weight, "opacity": style.opacity,
-                "fillColor": style.fill_color or style.color, "fillOpacity": style.fill_opacity,
-                "dashArray": style.dash_array,
-            }) + "); }"),
-        tooltip=_tooltip(spec, fields) if fields and n else None,
-    )
+    base = {"color": style.color, "weight": style.weight, "opacity": style.opacity,
+            "fillColor": style.fill_color or style.color, "fillOpacity": style.fill_opacity,
+            "dashArray": style.dash_array}
+    layer = _empty_layer(f"{spec.zh} ({n})", extras, data, fields, _labels(spec, fields), _style(base))
     return layer, n
 
 
-def _point_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int) -> folium.GeoJson:
-    data = _escape_properties(json.loads(mapdata.point_features(con, spec.name, bbox=None)))
+def _point_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int, extras: PageExtras) -> folium.GeoJson:
+    data = json.loads(mapdata.point_features(con, spec.name, bbox=None))
     style = spec.style
-    fields = [c for c in mapdata.point_columns(spec) if c != "id"] or ["id"]
-    return folium.GeoJson(
-        data,
-        name=f"{spec.zh} ({n})",
+    fill = style.fill_color or style.color
+    fields = ["id", *[c for c in mapdata.point_columns(spec) if c != "id"]]
+    return _empty_layer(
+        f"{spec.zh} ({n})", extras, data, fields, _labels(spec, fields),
+        _style({"weight": 1, "fillOpacity": 0.8}, dict(style.colors), style.color_by, fill),
         marker=folium.CircleMarker(radius=style.radius, weight=1, color=style.color, fill=True,
-                                   fill_color=style.fill_color or style.color, fill_opacity=0.8),
-        on_each_feature=_style_js(dict(style.colors), style.color_by, style.fill_color or style.color, 0.8),
-        tooltip=_tooltip(spec, ["id", *[f for f in fields if f != "id"]]),
+                                   fill_color=fill, fill_opacity=0.8),
     )
 
 
-def _hex_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int, res: int,
+def _hex_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int, res: int, extras: PageExtras,
                show: bool = True) -> tuple[folium.GeoJson, int]:
     data = json.loads(mapdata.hex_features(con, spec.name, res))
     classes = {str(i): c for i, c in enumerate(HEX_COLORS)}
@@ -169,13 +245,8 @@ def _hex_layer(con: duckdb.DuckDBPyConnection, spec: LayerSpec, n: int, res: int
         top = list(spec.style.colors)[-1]
         fields.append("n_top")
         aliases.append(f"其中{top}")
-    layer = folium.GeoJson(
-        data,
-        name=f"{spec.zh} ({n}, H3 {res}级六边形)",
-        show=show,
-        on_each_feature=_style_js(classes, "cls", HEX_COLORS[0], 0.7),
-        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True),
-    )
+    layer = _empty_layer(f"{spec.zh} ({n}, H3 {res}级六边形)", extras, data, fields, aliases,
+                         _style({"weight": 1, "fillOpacity": 0.7}, classes, "cls", HEX_COLORS[0]), show=show)
     return layer, len(data["features"])
 
 
@@ -200,8 +271,11 @@ def build_map(
     max_points: int = 3000,
     hex_res: int = 8,
     title: str = "一图作战 离线地图",
-) -> tuple[folium.Map, list[tuple[str, str, int, bool]]]:
+) -> tuple[folium.Map, list[tuple[str, str, int, bool]], PageExtras]:
     """A folium map of the stored layers (no tiles) with a layer control and a legend.
+
+    The map's layers are empty: their data, the title and the legend are in the returned
+    ``PageExtras``, which ``render_offline`` puts in after folium has rendered the page.
 
     Parameters
     ----------
@@ -212,6 +286,8 @@ def build_map(
         Only one hexagon layer starts visible (hazards when drawn); the others are in the layer control.
     hex_res
         H3 resolution of those hexagons (one of the stored 7-10).
+    title
+        Any text: shown as the page title and in the box at the top.
     """
     settings = settings or Settings()
     if hex_res not in store.POINT_RESOLUTIONS:
@@ -239,11 +315,12 @@ def build_map(
     if west is not None:
         m.fit_bounds([[south, west], [north, east]])
     drawn: list[tuple[str, str, int, bool]] = []
+    extras = PageExtras(title=title)
     legend: list[tuple[str, str]] = []
     for spec in specs:
         n = counts.get(spec.name, 0)
         if spec.geometry == "polygon":
-            layer, k = _polygon_layer(con, spec)
+            layer, k = _polygon_layer(con, spec, extras)
             drawn.append((spec.name, "polygons", k, True))
             legend.append((spec.zh, spec.style.color))
         elif aggregated(spec):
@@ -252,11 +329,11 @@ def build_map(
                 show = spec.name == "hazard"
             else:
                 show = not any(mode == "hexagons" and shown for _, mode, _, shown in drawn)
-            layer, k = _hex_layer(con, spec, n, hex_res, show=show)
+            layer, k = _hex_layer(con, spec, n, hex_res, extras, show=show)
             drawn.append((spec.name, "hexagons", k, show))
             legend.append((f"{spec.zh} (六边形: 数量由浅到深)", HEX_COLORS[-2]))
         else:
-            layer = _point_layer(con, spec, n)
+            layer = _point_layer(con, spec, n, extras)
             drawn.append((spec.name, "points", n, True))
             if spec.style.colors:
                 legend += [(f"{spec.zh}: {v}", c) for v, c in spec.style.colors.items()]
@@ -269,15 +346,8 @@ def build_map(
         'padding:6px 12px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:bold 15px sans-serif">'
         f"{html.escape(title)}</div>"
     )
-    root = m.get_root()
-    assert isinstance(root, branca.element.Figure)
-    root.html.add_child(branca.element.Element(header))
-    root.html.add_child(branca.element.Element(_legend_html(legend, "图例")))
-    root.header.add_child(branca.element.Element(
-        '<style>.leaflet-container{background:#f2f2ee;font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif}</style>'
-    ))
-    root.title = title
-    return m, drawn
+    extras.body += [header, _legend_html(legend, "图例")]
+    return m, drawn, extras
 
 
 def export_map(
@@ -299,10 +369,11 @@ def export_map(
             raise ValidationError(f"unknown layer {name!r} in --layers; known layers: {', '.join(LAYERS)}")
     con = store.connect(db)
     try:
-        m, drawn = build_map(con, layers, settings=settings, max_points=max_points, hex_res=hex_res, title=title)
+        m, drawn, extras = build_map(con, layers, settings=settings, max_points=max_points, hex_res=hex_res,
+                                     title=title)
     finally:
         con.close()
-    text = render_offline(m)
+    text = render_offline(m, extras)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return OfflineMap(path=path, size_bytes=path.stat().st_size, layers=tuple(drawn))

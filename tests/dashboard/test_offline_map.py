@@ -120,15 +120,98 @@ def test_cli_export_map(demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert get_spec("fire_station").zh in html_text and get_spec("hazard").zh + " (" not in html_text
 
 
-def test_user_text_cannot_inject_html(copy_demo_db: Path, tmp_path: Path) -> None:
-    """A station or grid named like HTML shows as text: folium's tooltip uses innerHTML."""
-    evil = '<img src=x onerror="alert(1)">'
-    with store.writer(copy_demo_db) as con:
-        con.execute("UPDATE fire_station SET name = ?", [evil])
-        con.execute("UPDATE grid SET name = ?", [evil])
-    out = offline_map.export_map(tmp_path / "m.html", copy_demo_db, layers=["grid", "fire_station"])
-    text = out.path.read_text(encoding="utf-8")
-    # folium writes the GeoJSON as a JS literal (& < > as \\u0026 \\u003c \\u003e): the value the
-    # tooltip puts into innerHTML must be the escaped text, not a tag
-    assert "<img src=x" not in text and "\\u003cimg src=x" not in text
-    assert "\\u0026lt;img src=x" in text or "&lt;img src=x" in text
+# Names a register might hold, or an attacker might send: Jinja2 syntax (folium renders its output
+# as a template again), a payload that would run Python, unbalanced tags, and HTML.
+HOSTILE = ("X{{7*7}}X P{{ lipsum.__globals__.os.getpid() }}P "
+           "{{ lipsum.__globals__.os.mkdir(lipsum.__globals__.os.environ.ONEMAP_PWNED) }} "
+           "{% if 1 %}IF{% endif %} {# note #} {% raw %} {{ {% {# "
+           '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> & ')
+
+
+@pytest.fixture(scope="module")
+def hostile_export(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Every text column of every layer starts with ``HOSTILE``; `onemap export-map` draws it.
+
+    Returns the HTML file and the directory the mkdir payload would create if it ran.
+    """
+    import os
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("hostile")
+    db = tmp / "hostile.duckdb"
+    shutil.copyfile(demo_db, db)
+    with store.writer(db) as con:
+        # few enough hydrants to be drawn one marker each, so their names reach the map
+        con.execute("DELETE FROM hydrant WHERE id NOT IN (SELECT id FROM hydrant ORDER BY id LIMIT 300)")
+        for layer in store.table_counts(con):
+            cols = [c for c, kind, *_ in con.execute(f"DESCRIBE {layer}").fetchall() if kind == "VARCHAR"]
+            con.execute(f"UPDATE {layer} SET " + ", ".join(f'"{c}" = ? || coalesce("{c}", \'\')' for c in cols),
+                        [HOSTILE] * len(cols))
+    pwned = tmp / "pwned"
+    out = tmp / "hostile.html"
+    os.environ["ONEMAP_PWNED"] = str(pwned)
+    try:
+        main(["export-map", "--db", str(db), "--out", str(out), "--max-points", "5000", "--title", HOSTILE])
+    finally:
+        del os.environ["ONEMAP_PWNED"]
+    return out, pwned
+
+
+def test_hostile_names_on_every_layer_come_out_literally(hostile_export: tuple[Path, Path]) -> None:
+    """Template syntax in a name is text: nothing evaluates it, nothing runs, nothing crashes."""
+    import os
+
+    out, pwned = hostile_export
+    text = out.read_text(encoding="utf-8")
+    assert "X{{7*7}}X" in text and "X49X" not in text
+    assert "P{{ lipsum.__globals__.os.getpid() }}P" in text and f"P{os.getpid()}P" not in text
+    assert not pwned.exists()
+    assert "{% if 1 %}IF{% endif %} {# note #} {% raw %} {{ {% {#" in text
+    # HTML in a name never becomes markup: no tag of it anywhere in the file
+    assert "<script>window.__pwned" not in text and "<img src=x" not in text
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text)
+
+
+def test_hostile_names_show_as_text_in_the_browser(hostile_export: tuple[Path, Path]) -> None:
+    """Hovering a feature of each drawn layer shows the name exactly as stored; no script of it runs."""
+    from playwright.sync_api import sync_playwright
+
+    out, _ = hostile_export
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(out.as_uri())
+            page.wait_for_selector(".leaflet-control-layers-overlays label")
+            assert page.title() == HOSTILE.strip()
+            assert page.text_content("#onemap-title") == HOSTILE
+            # hexagons off (they cover the areas and carry counts only), then one pixel inside
+            # a feature of each layer with named features
+            targets = page.evaluate("""() => {
+                const map = Object.keys(window).filter(k => k.startsWith('map_')).map(k => window[k])[0];
+                const layers = Object.values(window).filter(g => g instanceof L.GeoJSON);
+                layers.filter(g => g.getLayers().some(f => 'count' in f.feature.properties))
+                      .forEach(g => map.removeLayer(g));
+                return layers.filter(g => map.hasLayer(g) && g.getLayers().length)
+                    .map(g => { const f = g.getLayers()[0];
+                                const ll = f.getLatLng ? f.getLatLng() : f.getCenter();
+                                const pt = map.latLngToContainerPoint(ll);
+                                return [pt.x, pt.y, f.getLatLng ? 'point' : 'polygon', f.feature.properties]; });
+            }""")
+            named = [t for t in targets if any(HOSTILE in str(v) for v in t[3].values())]
+            assert {kind for *_, kind, _ in named} == {"point", "polygon"}
+            assert len(named) >= 7  # admin areas, grids, hydrants, water, micro and fire stations, key places
+            box = page.locator("#" + page.evaluate(
+                "() => Object.keys(window).find(k => k.startsWith('map_'))")).bounding_box()
+            for x, y, _, _ in named:
+                page.mouse.move(box["x"] + x, box["y"] + y)
+                tip = page.wait_for_selector(".leaflet-tooltip")
+                assert HOSTILE in tip.text_content()
+                page.mouse.move(1, 1)
+            assert page.evaluate("() => window.__pwned") is None
+            assert page.evaluate("() => document.querySelectorAll('img[src=x], .leaflet-tooltip script').length") == 0
+            assert errors == []
+        finally:
+            browser.close()
