@@ -53,10 +53,13 @@ def _filter(kw: dict[str, Any]) -> Filter:
     return Filter(**{n: kw.pop(n) for n in names})
 
 
-def _as_of(value: str | None, con: Any) -> datetime:
-    """``--as-of``: a date/time, ``latest`` (the newest hazard in the database) or now."""
+def _as_of(value: str | None, con: Any, flt: Filter | None = None) -> datetime:
+    """``--as-of``: a date/time, ``latest`` (the newest hazard in the database), else the
+    figures' one rule (``governance.figures_as_of``: the end of ``--to``, now if later or none)."""
+    from geo.governance import figures_as_of
+
     if value is None:
-        return datetime.now()
+        return figures_as_of(None, flt)
     if value.strip().lower() == "latest":
         return data_as_of(con) or datetime.now()
     return to_timestamp(value, "--as-of") or datetime.now()
@@ -146,8 +149,9 @@ def hotspots(db, config, layer, res, k, all_cells, trends, warn, as_of, period, 
 @click.option("--by", type=click.Choice(list(AREA_BY)), default="town", show_default=True,
               help="Area level of the closed-loop and inspection tables.")
 @click.option("--monthly", is_flag=True, help="Closed-loop figures per month as well.")
-@click.option("--as-of", "as_of", default=None, help="Figures as of this date/time ('latest' = newest hazard; default now).")
-@click.option("--year", type=int, default=None, help="Scorecard year (default: the year of --as-of).")
+@click.option("--as-of", "as_of", default=None,
+              help="Figures as of this date/time ('latest' = newest hazard; default: the end of --to, or now).")
+@click.option("--year", type=int, default=None, help="Scorecard year (default: the year that --as-of ends).")
 @filter_options
 @json_option
 def figures(sections, db, config, by, monthly, as_of, year, as_json, **kw) -> None:
@@ -157,7 +161,7 @@ def figures(sections, db, config, by, monthly, as_of, year, as_json, **kw) -> No
     settings = Settings.load(config)
     flt = _filter(kw)
     con = store.connect(db)
-    t = _as_of(as_of, con)
+    t = _as_of(as_of, con, flt)
     chosen = sections or SECTIONS
     group = [AREA_BY[by], "month"] if monthly else [AREA_BY[by]]
     payload: dict[str, Any] = {"as_of": t.isoformat(), "by": group, "filter": flt.as_dict()}
@@ -169,7 +173,7 @@ def figures(sections, db, config, by, monthly, as_of, year, as_json, **kw) -> No
     if "inspection" in chosen:
         tables["inspection"] = gov.inspection_compliance(con, (AREA_BY[by],), t, flt, settings)
     if "scorecard" in chosen:
-        y = year or t.year
+        y = year or gov.scorecard_year(t)
         if datetime(y, 1, 1) > t:
             raise ValidationError(f"--year {y} starts after --as-of {t:%Y-%m-%d}; pick an earlier year")
         tables["scorecard"] = gov.town_scorecard(con, y, t, settings)

@@ -8,7 +8,7 @@ Every figure comes from ``geo.hotspots`` and ``geo.governance`` with one shared
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -183,18 +183,15 @@ def review_tables(start: str | None, end: str | None, categories: list | None, s
     def build() -> dict[str, pd.DataFrame]:
         settings = context.settings()
         flt = build_filter(start, end, categories, severities)
-        as_of = flt.end or datetime.now()
+        as_of = governance.figures_as_of(None, flt)  # the end of the period (now if it has not ended)
         with context.connection() as con:
-            choices = get_spec("hazard").field("supervision").choices or ()
-            status = get_spec("hazard").field("status").choices or ()
             return {
                 "flow": governance.monthly_flow(con, flt, as_of=as_of),
                 "loop": governance.closed_loop(con, by=(level,), flt=flt, as_of=as_of, settings=settings),
                 "overdue": governance.overdue_hazards(con, flt, as_of=as_of, settings=settings, limit=100),
-                "listed": mapdata.latest_rows(con, "hazard", 100, mapdata.MapFilter(
-                    {"supervision": list(choices[1:]), "status": list(status[:-1])})),
+                "listed": governance.listed_hazards(con, flt, as_of=as_of, settings=settings, limit=100),
                 "inspection": governance.inspection_compliance(con, by=("town",), as_of=as_of, settings=settings),
-                "scorecard": governance.town_scorecard(con, pd.Timestamp(as_of).year, as_of=as_of,
+                "scorecard": governance.town_scorecard(con, governance.scorecard_year(as_of), as_of=as_of,
                                                        settings=settings),
             }
 
@@ -202,14 +199,13 @@ def review_tables(start: str | None, end: str | None, categories: list | None, s
 
 
 def default_period() -> tuple[str, str]:
-    """The page's opening period: ``review_default_days`` up to the newest hazard (once per snapshot)."""
+    """The page's opening period, first and last day (``governance.default_period``: the
+    report's too; once per snapshot)."""
 
     def build() -> tuple[str, str]:
         with context.connection() as con:
-            last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
-        end = pd.Timestamp(last or datetime.now()).normalize()
-        start = end - pd.Timedelta(days=context.settings().review_default_days)
-        return start.date().isoformat(), end.date().isoformat()
+            period = governance.default_period(con, context.settings())
+        return period.start.date().isoformat(), period.last_day.isoformat()
 
     return engines.memo("review-period", None, build)
 
@@ -291,9 +287,18 @@ def update_map(start: str | None, end: str | None, categories: list | None, seve
     State("review-lang", "data"),
 )
 def update_total(start: str | None, end: str | None, categories: list | None, severities: list | None, lang: str):
-    """Hazards discovered in the filter (the same cached answer as the hotspot layer)."""
-    _, total = hot_cells(start, end, categories, severities)
-    return f"{t('discovered', lang_of(lang))}: {total:,}"
+    """Hazards discovered in the filter (``governance.discovered_count``) and the period shown."""
+    lang = lang_of(lang)
+
+    def build() -> int:
+        flt = build_filter(start, end, categories, severities)
+        with context.connection() as con:
+            return governance.discovered_count(con, flt)
+
+    total = engines.memo("review-total", _key(start, end, categories, severities), build)
+    period = f"{start or '…'} – {end or '…'}"
+    return [html.Span(f"{t('discovered', lang)}: {total:,}"),
+            html.Div(f"{t('period', lang)}: {period}", className="om-review-period")]
 
 
 # Tables and chart wait until the map has painted (or 4 s): the map never waits for them.

@@ -22,9 +22,11 @@ from dashboard.components import context, engines, mapview, preload
 from dashboard.components.chrome import kpi_tile, navbar
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
-from geo import dispatch, governance, mapdata
+from geo import coverage, dispatch, governance, mapdata
 from geo.errors import OnemapError
-from layers.registry import LAYERS, get_spec
+from geo.settings import Settings
+from layers import hazard as hazard_vocabulary
+from layers.registry import LAYERS
 
 PAGE = "wall"
 PATH = "/wall"
@@ -45,9 +47,15 @@ TOWN_LEVEL = "街镇"
 
 
 def open_statuses() -> list[str]:
-    """Hazard statuses before the last step of the closed loop (the spec lists the flow in order)."""
-    choices = get_spec("hazard").field("status").choices or ()
-    return list(choices[:-1])
+    """Hazard statuses before the closed one (the hazard spec's ``OPEN_STATUSES``)."""
+    return list(hazard_vocabulary.OPEN_STATUSES)
+
+
+def kpi_label(label: str, lang: str, settings: Settings) -> str:
+    """A tile's label; the reach tiles name the configured minutes (``micro_station_minutes``,
+    ``fire_station_minutes``), never a fixed 3 or 5."""
+    minutes = {"kpi_micro_reach": settings.micro_station_minutes, "kpi_station_reach": settings.fire_station_minutes}
+    return t(label, lang, minutes=f"{float(minutes[label]):g}") if label in minutes else t(label, lang)
 
 
 def map_filters(now: datetime) -> dict[str, Any]:
@@ -77,7 +85,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     lang = lang_of(lang)
     options = map_options(datetime.now())
     settings, counts = options["settings"], page_start()[2]
-    tiles = [kpi_tile(f"wall-kpi-{key}", t(label, lang), tone=tone) for key, label, tone in KPIS]
+    tiles = [kpi_tile(f"wall-kpi-{key}", kpi_label(label, lang, settings), tone=tone) for key, label, tone in KPIS]
     the_map = mapview.map_panel(PAGE, lang, **options,
                                 clustered_layers=mapview.clustered(counts, settings), dark=True, counts=counts,
                                 overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[])],
@@ -117,16 +125,20 @@ def _pct(value: float | None) -> str:
 
 
 def reach_figures() -> dict[str, str]:
-    """Micro-station and fire-station reach (share of built-up area) and hydrant blind cells."""
-    try:
-        summary = engines.base_summary()
-        blind = engines.blind_spots().cells
-    except OnemapError:  # no roads, no responders: the wall keeps running without these tiles
-        return {"micro": "–", "station": "–", "blind": "–"}
-    res_min = int(blind["res"].min()) if len(blind) else 0
-    n_blind = int(blind.loc[blind["res"] == res_min, "blind"].sum()) if len(blind) else 0
-    return {"micro": _pct(summary.get("area_share_micro_station")),
-            "station": _pct(summary.get("area_share_fire_station")), "blind": f"{n_blind:,}"}
+    """Micro-station and fire-station reach and hydrant blind spots, each a share of the
+    built-up area (``coverage.summary``, ``coverage.blind_spot_summary``: the report's figures);
+    once per snapshot."""
+
+    def build() -> dict[str, str]:
+        try:
+            summary = engines.base_summary()
+            blind = coverage.blind_spot_summary(engines.blind_spots())
+        except OnemapError:  # no roads, no responders: the wall keeps running without these tiles
+            return {"micro": "–", "station": "–", "blind": "–"}
+        return {"micro": _pct(summary.get("area_share_micro_station")),
+                "station": _pct(summary.get("area_share_fire_station")), "blind": _pct(blind["blind_share"])}
+
+    return dict(engines.memo("wall-reach", None, build))
 
 
 def _time(value: Any) -> str:
@@ -139,7 +151,7 @@ def ticker_items(kpis: governance.WallKpis, lang: str) -> list[html.Li]:
     rows = []
     for r in kpis.latest_hazards.itertuples():
         rows.append((pd.Timestamp(r.discovered_at), "hazard", t("ticker_hazard", lang), f"{r.category}",
-                     f"{r.town or ''} {r.community or ''}".strip(), r.severity == "重大"))
+                     f"{r.town or ''} {r.community or ''}".strip(), r.severity == hazard_vocabulary.MAJOR_SEVERITY))
     for r in kpis.latest_alarms.itertuples():
         rows.append((pd.Timestamp(r.reported_at), "alarm", t("ticker_alarm", lang), f"{r.kind}",
                      f"{r.town or ''} {r.community or ''}".strip(), r.kind == "火灾"))

@@ -18,15 +18,16 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo import staticmap, store
-from geo.aggregate import Filter, data_as_of, to_timestamp
+from geo import governance, staticmap, store
+from geo.aggregate import Filter, to_timestamp
 from geo.errors import OnemapError, ValidationError
 from geo.settings import Settings
+from layers import hazard as hazard_vocabulary
 
 log = logging.getLogger(__name__)
 
 TABLE_ROWS = 20  # rows shown per table in the printed report (the export has them all)
-LISTED = ("街镇挂牌", "区级挂牌")
+LISTED = hazard_vocabulary.LISTED_LEVELS  # the hazard spec's words, only for the text
 
 
 @dataclass
@@ -108,8 +109,6 @@ def _day(value: Any) -> str:
 
 def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, settings: Settings,
                 summary: list[tuple[str, str, str]]) -> list[Section]:
-    from geo import governance
-
     total = governance.closed_loop(con, by=(), flt=flt, as_of=as_of, settings=settings).iloc[0]
     summary += [
         ("发现隐患", num(total["discovered"]), "报告期内发现的火灾隐患（条）"),
@@ -135,12 +134,13 @@ def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, se
         trend.notes.append("报告期内没有隐患记录。")
     sections.append(trend)
 
-    score = governance.town_scorecard(con, as_of.year, as_of=as_of, settings=settings)
+    year = governance.scorecard_year(as_of)
+    score = governance.town_scorecard(con, year, as_of=as_of, settings=settings)
     rank = Section("towns", "街镇考核排名",
-                   f"{as_of.year} 年度考核：整改率、按期整改率、排查合规率、一般隐患不出网格率、无反复率加权得分（满分 100）。")
+                   f"{year} 年度考核：整改率、按期整改率、排查合规率、一般隐患不出网格率、无反复率加权得分（满分 100）。")
     if len(score):
         fig = staticmap.bar_chart(score["town"].astype(str).tolist(), score["score"].to_numpy(dtype=float),
-                                  title=f"{as_of.year} 年街镇考核得分", xlabel="得分", value_format="{:.1f}")
+                                  title=f"{year} 年街镇考核得分", xlabel="得分", value_format="{:.1f}")
         rank.image, rank.image_alt = staticmap.to_png(fig), "街镇考核得分条形图"
         rank.tables.append(("街镇排名", pd.DataFrame({
             "排名": score["rank"].map(num), "街镇": score["town"], "发现隐患": score["discovered"].map(num),
@@ -161,11 +161,12 @@ def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, se
         od.notes.append("没有超期隐患。")
     sections.append(od)
 
-    listed = _listed(con, flt, as_of)
+    listed = governance.listed_hazards(con, flt, as_of=as_of, settings=settings, limit=TABLE_ROWS)
     ls = Section("listed", "挂牌督办事项",
-                 f"街镇挂牌、区级挂牌且尚未结案的隐患共 {num(len(listed))} 条（按发现时间排列，列出前 {TABLE_ROWS} 条）。")
+                 f"{'、'.join(LISTED)}且尚未结案的隐患共 {num(total['listed_open'])} 条"
+                 f"（区级在前，按发现时间排列，列出前 {TABLE_ROWS} 条）。")
     if len(listed):
-        ls.tables.append(("挂牌督办清单", _hazard_table(listed.head(TABLE_ROWS), with_overdue=False)))
+        ls.tables.append(("挂牌督办清单", _hazard_table(listed, with_overdue=False)))
     else:
         ls.notes.append("没有未结案的挂牌督办事项。")
     sections.append(ls)
@@ -174,9 +175,9 @@ def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, se
     ins = Section("inspection", "三级网格化排查合规",
                   "一级（居村委，每月）、二级（街镇巡查，每季度）、三级（消防办，每半年）场所在周期内完成排查的比例。")
     if len(insp):
-        places = insp["places"].sum()
-        share = insp["inspected_in_interval"].sum() / places if places else None
-        summary.append(("排查合规率", pct(share), "重点场所在排查周期内完成检查的比例"))
+        overall = governance.inspection_compliance(con, by=(), as_of=as_of, flt=_area_only(flt), settings=settings,
+                                                   per_class=False)
+        summary.append(("排查合规率", pct(overall["compliance"].iloc[0]), "重点场所在排查周期内完成检查的比例"))
         ins.tables.append(("各街镇排查合规", _inspection_table(insp)))
     else:
         ins.notes.append("数据库中没有重点场所。")
@@ -203,20 +204,6 @@ def _inspection_table(insp: pd.DataFrame) -> pd.DataFrame:
 def _area_only(flt: Filter) -> Filter:
     """The area part of a filter (inspection compliance has no time field)."""
     return Filter(towns=flt.towns, communities=flt.communities, grids=flt.grids)
-
-
-def _listed(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime) -> pd.DataFrame:
-    """Hazards listed for supervision (街镇/区级挂牌) still open at ``as_of`` (governance's definition)."""
-    listed = Filter(start=flt.start, end=flt.end, towns=flt.towns, communities=flt.communities,
-                    grids=flt.grids, supervision=LISTED)
-    where, params = listed.sql("hazard")
-    where += (" AND discovered_at <= ? AND NOT ((closed_at IS NOT NULL AND closed_at <= ?)"
-              " OR (closed_at IS NULL AND status = '结案'))")
-    frame = store.read_layer(con, "hazard", where=where, params=[*params, as_of, as_of],
-                             columns=["id", "category", "severity", "status", "supervision", "town", "grid_id",
-                                      "discovered_at", "deadline"])
-    order = frame["supervision"].map({"区级挂牌": 0, "街镇挂牌": 1})
-    return pd.DataFrame(frame.assign(_o=order).sort_values(["_o", "discovered_at"]).drop(columns=["_o", "geometry"]))
 
 
 def _hazard_table(frame: pd.DataFrame, with_overdue: bool) -> pd.DataFrame:
@@ -279,21 +266,14 @@ def _coverage(con: duckdb.DuckDBPyConnection, settings: Settings, town: str | No
     if town:
         cells = cells[cells["town"] == town]
         bcells = bcells[bcells["town"] == town]
-    fine = cells[cells["res"] == coverage.AREA_RES]
-    area = float(fine["area_km2"].sum())
-
-    def share(mask: pd.Series) -> float | None:
-        return float(fine.loc[mask, "area_km2"].sum()) / area if area else None
-
-    micro_ok = fine["eta_micro_station"] <= result.targets_s.get("micro_station", -1) if "eta_micro_station" in fine else fine["covered"] & False
-    fire_ok = fine["eta_fire_station"] <= result.targets_s.get("fire_station", -1) if "eta_fire_station" in fine else fine["covered"] & False
-    bfine = bcells[bcells["res"] == coverage.AREA_RES]
-    blind_share = float(bfine.loc[bfine["blind"], "area_km2"].sum()) / float(bfine["area_km2"].sum()) if len(bfine) else None
+    figures = coverage.summary(result, town=town)  # the wall's reach tiles come from the same two functions
+    blind_figures = coverage.blind_spot_summary(blind, town=town)
     summary += [
-        (f"微站{micro_min:g}分钟覆盖", pct(share(micro_ok)), "建成区面积中微型消防站可按时到场的比例"),
-        (f"消防站{fire_min:g}分钟覆盖", pct(share(fire_ok)), "建成区面积中消防站可按时到达的比例"),
-        ("综合覆盖", pct(share(fine["covered"])), "任一力量可按时到达的建成区面积比例"),
-        ("消火栓盲区", pct(blind_share), f"建成区面积中距正常消火栓超过 {settings.hydrant_protection_radius_m:g} 米的比例"),
+        (f"微站{micro_min:g}分钟覆盖", pct(figures.get("area_share_micro_station")), "建成区面积中微型消防站可按时到场的比例"),
+        (f"消防站{fire_min:g}分钟覆盖", pct(figures.get("area_share_fire_station")), "建成区面积中消防站可按时到达的比例"),
+        ("综合覆盖", pct(figures["area_share"]), "任一力量可按时到达的建成区面积比例"),
+        ("消火栓盲区", pct(blind_figures["blind_share"]),
+         f"建成区面积中距正常消火栓超过 {settings.hydrant_protection_radius_m:g} 米的比例"),
     ]
     mode_note = "道路网络行驶时间" if result.mode == "network" else "直线距离估算（无道路数据）"
     sec.lead += f" 计算方式：{mode_note}。"
@@ -341,22 +321,28 @@ def collect(
 ) -> ReportData:
     """Gather every figure, map and table of the report.
 
-    ``since`` (inclusive) and ``until`` (exclusive) bound the hazards by discovery time;
-    figures are taken as of ``until`` (or the latest hazard when no ``until``).
+    ``since`` (inclusive) and ``until`` (exclusive) bound the hazards by discovery time. Without
+    them the report covers the review page's opening period (``governance.default_period``:
+    ``review_default_days`` up to the newest hazard's day); ``since`` alone runs to the end of
+    that period, ``until`` alone starts ``review_default_days`` before it. Figures are taken as
+    the period ends (``governance.figures_as_of``: now if it has not ended yet).
     """
     settings = settings or Settings()
     start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
-    if start and end and start >= end:
-        raise ValidationError(f"--since {start:%Y-%m-%d} is not before --until {end:%Y-%m-%d}")
+    if start is None or end is None:
+        default = governance.default_period(con, settings)
+        if end is None:
+            end = default.end
+        if start is None:
+            start = end - timedelta(days=int(settings.review_default_days))
+    if start >= end:
+        msg = (f"--since {start:%Y-%m-%d} is not before --until {end:%Y-%m-%d}"
+               + ("" if until else " (the day after the newest hazard); give an earlier --since or an --until"))
+        raise ValidationError(msg)
     district, outline, towns, grids = boundaries(con, town)
     flt = Filter(start=start, end=end, towns=(town,) if town else ())
-    as_of = end or data_as_of(con) or datetime.now()
-    if end is None:
-        as_of = as_of + timedelta(seconds=1)  # include the latest record itself
-    where, params = flt.sql("hazard")
-    first, last = con.execute(f"SELECT min(discovered_at), max(discovered_at) FROM hazard WHERE {where}", params).fetchone()
-    period_start = (start or first)
-    period_end = (end - timedelta(days=1)) if end else last
+    as_of = governance.figures_as_of(None, flt)
+    period_start, period_end = start, end - timedelta(days=1)
     summary: list[tuple[str, str, str]] = []
     sections: list[Section] = []
     failures: list[str] = []
