@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,6 +21,7 @@ import pyarrow as pa
 from h3ronpy import cells_to_string
 
 from geo import h3index, store
+from geo.cache import BoundedCache, size_of
 from geo.errors import ValidationError
 from layers.registry import get_spec
 
@@ -318,15 +318,32 @@ class SnapshotCache(Generic[T]):
 
     Holds inputs of a computation that do not change while the snapshot stays the same;
     never the result of a query. Keys start with ``snapshot_key(con)``; when that is None
-    the structure is built and not kept.
+    the structure is built and not kept. Bounded by ``maxsize`` entries and by bytes
+    (``max_bytes``, else the ``cache_max_mb`` setting; sizes by ``geo.cache.size_of`` or
+    ``sizer``); a snapshot's entries are dropped when the store detaches it (``geo.cache``).
     """
 
-    def __init__(self, maxsize: int = 8, on_evict: Callable[[T], None] | None = None) -> None:
-        self.maxsize = maxsize
-        self.on_evict = on_evict
-        self._items: OrderedDict[Hashable, T] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        maxsize: int = 8,
+        on_evict: Callable[[T], None] | None = None,
+        max_bytes: int | None = None,
+        sizer: Callable[[T], int] | None = None,
+        name: str = "snapshot structures",
+    ) -> None:
+        self._cache: BoundedCache[T] = BoundedCache(name, maxsize, max_bytes=max_bytes, on_evict=on_evict,
+                                                    sizer=sizer or size_of)
         self._build_lock = threading.Lock()  # one build at a time (builds may create tables)
+
+    @property
+    def maxsize(self) -> int:
+        """Most entries kept."""
+        return self._cache.max_entries
+
+    @property
+    def cache(self) -> BoundedCache[T]:
+        """The underlying bounded cache (sizes, snapshots held)."""
+        return self._cache
 
     def get(self, con: duckdb.DuckDBPyConnection, key: Hashable, build: Callable[[], T]) -> T:
         """The structure for ``key`` on ``con``'s snapshot, built by ``build()`` when missing."""
@@ -336,32 +353,15 @@ class SnapshotCache(Generic[T]):
         """As ``get``, with the snapshot identity already known (``snapshot_key``)."""
         if snap is None:
             return build()
-        full = (snap, key)
-        with self._lock:
-            if full in self._items:
-                self._items.move_to_end(full)
-                return self._items[full]
+        found, value = self._cache.lookup(snap, key)
+        if found:
+            return value  # type: ignore[return-value]
         with self._build_lock:
-            with self._lock:
-                if full in self._items:  # built by another thread meanwhile
-                    return self._items[full]
-            value = build()
-            evicted = []
-            with self._lock:
-                self._items[full] = value
-                self._items.move_to_end(full)
-                while len(self._items) > self.maxsize:
-                    evicted.append(self._items.popitem(last=False)[1])
-        if self.on_evict is not None:
-            for old in evicted:
-                self.on_evict(old)
-        return value
+            found, value = self._cache.lookup(snap, key)
+            if found:  # built by another thread meanwhile
+                return value  # type: ignore[return-value]
+            return self._cache.put(snap, key, build())
 
     def clear(self) -> None:
         """Forget everything (tests)."""
-        with self._lock:
-            evicted = list(self._items.values())
-            self._items.clear()
-        if self.on_evict is not None:
-            for old in evicted:
-                self.on_evict(old)
+        self._cache.clear()

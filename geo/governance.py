@@ -166,6 +166,7 @@ class _GapTable:
     name: str
     cursor: duckdb.DuckDBPyConnection  # for dropping it when the cache lets it go
     pid: int  # a forked child has its own DuckDB instance: it leaves the parent's alone
+    rows: int = 0  # its size for the cache's byte budget: rows × 16 bytes (two 8-byte columns)
 
 
 def _drop_gap_table(table: _GapTable) -> None:
@@ -176,8 +177,10 @@ def _drop_gap_table(table: _GapTable) -> None:
         table.cursor.close()
 
 
-# One per snapshot (an ingest swaps in a new one, which gets its own); the two newest are kept.
-_GAP_TABLES: SnapshotCache[_GapTable] = SnapshotCache(maxsize=2, on_evict=_drop_gap_table)
+# One per snapshot (an ingest swaps in a new one, which gets its own); at most the two newest,
+# within the byte budget; dropped with their snapshot when the store detaches it.
+_GAP_TABLES: SnapshotCache[_GapTable] = SnapshotCache(
+    maxsize=2, on_evict=_drop_gap_table, sizer=lambda t: t.rows * 16, name="place gap tables")
 
 
 def _gap_table(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -201,7 +204,8 @@ def _gap_table(con: duckdb.DuckDBPyConnection) -> str | None:
                        lag(discovered_at) OVER (PARTITION BY place_id ORDER BY discovered_at), discovered_at) AS gap_us
                 FROM hazard WHERE place_id IS NOT NULL
             ) ORDER BY rid""")
-        return _GapTable(name=name, cursor=con.cursor(), pid=os.getpid())
+        rows = con.execute(f"SELECT count(*) FROM memory.main.{name}").fetchone()[0]
+        return _GapTable(name=name, cursor=con.cursor(), pid=os.getpid(), rows=int(rows))
 
     return _GAP_TABLES.at(snap, "place_gap", build).name
 
@@ -494,7 +498,7 @@ class _PlaceColumns:
 
 _NEVER = np.iinfo(np.int64).min
 _EPOCH = date(1970, 1, 1)
-_PLACE_COLUMNS: SnapshotCache[Any] = SnapshotCache(maxsize=24)
+_PLACE_COLUMNS: SnapshotCache[Any] = SnapshotCache(maxsize=24, name="key place columns")
 
 
 def _place_columns(con: duckdb.DuckDBPyConnection) -> _PlaceColumns:

@@ -287,7 +287,7 @@ def _prepare(cells: np.ndarray, k: int) -> _Prepared:
 
 # Study areas with their weights, per (snapshot, layer, res, k, area criteria): an ingest
 # swaps in a new snapshot, which gets its own entries. Counts are never kept.
-_AREAS: SnapshotCache[tuple[_Prepared, str] | None] = SnapshotCache(maxsize=16)
+_AREAS: SnapshotCache[tuple[_Prepared, str] | None] = SnapshotCache(maxsize=16, name="hotspot study areas")
 
 
 def _cell_counts(con: duckdb.DuckDBPyConnection, layer: str, res: int, flt: Filter) -> tuple[np.ndarray, np.ndarray]:

@@ -142,6 +142,7 @@ class Settings:
     road_detail_zoom: int = _s(13, "From this zoom on every road in the viewport is drawn; below it only the classes in map_major_roads.")
     map_major_roads: list = _s(["motorway", "trunk", "primary", "secondary"], "OSM highway classes drawn at low zoom as the map's skeleton when there are no tiles.")
     map_zone_simplify_m: float = _s(30.0, "Display simplification of drawn zones (isochrones) in metres (Douglas-Peucker, topology kept): a display choice for draw speed, not a standard; figures use the exact cells.")
+    cache_max_mb: float = _s(128.0, "Memory (MB) each cache of derived answers may hold (GeoJSON per URL, page figures, study areas, cell tables); least recently used entries go beyond it, and a database snapshot's entries go with the snapshot (operations choice, not a standard).")
 
     def __post_init__(self) -> None:
         """Check every value against its declared type and range (ConfigError names it)."""

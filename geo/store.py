@@ -15,7 +15,6 @@ read-write process excludes all others) is never contended.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import fcntl
 import glob
@@ -38,6 +37,7 @@ import pyarrow.compute as pc
 import shapely
 
 from geo import h3index
+from geo.cache import BoundedCache, retire_snapshot
 from geo.errors import StoreError
 from geo.settings import Settings
 from layers.base import LayerSpec
@@ -186,6 +186,8 @@ def _identity(path: Path) -> tuple[int, int, int]:
 
 def _cursor_on(alias: str) -> duckdb.DuckDBPyConnection:
     with _LOCK:  # _detach_unused iterates the same sets from other threads
+        if _RETIRED:  # a swapped-out snapshot whose last cursor may be gone by now
+            _detach_unused(keep={alias})
         cur = _instance().cursor()
         cur.execute(f"USE {alias}")
         _ALIASES[cur] = alias
@@ -193,14 +195,29 @@ def _cursor_on(alias: str) -> duckdb.DuckDBPyConnection:
         return cur
 
 
+# Read snapshots swapped out while a cursor still used them: detached (and their cache
+# entries dropped) by the first cursor handed out after their last cursor is gone.
+_RETIRED: set[str] = set()
+
+
 def _detach_unused(keep: set[str]) -> None:
-    """Detach read snapshots that are no longer the newest and have no live cursor."""
+    """Detach read snapshots that are no longer the newest and have no live cursor.
+
+    Each detached snapshot's entries leave every cache (``geo.cache.retire_snapshot``), so
+    nothing derived from an old snapshot outlives its last reader.
+    """
     current = {alias for _, alias in _SNAPSHOTS.values()} | keep
     for alias, users in list(_USERS.items()):
-        if alias not in current and alias.startswith("snap") and len(users) == 0:
-            with contextlib.suppress(duckdb.Error):
-                _instance().execute(f"DETACH {alias}")
-            del _USERS[alias]
+        if alias in current or not alias.startswith("snap"):
+            continue
+        if len(users):
+            _RETIRED.add(alias)
+            continue
+        with contextlib.suppress(duckdb.Error):
+            _instance().execute(f"DETACH {alias}")
+        del _USERS[alias]
+        _RETIRED.discard(alias)
+        retire_snapshot(alias)
 
 
 def _attach(
@@ -502,8 +519,8 @@ def _with_cell_codes(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Table
 
 # Cells by their dense number, per (read snapshot alias, res): a snapshot never changes and
 # its alias is never reused in a process. None: a file written before the numbers existed.
-_CODE_CELLS: collections.OrderedDict[tuple[str, int], np.ndarray | None] = collections.OrderedDict()
-_CODE_CELLS_MAX = 16
+# Bounded by entries and bytes (``cache_max_mb``); a snapshot's tables go when it is detached.
+_CODE_CELLS: BoundedCache[np.ndarray | None] = BoundedCache("cell numbers by code", max_entries=16)
 
 
 def _cells_by_code(con: duckdb.DuckDBPyConnection, res: int) -> np.ndarray | None:
@@ -511,11 +528,9 @@ def _cells_by_code(con: duckdb.DuckDBPyConnection, res: int) -> np.ndarray | Non
     alias = _ALIASES.get(con)
     if not alias or not alias.startswith("snap"):
         raise KeyError(alias)  # a writer's numbers can change: not kept
-    key = (alias, res)
-    with _LOCK:
-        if key in _CODE_CELLS:
-            _CODE_CELLS.move_to_end(key)
-            return _CODE_CELLS[key]
+    found, held = _CODE_CELLS.lookup(alias, res)
+    if found:
+        return held
     try:
         got = con.execute(f"SELECT code, cell FROM {CODES_TABLE} WHERE res = ?", [res]).fetchnumpy()
         table: np.ndarray | None = np.zeros(int(got["code"].max(initial=0)) + 1, dtype=np.uint64)
@@ -523,9 +538,8 @@ def _cells_by_code(con: duckdb.DuckDBPyConnection, res: int) -> np.ndarray | Non
     except duckdb.CatalogException:
         table = None
     with _LOCK:
-        _CODE_CELLS[key] = table
-        while len(_CODE_CELLS) > _CODE_CELLS_MAX:
-            _CODE_CELLS.popitem(last=False)
+        if alias in _USERS:  # not detached meanwhile (its entries would never be dropped)
+            _CODE_CELLS.put(alias, res, table)
     return table
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import duckdb
 
-from geo import store
+from geo import cache, store
 from geo.settings import Settings
 
 _STATE: dict[str, object] = {}
@@ -20,6 +20,7 @@ _STATE: dict[str, object] = {}
 def configure(settings: Settings, db_path: str) -> None:
     """Remember the settings and open a Reader on ``db_path`` (called by ``create_app``)."""
     _STATE["settings"] = settings
+    cache.set_budget_mb(settings.cache_max_mb)
     _STATE["reader"] = store.Reader(db_path)
     _STATE["db_path"] = db_path
 

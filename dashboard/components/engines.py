@@ -2,8 +2,10 @@
 
 The coverage scene, the base coverage, the hydrant blind spots and per-session what-if
 engines are expensive to build and cheap to query; they are kept here keyed by the
-Reader's snapshot version, so a new ingest (a swapped snapshot) rebuilds them. No
-analysis happens here: everything is a call into ``geo/``.
+app's snapshot (``snapshot_cache.snapshot_token``), so a new ingest (a swapped snapshot)
+rebuilds them. The first call that sees a new snapshot drops everything of the old one
+(shared objects, every session's engine, page figures); the sessions' engines are also
+bounded by bytes (``cache_max_mb``). No analysis happens here: everything is a call into ``geo/``.
 """
 
 from __future__ import annotations
@@ -16,24 +18,25 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from dashboard.components import context
-from dashboard.components.snapshot_cache import SnapshotLRU
-from geo import coverage, water
+from dashboard.components.snapshot_cache import SnapshotLRU, SnapshotToken, is_newer, snapshot_token
+from geo import cache, coverage, water
 from geo.coverage_inputs import Scene, load_scene
 from geo.errors import OnemapError
 
 _LOCK = threading.RLock()
 _SHARED: dict[str, Any] = {}
-_ENGINES: OrderedDict[str, tuple[int, coverage.CoverageEngine, list[dict[str, Any]]]] = OrderedDict()
+_ENGINES: OrderedDict[str, tuple[SnapshotToken, coverage.CoverageEngine, list[dict[str, Any]]]] = OrderedDict()
+_ENGINE_BYTES: dict[str, int] = {}  # session → bytes of its engine beyond the shared scene
 _REFUSED: dict[str, dict[int, str]] = {}
 _MAX_SESSIONS = 16
-_MEMO = SnapshotLRU(256)
+_MEMO = SnapshotLRU(256, name="page figures")
 _WARMERS: list[Callable[[], Any]] = []
-_WARMED: dict[str, Any] = {"version": None, "thread": None}
+_WARMED: dict[str, Any] = {"token": None, "thread": None}
 log = logging.getLogger(__name__)
 
 
 def memo(name: str, key: Hashable, build: Callable[[], Any]) -> Any:
-    """``build()`` once per snapshot version, ``name`` and ``key`` (an LRU of recent answers).
+    """``build()`` once per snapshot, ``name`` and ``key`` (an LRU of recent answers, bounded by bytes).
 
     Page figures that depend only on the data and their arguments (wall KPIs, review
     tables, base isochrones) are computed once per snapshot and shared by every visitor.
@@ -67,14 +70,15 @@ def warm() -> None:
 def ensure_warm() -> None:
     """Start ``warm`` in a background thread when a new snapshot has landed (cheap otherwise)."""
     try:
-        version = context.version()
+        token = snapshot_token()
     except Exception:  # noqa: BLE001 - no reader yet
         return
+    _follow(token)  # the old snapshot's objects go before the new ones are built
     with _LOCK:
         running = _WARMED["thread"] is not None and _WARMED["thread"].is_alive()
-        if _WARMED["version"] == version or running:
+        if _WARMED["token"] == token or running:
             return
-        _WARMED["version"] = version
+        _WARMED["token"] = token
         thread = threading.Thread(target=warm, name="onemap-warm", daemon=True)
         _WARMED["thread"] = thread
     thread.start()
@@ -88,12 +92,29 @@ def _join_warm() -> None:
         thread.join(timeout=30)
 
 
-def _shared(name: str, build: Any) -> Any:
-    version = context.version()
+def _follow(token: SnapshotToken) -> None:
+    """On a new snapshot, drop the shared objects and every session's engine of older ones."""
     with _LOCK:
-        if _SHARED.get("version") != version:
-            _SHARED.clear()
-            _SHARED["version"] = version
+        if not is_newer(token, _SHARED.get("token")):
+            return
+        _SHARED.clear()
+        _SHARED["token"] = token
+        for session in [s for s, held in _ENGINES.items() if held[0] != token]:
+            _forget_session(session)
+
+
+def _forget_session(session: str) -> None:
+    _ENGINES.pop(session, None)
+    _ENGINE_BYTES.pop(session, None)
+    _REFUSED.pop(session, None)
+
+
+def _shared(name: str, build: Any) -> Any:
+    token = snapshot_token()
+    _follow(token)
+    with _LOCK:
+        if _SHARED.get("token") != token:  # an older snapshot than the one seen: build, do not keep
+            return build()
         if name not in _SHARED:
             _SHARED[name] = build()
         return _SHARED[name]
@@ -143,11 +164,12 @@ def scenario(session: str, edits: list[dict[str, Any]]) -> tuple[coverage.Covera
     engine refuses (a station too far from the road network, an unknown id) is skipped
     and its message returned, so one bad click never breaks the scenario.
     """
-    version = context.version()
+    token = snapshot_token()
+    _follow(token)
     with _LOCK:
         held = _ENGINES.get(session)
-        if held is None or held[0] != version or held[2] != edits[: len(held[2])]:
-            held = (version, coverage.CoverageEngine(scene()), [])
+        if held is None or held[0] != token or held[2] != edits[: len(held[2])]:
+            held = (token, coverage.CoverageEngine(scene()), [])
             _REFUSED.pop(session, None)
         _, engine, applied = held
         refused = _REFUSED.setdefault(session, {})
@@ -156,11 +178,12 @@ def scenario(session: str, edits: list[dict[str, Any]]) -> tuple[coverage.Covera
                 apply_edit(engine, edit)
             except OnemapError as exc:
                 refused[i] = str(exc)
-        _ENGINES[session] = (version, engine, list(edits))
+        _ENGINES[session] = (token, engine, list(edits))
         _ENGINES.move_to_end(session)
-        while len(_ENGINES) > _MAX_SESSIONS:
-            old, _ = _ENGINES.popitem(last=False)
-            _REFUSED.pop(old, None)
+        _ENGINE_BYTES[session] = cache.size_of(engine, shared=(engine.scene,))
+        budget = cache.budget_bytes()
+        while len(_ENGINES) > 1 and (len(_ENGINES) > _MAX_SESSIONS or sum(_ENGINE_BYTES.values()) > budget):
+            _forget_session(next(iter(_ENGINES)))  # the least recent session
         return engine, [refused[i] for i in sorted(refused)]
 
 

@@ -27,7 +27,7 @@ from geo.errors import OnemapError
 from layers.registry import get_spec
 
 OVERLAYS: dict[str, Callable[[dict[str, str]], str]] = {}
-_URL_ANSWERS = SnapshotLRU(256)  # GeoJSON text per URL, per snapshot
+_URL_ANSWERS = SnapshotLRU(256, name="GeoJSON per URL")  # per snapshot, within cache_max_mb
 GEOJSON = "application/geo+json; charset=utf-8"
 
 
