@@ -186,7 +186,7 @@ def _group_expr(layer: str, name: str) -> str:
     if name in PERIODS:
         return f"CAST(date_trunc('{PERIODS[name]}', \"{time_field(layer)}\") AS DATE)" if name != "hour" else \
             f"date_trunc('hour', \"{time_field(layer)}\")"
-    if name in {h3index.cell_column(r) for r in (7, 8, 9, 10)}:
+    if name in {h3index.cell_column(r) for r in store.POINT_RESOLUTIONS}:
         return f'"{name}"'
     spec = get_spec(layer)
     if name in spec.field_names:
@@ -224,8 +224,8 @@ def count_by_cell(
     con: duckdb.DuckDBPyConnection, layer: str = "hazard", res: int = 9, flt: Filter | None = None
 ) -> pd.DataFrame:
     """Counts per H3 cell at ``res`` (7-10): columns ``cell`` (uint64), ``h3`` (hex), ``count``."""
-    if res not in (7, 8, 9, 10):
-        raise ValidationError(f"H3 resolution {res} is not stored; use 7, 8, 9 or 10")
+    if res not in store.POINT_RESOLUTIONS:
+        raise ValidationError(f"H3 resolution {res} is not stored; use one of {store.POINT_RESOLUTIONS}")
     flt = flt or Filter()
     where, params = flt.sql(layer)
     got = store.cell_aggregates(con, layer, res, "count(*) AS count", where, params)

@@ -23,10 +23,11 @@ from geo import governance, h3index
 from geo.errors import NetworkError, ValidationError
 from geo.network import RoadGraph, load_graph, transformer
 from geo.settings import Settings
+from geo.store import COVER_RESOLUTIONS
 
 Mode = Literal["network", "radius"]
 RESPONDER_LAYERS: tuple[str, ...] = ("micro_station", "fire_station")
-CELL_RESOLUTIONS: tuple[int, ...] = (9, 10)
+CELL_RESOLUTIONS: tuple[int, ...] = COVER_RESOLUTIONS  # the store's cover resolutions
 
 
 def layer_timing(layer: str, settings: Settings) -> tuple[float, float]:
@@ -266,8 +267,14 @@ def make_scene(
     # open now, by the governance figures' rule (closed_at, else the spec's closed status)
     hz["open"] = (governance.open_mask(hz["status"], hz["closed_at"] if "closed_at" in hz else None, datetime.now())
                   if len(hz) else pd.Series(dtype=bool))
+    # working: a working status and no known pressure below the minimum (GB 50974 §7.2.8)
+    nothing = pd.Series(np.nan, index=hyd.index)
+    pressure = pd.to_numeric(hyd.get("pressure_mpa", nothing), errors="coerce")
+    low = (pressure < settings.hydrant_min_pressure_mpa).to_numpy()
     hyd["working"] = (
-        hyd["status"].isin(settings.hydrant_working_statuses) if len(hyd) else pd.Series(dtype=bool)
+        hyd["status"].isin(settings.hydrant_working_statuses) & ~low
+        if len(hyd)
+        else pd.Series(dtype=bool)
     )
     ws["working"] = (
         (ws["status"].isna() | ws["status"].isin(settings.water_source_working_statuses))

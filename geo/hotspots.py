@@ -292,8 +292,8 @@ _AREAS: SnapshotCache[tuple[_Prepared, str] | None] = SnapshotCache(maxsize=16, 
 
 def _cell_counts(con: duckdb.DuckDBPyConnection, layer: str, res: int, flt: Filter) -> tuple[np.ndarray, np.ndarray]:
     """Distinct cells at ``res`` (uint64, in no order) with rows passing ``flt``, and their counts."""
-    if res not in (7, 8, 9, 10):
-        raise ValidationError(f"H3 resolution {res} is not stored; use 7, 8, 9 or 10")
+    if res not in store.POINT_RESOLUTIONS:
+        raise ValidationError(f"H3 resolution {res} is not stored; use one of {store.POINT_RESOLUTIONS}")
     where, params = flt.sql(layer)
     got = store.cell_aggregates(con, layer, res, "count(*) AS n", where, params)
     return np.asarray(got["cell"], dtype=np.uint64), np.asarray(got["n"], dtype=np.float64)

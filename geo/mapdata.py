@@ -35,7 +35,7 @@ from layers.registry import get_spec
 BBox = tuple[float, float, float, float]
 """west, south, east, north in WGS-84 degrees."""
 
-STORED_RESOLUTIONS: tuple[int, ...] = (7, 8, 9, 10)
+STORED_RESOLUTIONS: tuple[int, ...] = store.POINT_RESOLUTIONS  # the store's schema fact
 EMPTY: str = '{"type":"FeatureCollection","features":[]}'
 HEX_CLASSES: int = 6
 """Number of colour classes of hexagon counts (the legend's steps)."""

@@ -26,6 +26,7 @@ from geo import h3index
 from geo.cache import BoundedCache
 from geo.errors import ConfigError, NetworkError, ReadError
 from geo.settings import Settings
+from geo.store import COVER_RESOLUTIONS
 
 MIN_EDGE_SECONDS = (
     1e-6  # a zero-length edge still is an edge (csgraph drops true zeros in some ops)
@@ -284,9 +285,11 @@ def read_roads(
         )
     used = np.unique(np.concatenate([edges["u"].to_numpy(), edges["v"].to_numpy()]))
     nodes = nodes[nodes["node_id"].isin(used)].drop_duplicates("node_id").reset_index(drop=True)
-    cells = h3index.index_points(nodes["lon"].to_numpy(), nodes["lat"].to_numpy(), (9, 10))
-    nodes["h3_r9"] = cells[9]
-    nodes["h3_r10"] = cells[10]
+    cells = h3index.index_points(
+        nodes["lon"].to_numpy(), nodes["lat"].to_numpy(), COVER_RESOLUTIONS
+    )
+    for res, column in cells.items():
+        nodes[h3index.cell_column(res)] = column
     return nodes, edges
 
 

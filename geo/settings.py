@@ -39,8 +39,6 @@ class Settings:
 
     # --- storage and indexing -------------------------------------------------------
     db_path: str = _s("data/onemap.duckdb", "DuckDB file; `--db` or ONEMAP_DB override it.")
-    h3_resolutions: list = _s([7, 8, 9, 10], "H3 resolutions stored per point (res 9 ≈ 0.1 km², res 10 ≈ 0.015 km²).")
-    h3_cover_resolutions: list = _s([9, 10], "Resolutions of the polygon H3 cover side tables (cell centre inside).")
     china_bounds: list = _s([73.4, 3.8, 135.1, 53.6], "lon/lat box of China used to reject points outside China for Chinese CRSs.")
     area_of_interest: list | None = _s(None, "Optional [min_lon, min_lat, max_lon, max_lat]; points outside are rejected.")
 
@@ -54,8 +52,10 @@ class Settings:
         {"一级": 7.0, "二级": 4.0, "小型": 2.0, "郊区": 15.0},
         "Station area limits by station class (建标152-2017: class 1 ≤ 7 km², class 2 ≤ 4 km², small ≤ 2 km², suburban ≤ 15 km²).",
     )
-    station_min_distance_crowded_m: float = _s(50.0, "New station ≥ 50 m from exits of crowded venues (GB 51080-2015 §4.1.5).")
-    station_min_distance_hazmat_m: float = _s(200.0, "New station ≥ 200 m from hazmat sites (GB 51080-2015 §4.1.5).")
+    station_min_distance_crowded_m: float = _s(50.0, "Siting: no candidate site within 50 m of a crowded venue (key place of a category in crowded_venue_categories): a station's exit ≥ 50 m from their evacuation exits (GB 51080-2015 §4.1.5).")
+    station_min_distance_hazmat_m: float = _s(200.0, "Siting: no candidate site within 200 m of a hazmat site (key place of a category in hazmat_categories; GB 51080-2015 §4.1.5).")
+    crowded_venue_categories: list = _s(["学校", "医院", "商场市场", "养老机构", "宾馆民宿"], "Key-place categories that are crowded venues (人员密集场所: 消防法 §73; GB 51080-2015 §4.1.5 names schools, hospitals, markets, theatres) for station_min_distance_crowded_m.")
+    hazmat_categories: list = _s(["易燃易爆场所"], "Key-place categories that are hazmat sites (甲乙类厂房, 易燃易爆危险品场所; GB 51080-2015 §4.1.5) for station_min_distance_hazmat_m.")
 
     # --- roads ---------------------------------------------------------------------
     road_speeds_kmh: dict = _s(
@@ -69,14 +69,13 @@ class Settings:
     urban_slowdown_factor: float = _s(0.7, "Travel speed = speed × factor for fire appliances in urban traffic (documented assumption; set 1.0 to disable).")
     snap_distance_m: float = _s(300.0, "A responder or demand point farther than this from the road network is reported, not snapped.")
     radius_mode_speed_kmh: float = _s(30.0, "Straight-line mode: reach radius = speed × (minutes − turnout) (used where there is no road data).")
-    walking_speed_kmh: float = _s(4.5, "Hose-laying/walking speed for hydrant access distances (documented assumption).")
 
     # --- water ------------------------------------------------------------------------
     hydrant_protection_radius_m: float = _s(150.0, "Municipal hydrant protection radius ≤ 150 m (GB 50974-2014 §7.2.5).")
     hydrant_max_spacing_m: float = _s(120.0, "Municipal hydrant spacing ≤ 120 m (GB 50974-2014 §7.2.5).")
-    hydrant_min_pressure_mpa: float = _s(0.14, "Hydrant pressure ≥ 0.14 MPa in normal operation (GB 50974-2014 §7.2.8).")
+    hydrant_min_pressure_mpa: float = _s(0.14, "Hydrant pressure ≥ 0.14 MPa in normal operation (GB 50974-2014 §7.2.8): a hydrant with a known lower pressure_mpa does not count as working, whatever its status, and the water check lists it.")
     hydrant_working_statuses: list = _s(["正常"], "Hydrant statuses that count as working; 损坏/水压不足/停用 do not (GB 50974).")
-    fire_pool_min_m3: float = _s(500.0, "Fire pool capacity for an ancient town ≥ 500 m³ (seed 003, 温泉古镇).")
+    fire_pool_min_m3: float = _s(500.0, "Fire pool (消防水池) capacity ≥ 500 m³ (seed 003, 温泉古镇 ancient town): the water check lists pools with a known smaller capacity_m3, and nearest water flags them.")
     water_source_working_statuses: list = _s(["正常"], "Water-source statuses that count as usable (a source with no status counts as usable; 损坏/停用 do not).")
 
     # --- coverage, siting and dispatch (issue 3) -------------------------------------------
@@ -100,10 +99,6 @@ class Settings:
         {"一般": 15, "重大": 60},
         "Default rectification deadline by severity when a file has none (local practice; override per district).",
     )
-    night_patrol_hours: list = _s([22, 6], "Night patrol window 22:00-06:00 in key periods (seed 002).")
-    yearly_check_days: int = _s(365, "Every entrusted unit is checked at least once a year (seed 003).")
-    forest_firebreak_city_m: float = _s(200.0, "Forest firebreak facing a city ≥ 200 m (seed 003).")
-    forest_firebreak_other_m: float = _s(100.0, "Forest firebreak elsewhere ≥ 100 m (seed 003).")
 
     # --- hotspots -------------------------------------------------------------------------
     hotspot_resolution: int = _s(8, "H3 resolution of the Gi* hotspot map (res 8 ≈ 0.74 km²).")
@@ -127,7 +122,6 @@ class Settings:
     host: str = _s("127.0.0.1", "Address the dashboard listens on.")
     port: int = _s(8050, "Port the dashboard listens on.")
     server_threads: int = _s(8, "Worker threads of the dashboard's WSGI server (waitress): requests served at once (wall, planners' browsers, map tiles of GeoJSON).")
-    language: str = _s("zh", "UI language: zh (default) or en.")
     review_default_days: int = _s(365, "Opening period of the committee review page: the year up to the newest hazard (yearly assessment, 考核).")
     wall_refresh_s: int = _s(10, "Wall display refresh period in seconds.")
     wall_rotate_towns_s: int = _s(0, "Rotate the wall map through towns every N seconds (0 = off).")

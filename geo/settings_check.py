@@ -16,6 +16,7 @@ from dataclasses import Field
 from typing import Any
 
 from geo.errors import ConfigError
+from layers.key_place import CATEGORIES as KEY_PLACE_CATEGORIES
 
 #: Numbers that must be > 0 (a zero would divide by zero or mean "never").
 POSITIVE = frozenset(
@@ -41,8 +42,11 @@ H3_RESOLUTIONS = frozenset({"coverage_cluster_res", "hotspot_resolution"})
 BOXES = frozenset({"china_bounds", "area_of_interest"})
 #: Dicts whose keys are a fixed vocabulary: only the default's keys are allowed.
 FIXED_KEYS = frozenset({"hazard_deadline_days", "scorecard_weights"})
-#: Allowed values of text settings with a fixed vocabulary.
-CHOICES: dict[str, tuple[str, ...]] = {"language": ("zh", "en")}
+#: Allowed items of list settings drawn from a layer's vocabulary.
+LIST_CHOICES: dict[str, tuple[str, ...]] = {
+    "crowded_venue_categories": KEY_PLACE_CATEGORIES,
+    "hazmat_categories": KEY_PLACE_CATEGORIES,
+}
 #: Item kind of list settings whose default is empty or None.
 LIST_ITEMS: dict[str, type] = {"area_of_interest": float}
 
@@ -104,6 +108,8 @@ def _check_list(name: str, value: Any, default: Any) -> None:
     kind = LIST_ITEMS.get(name) or _item_kind(default or [])
     for i, item in enumerate(value):
         _item(name, kind, item, f"[{i}]")
+        if name in LIST_CHOICES and item not in LIST_CHOICES[name]:
+            raise _fail(f"{name}[{i}]", item, f"one of {list(LIST_CHOICES[name])}")
     if name in BOXES:
         if len(value) != 4 or not (value[0] < value[2] and value[1] < value[3]):
             raise _fail(name, value, "[min_lon, min_lat, max_lon, max_lat] with min < max")
@@ -142,8 +148,6 @@ def check_value(field: Field[Any], value: Any, default: Any) -> None:
     elif kind == "str":
         if not isinstance(value, str):
             raise _fail(name, value, "text")
-        if name in CHOICES and value not in CHOICES[name]:
-            raise _fail(name, value, f"one of {list(CHOICES[name])}")
     elif kind == "list":
         _check_list(name, value, default)
     elif kind == "dict":

@@ -121,6 +121,7 @@ class SitingResult:
     exact_objective: float | None = None
     exact_picks: pd.DataFrame | None = None
     gap: float | None = None
+    excluded_candidates: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +133,46 @@ class SitingProblem:
     cover: sp.csr_array  # demand × candidates
     mode: str
     layer: str
+    excluded: int = 0  # candidates dropped by the GB 51080 setbacks
+
+
+def within_setbacks(scene: Scene, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """True where a site is too close to a crowded venue or a hazmat site (GB 51080-2015 §4.1.5).
+
+    A station must keep ``station_min_distance_crowded_m`` (50 m) from key places whose
+    category is in ``crowded_venue_categories`` and ``station_min_distance_hazmat_m``
+    (200 m) from those in ``hazmat_categories``; straight-line metres, as the standard
+    measures them. ``x, y`` are metres in the scene's projection.
+    """
+    s = scene.settings
+    places = scene.key_places
+    near = np.zeros(len(x), dtype=bool)
+    if len(places) == 0 or len(x) == 0:
+        return near
+    sites = np.column_stack([np.asarray(x, np.float64), np.asarray(y, np.float64)])
+    for categories, metres in (
+        (s.crowded_venue_categories, s.station_min_distance_crowded_m),
+        (s.hazmat_categories, s.station_min_distance_hazmat_m),
+    ):
+        pick = places["category"].isin(categories).to_numpy() & np.isfinite(places["x"].to_numpy())
+        if metres <= 0 or not pick.any():
+            continue
+        tree = cKDTree(places.loc[pick, ["x", "y"]].to_numpy(np.float64))
+        dist, _ = tree.query(sites, distance_upper_bound=metres)
+        near |= dist < metres
+    return near
+
+
+def _setback_error(scene: Scene, n: int) -> ValidationError:
+    s = scene.settings
+    msg = (
+        f"all {n} candidate site(s) break the GB 51080-2015 §4.1.5 setbacks: "
+        f"station_min_distance_crowded_m = {s.station_min_distance_crowded_m:g} m from "
+        f"{s.crowded_venue_categories} and station_min_distance_hazmat_m = "
+        f"{s.station_min_distance_hazmat_m:g} m from {s.hazmat_categories}; "
+        "choose sites farther away"
+    )
+    return ValidationError(msg)
 
 
 def _coverage_of(source: CoverageEngine | CoverageResult | Scene) -> CoverageResult:
@@ -153,7 +194,8 @@ def build_problem(
     Default candidates: the road node nearest to each demand cell's centre; when there are
     more than ``max_candidates``, the one of highest demand per res-8 parent cell first,
     then by weight. Given ``candidates`` (lon, lat) are snapped; those too far from the
-    roads are dropped (an error when none is left).
+    roads are dropped (an error when none is left). Candidates within the GB 51080
+    setbacks (``within_setbacks``) are dropped too; given candidates that all are raise.
     """
     result = _coverage_of(source)
     scene = result.scene
@@ -202,6 +244,11 @@ def build_problem(
                     f"none of the {len(snap.ok)} candidate sites is within "
                     f"{scene.settings.snap_distance_m:.0f} m of a road"
                 )
+    near = within_setbacks(scene, cand["x"].to_numpy(), cand["y"].to_numpy())
+    if candidates is not None and len(cand) and near.all():
+        raise _setback_error(scene, len(cand))
+    cand = cand[~near].reset_index(drop=True)
+    excluded = int(near.sum())
     m = len(cand)
     rows, cols = [], []
     if scene.mode == "network" and m and len(demand):
@@ -211,7 +258,7 @@ def build_problem(
             demand["node"].to_numpy(np.int64),
             reach_s,
         )
-        return SitingProblem(demand, cand, cover, scene.mode, layer)
+        return SitingProblem(demand, cand, cover, scene.mode, layer, excluded)
     if m and len(demand):
         tree = cKDTree(np.column_stack([demand["x"].to_numpy(), demand["y"].to_numpy()]))
         radius = reach_s * scene.settings.radius_mode_speed_kmh / 3.6
@@ -228,7 +275,7 @@ def build_problem(
     r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
     cover = sp.csr_array((np.ones(len(r), dtype=np.float64), (r, c)), shape=(len(demand), m))
-    return SitingProblem(demand, cand, cover, scene.mode, layer)
+    return SitingProblem(demand, cand, cover, scene.mode, layer, excluded)
 
 
 def cover_matrix(
@@ -342,6 +389,7 @@ def suggest_sites(
         len(problem.candidates),
         took,
         **out,
+        excluded_candidates=problem.excluded,
     )
 
 
@@ -379,4 +427,5 @@ def exact_sites(
         took,
         exact_objective=obj,
         gap=round(gap, 6),
+        excluded_candidates=problem.excluded,
     )

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from geo import h3index
+from geo import h3index, store
 from geo.aggregate import AREA_COLUMNS, Filter, TimeLike, cells_to_hex, time_field, to_timestamp
 from geo.errors import ValidationError
 from geo.hotspots import bh_adjust, gi_star_z, k_ring_weights, study_cells
@@ -90,8 +90,8 @@ def monthly_cell_counts(
     Months span the filter window (else the data's first to last month), empty months included.
     """
     flt = flt or Filter()
-    if res not in (7, 8, 9, 10):
-        raise ValidationError(f"H3 resolution {res} is not stored; use 7, 8, 9 or 10")
+    if res not in store.POINT_RESOLUTIONS:
+        raise ValidationError(f"H3 resolution {res} is not stored; use one of {store.POINT_RESOLUTIONS}")
     col = h3index.cell_column(res)
     tcol = time_field(layer)
     where, params = flt.sql(layer)

@@ -27,6 +27,9 @@ from geo.network import (
 )
 
 
+FIRE_POOL = "消防水池"  # water_source kind (layers/water_source.py) held to fire_pool_min_m3
+
+
 @dataclass(frozen=True, eq=False)
 class WaterBlindSpots:
     """Built-up cells and key places beyond the protection radius of every working hydrant.
@@ -91,6 +94,51 @@ def hydrant_blind_spots(scene: Scene) -> WaterBlindSpots:
     return WaterBlindSpots(radius, cells.reset_index(drop=True), places.reset_index(drop=True))
 
 
+def water_check(scene: Scene) -> pd.DataFrame:
+    """Water points below their standard, where the figure is known.
+
+    Hydrants whose ``pressure_mpa`` is under ``hydrant_min_pressure_mpa`` (GB 50974-2014
+    §7.2.8; they do not count as working) and fire pools (消防水池) whose ``capacity_m3`` is
+    under ``fire_pool_min_m3`` (seed 003). A missing pressure or capacity is not flagged.
+    Columns: layer, id, name, kind, status, value, limit, problem.
+    """
+    s = scene.settings
+    hyd, ws = scene.hydrants, scene.water_sources
+    pressure = pd.to_numeric(hyd.get("pressure_mpa", pd.Series(np.nan, hyd.index)), errors="coerce")
+    capacity = pd.to_numeric(ws.get("capacity_m3", pd.Series(np.nan, ws.index)), errors="coerce")
+    low = hyd[(pressure < s.hydrant_min_pressure_mpa).to_numpy()]
+    small = ws[((ws["kind"] == FIRE_POOL) & (capacity < s.fire_pool_min_m3)).to_numpy()]
+    parts = [
+        pd.DataFrame(
+            {
+                "layer": "hydrant",
+                "id": low["id"],
+                "name": low["name"],
+                "kind": None,
+                "status": low["status"],
+                "value": pressure[low.index],
+                "limit": s.hydrant_min_pressure_mpa,
+                "problem": f"pressure below {s.hydrant_min_pressure_mpa:g} MPa (GB 50974 §7.2.8)",
+            }
+        ),
+        pd.DataFrame(
+            {
+                "layer": "water_source",
+                "id": small["id"],
+                "name": small["name"],
+                "kind": small["kind"],
+                "status": small["status"],
+                "value": capacity[small.index],
+                "limit": s.fire_pool_min_m3,
+                "problem": f"fire pool under {s.fire_pool_min_m3:g} m³ (seed 003)",
+            }
+        ),
+    ]
+    cols = ["layer", "id", "name", "kind", "status", "value", "limit", "problem"]
+    parts = [p[cols] for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
 def _graph_voronoi(walk: sp.csr_array, site_nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Road metres from the nearest site and which site (position in ``site_nodes``)."""
     dist, _, src = dijkstra(walk, indices=site_nodes, min_only=True, return_predecessors=True)
@@ -105,8 +153,8 @@ def _split_at_points(
     """Undirected walking graph with each located point inserted as a node on its edge.
 
     An edge ``u``–``v`` holding points at offsets o1 ≤ o2 ≤ … becomes the chain
-    u–p1–p2–…–v with lengths o1, o2 − o1, …, L − ok, so the road distance between two
-    points on one edge is their offset difference and any other is offset + shortest
+    u–p1–p2–…–v with lengths o1, o2 − o1, …, L − ok, so the road distance between
+    two points on one edge is their offset difference and any other is offset + shortest
     node-to-node path + offset. Returns the graph and the node index of every point.
     """
     u, v, metres = undirected_edges(graph)
@@ -206,7 +254,9 @@ def nearest_water(scene: Scene) -> pd.DataFrame:
     Network mode: along roads (undirected; place and source snap distances added);
     radius mode: straight line. Sources with a status outside
     ``water_source_working_statuses`` are skipped (no status counts as usable).
-    Columns: place_id, place_name, source_id, source_name, kind, capacity_m3, road_m, straight_m.
+    ``below_min`` flags a fire pool with a known capacity under ``fire_pool_min_m3``.
+    Columns: place_id, place_name, source_id, source_name, kind, capacity_m3, road_m,
+    below_min, straight_m.
     """
     places = scene.key_places
     ws = scene.water_sources
@@ -217,6 +267,7 @@ def nearest_water(scene: Scene) -> pd.DataFrame:
     if len(usable) == 0 or len(places) == 0:
         for c in ("source_id", "source_name", "kind", "capacity_m3", "road_m", "straight_m"):
             out[c] = None if c in ("source_id", "source_name", "kind") else np.nan
+        out.insert(len(out.columns) - 1, "below_min", False)
         return out
     if scene.mode == "network" and scene.graph is not None and (usable["node"] >= 0).any():
         on = usable[usable["node"] >= 0].reset_index(drop=True)
@@ -249,6 +300,9 @@ def nearest_water(scene: Scene) -> pd.DataFrame:
         has, pd.to_numeric(pick["capacity_m3"], errors="coerce").to_numpy(np.float64)[r], np.nan
     )
     out["road_m"] = np.round(road, 1)
+    out["below_min"] = (out["kind"] == FIRE_POOL).to_numpy() & (
+        out["capacity_m3"].to_numpy(np.float64) < scene.settings.fire_pool_min_m3
+    )
     straight = np.hypot(
         places["x"].to_numpy() - pick["x"].to_numpy()[r],
         places["y"].to_numpy() - pick["y"].to_numpy()[r],

@@ -54,7 +54,7 @@ BAD_VALUES = [
     ("hydrant_working_statuses", "[1, 2]", "1"),
     ("hotspot_resolution", "16", "16"),
     ("micro_station_turnout_s", "{ a = { b = { c = 1 } } }", "'c': 1"),
-    ("language", "\"{{7*7}}\"", "{{7*7}}"),
+    ("db_path", "[1, 2]", "[1, 2]"),
 ]
 
 

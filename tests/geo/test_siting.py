@@ -10,6 +10,7 @@ from test_coverage_cases import SETTINGS, line_graph, lonlat
 
 from geo import coverage, siting
 from geo.coverage_inputs import make_scene
+from geo.errors import ValidationError
 
 
 def clustered_instance(seed: int, n_demand: int = 300, n_cand: int = 40, radius: float = 0.08):
@@ -122,3 +123,56 @@ def test_user_candidates_and_radius_mode() -> None:
     result = siting.suggest_sites(scene, 1, candidates=cands)
     assert result.mode == "radius" and result.candidates == 2
     assert result.picks.iloc[0]["lon"] == pytest.approx(cands["lon"][0])  # two places beat one
+
+
+def setback_scene(settings=SETTINGS):
+    """6 km road, station at the west end; places at 4.3-4.7 km: a school at 4.4, hazmat at 4.5."""
+    resp = pd.DataFrame(
+        {"id": ["M"], "layer": ["micro_station"], "lon": [lonlat(0.0)[0]], "lat": [lonlat(0.0)[1]]}
+    )
+    east = np.array([4300.0, 4400, 4500, 4600, 4700])
+    plon, plat = lonlat(east)
+    places = pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(5)],
+            "name": "x",
+            "category": ["住宅小区", "学校", "易燃易爆场所", "住宅小区", "住宅小区"],
+            "inspection_class": 1,
+            "lon": plon,
+            "lat": plat,
+        }
+    )
+    return make_scene(resp, line_graph(61, settings=settings), key_places=places, settings=settings)
+
+
+def east_of(lon: float) -> float:
+    return (lon - lonlat(0.0)[0]) * (lonlat(1000.0)[0] - lonlat(0.0)[0]) ** -1 * 1000.0
+
+
+def test_siting_keeps_the_gb51080_setbacks_from_crowded_and_hazmat_places() -> None:
+    free = SETTINGS.with_overrides(
+        station_min_distance_hazmat_m=0.0, station_min_distance_crowded_m=0.0
+    )
+    loose = siting.suggest_sites(setback_scene(free), 3)
+    result = siting.suggest_sites(setback_scene(), 3, exact=True)
+    # the candidates dropped are exactly those within 200 m of the hazmat site or 50 m of the school
+    every = siting.build_problem(setback_scene(free)).candidates
+    east = np.array([east_of(lon) for lon in every["lon"]])
+    inside = int(((np.abs(east - 4500.0) < 199.0) | (np.abs(east - 4400.0) < 49.0)).sum())
+    assert inside >= 1 and loose.excluded_candidates == 0
+    assert result.excluded_candidates == inside == loose.candidates - result.candidates
+    for picks in (result.picks, result.exact_picks):
+        east = np.array([east_of(lon) for lon in picks["lon"]])
+        assert len(east) and (np.abs(east - 4500.0) >= 200.0 - 1.0).all()  # hazmat: 200 m
+        assert (np.abs(east - 4400.0) >= 50.0 - 1.0).all()  # school: 50 m
+
+
+def test_user_candidates_inside_a_setback_are_dropped_and_named() -> None:
+    scene = setback_scene()
+    lon, lat = lonlat(np.array([4550.0, 3000.0]))
+    result = siting.suggest_sites(scene, 1, candidates=pd.DataFrame({"lon": lon, "lat": lat}))
+    assert result.candidates == 1 and result.excluded_candidates == 1
+    assert east_of(result.picks.iloc[0]["lon"]) == pytest.approx(3000.0, abs=1.0)
+    lon, lat = lonlat(np.array([4550.0]))
+    with pytest.raises(ValidationError, match="station_min_distance_hazmat_m"):
+        siting.suggest_sites(scene, 1, candidates=pd.DataFrame({"lon": lon, "lat": lat}))

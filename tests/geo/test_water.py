@@ -150,3 +150,35 @@ def test_spacing_of_many_hydrants_on_one_street_equals_their_sorted_gaps() -> No
     assert {tuple(sorted(k)) for k in expected} == set(pairs)
     for (a, b), gap in expected.items():
         assert pairs[tuple(sorted((a, b)))] == pytest.approx(gap, abs=0.5)
+
+
+def test_hydrant_below_the_minimum_pressure_does_not_count_and_is_listed() -> None:
+    place = points("p", [200.0], ["-"]).drop(columns="status")
+    # all three say 正常; the one 10 m away has 0.10 MPa (< 0.14, GB 50974 §7.2.8)
+    hyd = points("h", [0.0, 190.0, 260.0], ["正常", "正常", "正常"], pressure_mpa=[0.3, 0.10, np.nan])
+    scene = make_scene(NOBODY, None, key_places=place, hydrants=hyd, settings=SETTINGS)
+    row = water.hydrant_blind_spots(scene).key_places.iloc[0]
+    assert row["hydrant_id"] == "h2" and row["hydrant_m"] == pytest.approx(60, rel=0.01)
+    check = water.water_check(scene)
+    assert check[["layer", "id"]].values.tolist() == [["hydrant", "h1"]]
+    assert check.iloc[0]["value"] == 0.10 and check.iloc[0]["limit"] == 0.14
+    assert "0.14" in check.iloc[0]["problem"]
+
+
+def test_fire_pool_below_the_minimum_capacity_is_flagged() -> None:
+    graph = line_graph(21)
+    place = points("p", [1000.0], ["-"]).drop(columns="status")
+    ws = points(
+        "w",
+        [1100.0, 1500.0, 0.0, 300.0],
+        ["正常", "正常", None, "正常"],
+        kind=["消防水池", "消防水池", "天然水源取水点", "消防水池"],
+        capacity_m3=[300.0, 600.0, None, None],
+    )
+    scene = make_scene(NOBODY, graph, key_places=place, water_sources=ws, settings=SETTINGS)
+    row = water.nearest_water(scene).iloc[0]
+    assert row["source_id"] == "w0" and bool(row["below_min"])  # 300 m³ < 500 m³ (seed 003)
+    check = water.water_check(scene)
+    assert check[["layer", "id", "value", "limit"]].values.tolist() == [
+        ["water_source", "w0", 300.0, 500.0]
+    ]
