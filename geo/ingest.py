@@ -263,7 +263,7 @@ def prepare(
             f"{lon_col},{lat_col}",
             "bad_coordinates",
             pair,
-            "坐标不是数字 (not a number)",
+            "坐标不是有限数字 (not a finite number)",
         )
         ok = ~missing & ~bad_x & ~bad_y
         if not ok.all():
@@ -511,14 +511,15 @@ def position_text(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
     """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
-    ok = np.isfinite(lon) & np.isfinite(lat)
+    with np.errstate(invalid="ignore"):  # out-of-range rows are rejected; they give ""
+        ok = (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
     scale = 10.0**ID_POSITION_DECIMALS
     units = [
         pa.array(np.rint(np.where(ok, v, 0.0) * scale).astype(np.int64)).cast(pa.string())
         for v in (lon, lat)
     ]
     joined = pc.binary_join_element_wise(units[0], units[1], ",")
-    return pc.if_else(pa.array(ok), joined, pa.scalar("", pa.string()))
+    return joined if ok.all() else pc.if_else(pa.array(ok), joined, pa.scalar("", pa.string()))
 
 
 def polygon_text(polygons: np.ndarray) -> pa.Array:

@@ -193,21 +193,28 @@ def _ascii_digits(text: pd.Series) -> pd.Series:
 
 
 def parse_number(text: Values) -> tuple[np.ndarray, np.ndarray]:
-    """Floats (NaN where empty) and the mask of non-empty text that is not a number.
+    """Floats (NaN where empty or bad) and the mask of non-empty text that is not a finite number.
 
-    Thousands separators (1,200) and full-width digits are accepted as parsing.
+    Thousands separators (1,200) and full-width digits are accepted as parsing; ``nan``,
+    ``inf`` and numbers beyond the float range (``1e400``) are bad: no stored figure is NaN or
+    infinite.
     """
     arr = as_text(text)
     try:  # fast path: Arrow's parser on the whole column
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return np.asarray(values, dtype=np.float64), np.zeros(len(arr), dtype=bool)
+        values = np.asarray(
+            pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
     except pa.ArrowInvalid:
-        pass
-    series = _pandas(arr)
-    cleaned = _ascii_digits(series).str.replace(",", "", regex=False)
-    values = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = present(arr) & np.isnan(values)
-    return values, bad
+        series = _pandas(arr)
+        cleaned = _ascii_digits(series).str.replace(",", "", regex=False)
+        values = pd.to_numeric(cleaned, errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    finite = np.isfinite(values)
+    if finite.all():
+        return values, np.zeros(len(arr), dtype=bool)
+    bad = present(arr) & ~finite
+    return np.where(finite, values, np.nan), bad
 
 
 def parse_int(text: Values) -> tuple[pa.Array, np.ndarray]:
@@ -361,6 +368,14 @@ def check_coordinates(
         "swapped_lat_lon",
         both(swapped),
         "经度与纬度颠倒：交换后落在范围内 (lon/lat swapped; fix the columns or pass --lon/--lat)",
+    )
+    # NaN/inf that no earlier check caught (a geometry with one NaN ordinate): never stored.
+    rejections.add(
+        ~finite & ~rejections.mask(),
+        f"{x_field},{y_field}",
+        "bad_coordinates",
+        both(~finite & ~rejections.mask()),
+        "坐标不是有限数字 (coordinates are NaN or infinite)",
     )
     bad_range = finite & ~world & ~swapped
     rejections.add(

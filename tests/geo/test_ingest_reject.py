@@ -180,3 +180,36 @@ def test_rejected_rows_are_replaced_on_reingest(tmp_path: Path, tmp_db: Path) ->
     result = ingest_file("hydrant", path, db=tmp_db, settings=Settings())
     assert (result.accepted, result.rejected) == (2, 0)
     assert len(rejected(tmp_db)) == 0
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "NaN", "Infinity", "1e400"])
+def test_non_finite_numbers_are_rejected_not_stored(
+    tmp_path: Path, tmp_db: Path, text: str
+) -> None:
+    rows = [
+        GOOD,
+        {**GOOD, "编号": "H2", "经度": text},
+        {**GOOD, "编号": "H3", "纬度": "31.05", "管径": text},
+    ]
+    result = ingest_file(
+        "hydrant", write_csv(tmp_path / "h.csv", rows), db=tmp_db, settings=Settings()
+    )
+    assert (result.accepted, result.rejected) == (1, 2)
+    got = rejected(tmp_db)
+    assert got[["row_number", "reason"]].values.tolist() == [
+        [3, "bad_coordinates"],
+        [4, "bad_number"],
+    ]
+    assert got["value"].tolist()[1] == text and "pipe_diameter_mm" in got["field"].tolist()
+
+
+def test_a_point_geometry_with_a_nan_ordinate_is_rejected(tmp_path: Path, tmp_db: Path) -> None:
+    gdf = gpd.GeoDataFrame(
+        {"编号": ["H1", "H2"], "状态": ["正常", "正常"]},
+        geometry=[shapely.Point(121.2234, 31.0321), shapely.Point(121.23, float("nan"))],
+        crs=4326,
+    )
+    gdf.to_parquet(tmp_path / "h.parquet")
+    result = ingest_file("hydrant", tmp_path / "h.parquet", db=tmp_db, settings=Settings())
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert rejected(tmp_db)[["row_number", "reason"]].values.tolist() == [[2, "bad_coordinates"]]
