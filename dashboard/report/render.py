@@ -69,6 +69,7 @@ def render_html(data: ReportData) -> str:
         as_of=f"{data.as_of:%Y-%m-%d %H:%M}", generated=f"{data.generated:%Y年%m月%d日}",
         summary=data.summary, sections=sections, numerals=NUMERALS,
         deadline_general=deadlines.get("一般", "—"), deadline_major=deadlines.get("重大", "—"),
+        default_days=data.settings.review_default_days,
     )
 
 

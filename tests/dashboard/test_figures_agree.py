@@ -176,18 +176,24 @@ def test_hazard_counts_agree_in_the_default_period(default_period: dict) -> None
                        ("open_major", "重大隐患未结案"), ("listed_open", "挂牌督办未结案")):
         assert _sum(loop, key) == _sum(cli_loop, key) == _int(summary[label]), key
     assert _int(re.search(r"[\d,]+", review["total_text"]).group()) == _int(summary["发现隐患"])
-    listed_open = _int(summary["挂牌督办未结案"])
-    assert 0 < listed_open < 100  # the lists below show every one of them
-    assert len(review["listed"]) == listed_open
-    assert _lead_count(_section(data, "listed").lead, "尚未结案的隐患共") == listed_open
-    report_listed = _section(data, "listed").tables[0][1]
-    assert list(report_listed["编号"]) == [r["id"] for r in review["listed"]][: len(report_listed)]
     overdue = _int(summary["超期未整改"])
     assert _lead_count(_section(data, "overdue").lead, "仍未结案的隐患共") == overdue
     assert len(review["overdue"]) == min(overdue, 100)
     # rectification rate of the district (report) = closed / discovered of the per-town rows
     closed, discovered = _sum(cli_loop, "closed"), _sum(cli_loop, "discovered")
     assert _pct(summary["整改率"]) == pytest.approx(100 * closed / discovered, abs=0.05)
+
+
+def test_supervised_list_is_the_same_on_review_and_report(default_period: dict) -> None:
+    review, figures, data = default_period["review"], default_period["figures"], default_period["report"]
+    summary = {label: value for label, value, _ in data.summary}
+    listed_open = _sum(figures["closed_loop"], "listed_open")
+    assert 0 < listed_open < 100  # the lists below show every one of them
+    assert len(review["listed"]) == listed_open  # /review's list: the period's listed hazards open as it ends
+    assert _int(summary["挂牌督办未结案"]) == listed_open
+    assert _lead_count(_section(data, "listed").lead, "尚未结案的隐患共") == listed_open
+    report_listed = _section(data, "listed").tables[0][1]
+    assert list(report_listed["编号"]) == [r["id"] for r in review["listed"]][: len(report_listed)]
 
 
 def test_per_town_figures_agree_in_the_default_period(default_period: dict) -> None:
@@ -262,3 +268,24 @@ def test_wall_reach_and_blind_spots_agree_with_the_report(up_to_now: dict) -> No
     station = next(v for k, v in summary.items() if k.startswith("消防站"))
     for tile, value in (("micro", micro), ("station", station), ("blind", summary["消火栓盲区"])):
         assert _pct(wall[tile]) == pytest.approx(_pct(value), abs=0.5), tile  # 0 and 1 decimals
+
+
+# --------------------------------------------------------------------------- labels from the settings
+
+
+@pytest.mark.parametrize(("lang", "micro", "station", "fixed"), [
+    ("zh", "微站4分钟覆盖", "消防站6分钟覆盖", ("3分钟", "5分钟")),
+    ("en", "Micro station 4-min reach", "Fire station 6-min reach", ("3-min", "5-min")),
+])
+def test_wall_reach_labels_name_the_configured_minutes(app: Any, demo_db: Path, lang: str, micro: str,
+                                                       station: str, fixed: tuple[str, str]) -> None:
+    from dashboard.components import context
+    from dashboard.pages import wall
+
+    context.configure(Settings(micro_station_minutes=4, fire_station_minutes=6), str(demo_db))
+    try:
+        shown = _text(wall.layout(lang))
+    finally:
+        context.configure(Settings(), str(demo_db))
+    assert micro in shown and station in shown
+    assert not any(f in shown for f in fixed)

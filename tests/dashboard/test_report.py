@@ -59,25 +59,35 @@ def test_pdf_pages_headings_and_figures_match_the_database(built: dict, demo_db:
     flat = re.sub(r"\s+", "", text)
     for heading in HEADINGS:
         assert heading in flat, heading
-    # Figures computed here, straight from the database.
+    # Figures computed here, straight from the database, for the default period: the
+    # review_default_days days up to the newest hazard's day, taken as the period ends (now
+    # when that is later).
     con = store.connect(demo_db)
-    total, last = con.execute("SELECT count(*), max(discovered_at) FROM hazard").fetchone()
-    as_of = last + timedelta(seconds=1)
-    open_sql = OPEN_AS_OF
+    last = con.execute("SELECT max(discovered_at) FROM hazard").fetchone()[0]
+    end = datetime.combine(last.date() + timedelta(days=1), datetime.min.time())
+    start = end - timedelta(days=Settings().review_default_days)
+    as_of = min(end, datetime.now())
+    period = [start, end]
+    in_period = "discovered_at >= ? AND discovered_at < ?"
+    open_sql = f"{in_period} AND {OPEN_AS_OF}"
+    total = con.execute(f"SELECT count(*) FROM hazard WHERE {in_period}", period).fetchone()[0]
     listed = con.execute(f"SELECT count(*) FROM hazard WHERE supervision IN ('街镇挂牌', '区级挂牌') AND {open_sql}",
-                         [as_of, as_of]).fetchone()[0]
+                         [*period, as_of, as_of]).fetchone()[0]
     days = Settings().hazard_deadline_days
     overdue = con.execute(
         f"SELECT count(*) FROM hazard WHERE {open_sql} AND COALESCE(deadline, CAST(discovered_at + "
         "to_days(CAST(CASE severity WHEN '重大' THEN ? ELSE ? END AS INTEGER)) AS DATE)) < CAST(? AS DATE)",
-        [as_of, as_of, days["重大"], days["一般"], as_of]).fetchone()[0]
+        [*period, as_of, as_of, days["重大"], days["一般"], as_of]).fetchone()[0]
     open_major = con.execute(f"SELECT count(*) FROM hazard WHERE severity = '重大' AND {open_sql}",
-                             [as_of, as_of]).fetchone()[0]
+                             [*period, as_of, as_of]).fetchone()[0]
     towns = con.execute("SELECT DISTINCT town FROM hazard WHERE town IS NOT NULL").df()["town"].tolist()
     district = con.execute("SELECT name FROM admin_area WHERE level = '区县'").fetchone()[0]
     con.close()
     assert total > 1000 and listed > 0
-    summary = dict((k, v) for k, v, _ in built["data"].summary)
+    data = built["data"]
+    assert (data.period_start, data.period_end) == (start.date(), last.date())  # printed on the cover
+    assert f"{start:%Y年%m月%d日}—{last:%Y年%m月%d日}" in flat
+    summary = dict((k, v) for k, v, _ in data.summary)
     assert summary["发现隐患"] == f"{total:,}"
     assert summary["挂牌督办未结案"] == f"{listed:,}"
     assert summary["超期未整改"] == f"{overdue:,}"
@@ -86,7 +96,7 @@ def test_pdf_pages_headings_and_figures_match_the_database(built: dict, demo_db:
     assert f"发现隐患{total:,}" in flat
     assert f"{total:,}条隐患" in flat  # hotspot section: hazards in the study area
     assert f"已过整改期限仍未结案的隐患共{overdue:,}条" in flat
-    assert f"街镇挂牌、区级挂牌且尚未结案的隐患共{listed:,}条" in flat
+    assert f"区级挂牌、街镇挂牌且尚未结案的隐患共{listed:,}条" in flat
     assert district in flat
     assert sum(t in flat for t in towns) == len(towns)  # every town appears in the ranking
     # Coverage shares are percentages, and the coverage targets come from the settings.
