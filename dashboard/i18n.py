@@ -71,6 +71,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "dispatch_place": ("涉及场所", "Key place"),
     "dispatch_place_hazards": ("场所未结隐患", "Open hazards of the place"),
     "dispatch_unavailable": ("调度引擎尚不可用", "The dispatch engine is not available yet"),
+    "dispatch_no_responder": ("无出动力量可经道路到达此处", "No responder reaches this point by road"),
     "eta": ("预计到场", "ETA"),
     "minutes_short": ("分", "min"),
     "seconds_short": ("秒", "s"),

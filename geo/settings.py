@@ -88,6 +88,7 @@ class Settings:
     siting_exact_time_limit_s: float = _s(60.0, "Time limit of the exact maximal-covering solve (scipy.optimize.milp, HiGHS).")
     dispatch_place_radius_m: float = _s(50.0, "Dispatch: the key place within this distance of the incident is shown with its open hazards.")
     dispatch_water_search_m: float = _s(2000.0, "Dispatch: hydrants and water sources are searched along roads up to this distance.")
+    dispatch_per_kind: int = _s(2, "Dispatch: responders listed per kind (micro stations; each fire-station kind: 消防救援站, 政府专职消防队, ...): the nearest and one back-up of each, as joint dispatch (统一调度, seeds 002/004) sends every kind; local practice, override per district.")
 
     # --- inspection and hazards ---------------------------------------------------------
     inspection_interval_days: dict = _s(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -10,34 +9,14 @@ import click
 import numpy as np
 import pandas as pd
 
-from dashboard.commands import config_option, db_option, json_option
+from dashboard.commands import config_option, db_option, echo_json, json_option
+from geo import jsonsafe
 from geo.errors import ReadError
 from geo.settings import Settings
 
 
-def _plain(v: Any) -> Any:
-    """JSON-friendly value: numpy scalars unwrapped, NaN/inf → None, dates as ISO text."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or v is pd.NaT:
-        return None
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
-
-
 def _records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    cols = [c for c in (columns or list(frame.columns)) if c in frame]
-    return [
-        {k: (v if isinstance(v, (list, dict)) else _plain(v)) for k, v in row.items()}
-        for row in frame[cols].to_dict(orient="records")
-    ]
-
-
-def _echo_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_plain))
+    return jsonsafe.records(frame, columns)
 
 
 def _scene(db: str | None, config: str | None, mode: str = "auto", layers: str | None = None):
@@ -70,7 +49,7 @@ def roads(file, db, config, crs, as_json) -> None:
     settings = Settings.load(config)
     summary = import_roads(file, db, settings, crs)
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
         return
     click.echo(
         f"roads: {summary['nodes']:,} nodes, {summary['directed_edges']:,} directed edges "
@@ -132,7 +111,7 @@ def coverage_cmd(db, config, mode, layers, level, top, minutes, as_json) -> None
     clusters = coverage.uncovered_clusters(result, top)
     if as_json:
         mins = _minutes(minutes, scene.settings)
-        _echo_json(
+        echo_json(
             {
                 "mode": result.mode,
                 "minutes": {layer: result.targets_s[layer] / 60.0 for layer in result.layers},
@@ -236,7 +215,7 @@ def site(k, db, config, candidates_file, layer, exact, mode, as_json) -> None:
         cands = cands.rename(columns={lon: "lon", lat: "lat"})
     result = siting.suggest_sites(scene, k, cands, layer, exact=exact)
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "mode": result.mode,
                 "method": result.method,
@@ -263,6 +242,23 @@ def site(k, db, config, candidates_file, layer, exact, mode, as_json) -> None:
         )
 
 
+def _finite_point(lon: float, lat: float) -> None:
+    """LON/LAT must be numbers a map can hold (click's float type accepts nan and inf)."""
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise click.BadParameter(
+            f"LON and LAT must be finite numbers, got {lon!r} {lat!r} (e.g. 121.22 31.03)"
+        )
+
+
+def _echo_rows(title: str, frame: pd.DataFrame, empty: str, drop: list[str]) -> None:
+    """A titled table, or one line saying why there is none (never "Empty DataFrame")."""
+    click.echo(title)
+    if frame.empty:
+        click.echo(f"  ({empty})")
+        return
+    click.echo(frame.drop(columns=drop, errors="ignore").to_string(index=False))
+
+
 @click.command(name="dispatch")
 @click.argument("lon", type=float)
 @click.argument("lat", type=float)
@@ -276,23 +272,24 @@ def site(k, db, config, candidates_file, layer, exact, mode, as_json) -> None:
 )
 @click.option(
     "-n",
-    "n_responders",
-    default=10,
-    show_default=True,
-    type=int,
-    help="How many responders to list.",
+    "--per-kind",
+    "per_kind",
+    default=None,
+    type=click.IntRange(1, 50),
+    help="Responders listed of each kind (micro stations, each fire-station kind); default: setting dispatch_per_kind.",
 )
 @json_option
-def dispatch_cmd(lon, lat, db, config, crs, n_responders, as_json) -> None:
-    """For a point: responders by ETA with routes, nearest working hydrants and water, the place and its hazards."""
+def dispatch_cmd(lon, lat, db, config, crs, per_kind, as_json) -> None:
+    """For a point: the nearest responders of each kind by ETA with routes, working water by road, the place and its hazards."""
     from geo import crs as crsmod
     from geo import dispatch
 
+    _finite_point(lon, lat)
     x, y = crsmod.to_wgs84(np.array([lon]), np.array([lat]), crs)
     scene = _scene(db, config)
-    result = dispatch.dispatch(scene, float(x[0]), float(y[0]), n_responders=n_responders)
+    result = dispatch.dispatch(scene, float(x[0]), float(y[0]), per_kind=per_kind)
     if as_json:
-        _echo_json(dispatch.to_json(result))
+        echo_json(dispatch.to_json(result))
         return
     click.echo(f"mode: {result.mode}" + (f"  ({result.note})" if result.note else ""))
     if result.key_place:
@@ -303,14 +300,13 @@ def dispatch_cmd(lon, lat, db, config, crs, n_responders, as_json) -> None:
         )
     for h in result.hazards.itertuples():
         click.echo(f"  open hazard: {h.category} [{h.severity}] {h.status}")
-    click.echo("responders by ETA:")
-    click.echo(result.responders.drop(columns=["route"]).to_string(index=False))
-    click.echo("working hydrants:")
-    click.echo(result.hydrants.drop(columns=["lon", "lat"], errors="ignore").to_string(index=False))
-    click.echo("water sources:")
-    click.echo(
-        result.water_sources.drop(columns=["lon", "lat"], errors="ignore").to_string(index=False)
-    )
+    resp = result.responders.assign(group=[dispatch.group_label(g) for g in result.responders["group"]])
+    reach = "along roads" if result.mode == "network" else "in a straight line"
+    _echo_rows("responders by ETA (each kind):", resp, f"no responder reaches this point {reach}",
+               ["route", "layer", "kind"])
+    search = f"within {scene.settings.dispatch_water_search_m:.0f} m along roads" if result.mode == "network" else "stored"
+    _echo_rows("working hydrants:", result.hydrants, f"no working hydrant {search}", ["lon", "lat"])
+    _echo_rows("water sources:", result.water_sources, f"no usable water source {search}", ["lon", "lat"])
 
 
 COMMANDS: list[click.Command] = [roads, coverage_cmd, site, dispatch_cmd]

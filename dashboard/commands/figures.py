@@ -6,7 +6,6 @@ table or JSON (schema in the README).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from dashboard.commands import config_option, db_option, json_option
+from dashboard.commands import config_option, db_option, echo_json, json_option
 from geo import store
 from geo.aggregate import Filter, data_as_of, to_records, to_timestamp
 from geo.errors import ValidationError
@@ -66,7 +65,7 @@ def _as_of(value: str | None, con: Any, flt: Filter | None = None) -> datetime:
 
 
 def _echo_json(payload: dict[str, Any]) -> None:
-    click.echo(json.dumps(payload, ensure_ascii=False, indent=2, allow_nan=False))
+    echo_json(payload)  # the one strict conversion (geo.jsonsafe): an infinite ratio prints null
 
 
 def _echo_table(title: str, frame: pd.DataFrame, limit: int | None = None) -> None:

@@ -239,8 +239,8 @@ dash.clientside_callback(
 def _route_layers(result: dispatch.DispatchResult) -> list[Any]:
     tiles = context.settings().tiles
     out: list[Any] = []
-    for r in result.responders.head(5).itertuples():
-        route = r.route if isinstance(r.route, list) else []
+    for r in result.responders.itertuples():  # the route of the nearest responder of each kind
+        route = r.route if isinstance(r.route, list) and r.group_rank == 1 else []
         if len(route) >= 2:
             lon, lat = mapdata.to_display([p[0] for p in route], [p[1] for p in route], tiles)
             colour = "#56B4E9" if r.within_target else "#E69F00"
@@ -269,11 +269,16 @@ def _distance(row: Any, lang: str) -> str:
 
 
 def _dispatch_panel(result: dispatch.DispatchResult, lang: str) -> list[Any]:
-    rows = [html.Li([html.Span(f"{int(r.rank)}", className="om-dp-rank"), html.Span(str(r.name), className="om-dp-name"),
+    """The picture's text: every kind's nearest responders by ETA, water, the place and its hazards."""
+    rows = [html.Li([html.Span(f"{int(r.rank)}", className="om-dp-rank"),
+                     html.Span([html.Small(f"{dispatch.group_label(r.group, lang)} ", className="om-dp-kind"),
+                                str(r.name if isinstance(r.name, str) and r.name else r.id)], className="om-dp-name"),
                      html.Span(f"{r.eta_s / 60:.1f} {t('minutes_short', lang)}",
                                className="om-dp-eta " + ("om-ok" if r.within_target else "om-late"))])
-            for r in result.responders.head(5).itertuples()]
+            for r in result.responders.itertuples()]  # dispatch_per_kind of each kind, ordered by ETA
     parts: list[Any] = [html.H3(t("dispatch_responders", lang)), html.Ol(rows, className="om-dp-list")]
+    if result.responders.empty:
+        parts.append(html.Div(t("dispatch_no_responder", lang), className="om-dp-line om-late"))
     if len(result.hydrants):
         parts += [html.H3(t("dispatch_hydrants", lang)),
                   html.Div(" · ".join(f"{r.name or r.id} {_distance(r, lang)}"

@@ -43,7 +43,7 @@ def test_ranking_equals_independent_travel_times(helsinki) -> None:
     )
     scene = make_scene(resp, graph)
     target = int(rng.integers(graph.n_nodes))
-    out = dispatch.dispatch(scene, graph.lon[target], graph.lat[target], n_responders=12)
+    out = dispatch.dispatch(scene, graph.lon[target], graph.lat[target], per_kind=6)
     assert out.mode == "network" and out.node == target
     # independent: networkx from each responder to the incident, plus the layer's turnout
     to_incident = nx.single_source_dijkstra_path_length(
@@ -142,3 +142,72 @@ def test_point_far_from_roads_falls_back_to_straight_line() -> None:
     )
     assert out.mode == "radius" and "straight-line" in out.note
     assert out.responders.loc[0, "distance_m"] == pytest.approx(1000.0, rel=0.01)
+
+
+def test_each_kind_is_listed_even_when_micro_stations_are_all_nearer() -> None:
+    """Joint dispatch: twelve micro stations close by must not push every fire station out."""
+    graph = line_graph(61)  # 6 km of road, 10 m/s
+    east = np.array([*(100.0 * np.arange(1, 13)), 4000.0, 4500.0, 5000.0, 5500.0, 6000.0])
+    lon, lat = lonlat(east)
+    resp = pd.DataFrame(
+        {
+            "id": [f"m{i:02d}" for i in range(12)] + ["f-nat", "f-gov", "f-gov2", "f-gov3", "f-none"],
+            "layer": ["micro_station"] * 12 + ["fire_station"] * 5,
+            "kind": ["社区"] * 6 + ["重点单位"] * 6
+            + ["消防救援站", "政府专职消防队", "政府专职消防队", "政府专职消防队", None],
+            "lon": lon,
+            "lat": lat,
+        }
+    )
+    scene = make_scene(resp, graph, settings=SETTINGS)
+    out = dispatch.dispatch(scene, *map(float, lonlat(0.0)))
+    per_kind = SETTINGS.dispatch_per_kind
+    groups = out.responders.groupby("group")["id"].apply(list).to_dict()
+    assert groups == {
+        "micro_station": [f"m{i:02d}" for i in range(per_kind)],  # micro kinds are one group
+        "fire_station:消防救援站": ["f-nat"],
+        "fire_station:政府专职消防队": ["f-gov", "f-gov2", "f-gov3"][:per_kind],
+        "fire_station": ["f-none"],  # a fire station with no stored kind still counts
+    }
+    assert out.responders["eta_s"].is_monotonic_increasing  # one picture ordered by ETA
+    assert out.responders["rank"].tolist() == list(range(1, len(out.responders) + 1))
+    assert (out.responders.groupby("group")["group_rank"].min() == 1).all()
+    assert out.note == ""
+    three = dispatch.dispatch(scene, *map(float, lonlat(0.0)), per_kind=3)
+    assert (three.responders["group"] == "micro_station").sum() == 3
+
+
+def test_demo_dispatch_always_shows_a_reachable_fire_station(demo_db) -> None:
+    """On the demo, every newest incident's picture has a fire station whenever one is reachable."""
+    from scipy.sparse.csgraph import dijkstra
+
+    from geo import store
+    from geo.coverage_inputs import load_scene
+    from geo.settings import Settings
+
+    con = store.connect(demo_db)
+    try:
+        scene = load_scene(con, Settings())
+        incidents = con.execute(
+            "SELECT lon, lat FROM incident ORDER BY reported_at DESC, id LIMIT 60"
+        ).fetchall()
+    finally:
+        con.close()
+    assert scene.mode == "network" and len(incidents) == 60
+    fire = scene.responders[scene.responders["layer"] == "fire_station"]
+    fire_nodes = fire["node"].to_numpy(np.int64)
+    fire_nodes = fire_nodes[fire_nodes >= 0]
+    snap = scene.graph.snap(
+        np.array([r[0] for r in incidents]), np.array([r[1] for r in incidents]),
+        scene.settings.snap_distance_m,
+    )
+    # independent reachability: travel times from every fire station, forward along the roads
+    from_fire = dijkstra(scene.graph.seconds, indices=fire_nodes, min_only=True)
+    missing = 0
+    for (lon, lat), node, ok in zip(incidents, snap.node, snap.ok, strict=True):
+        out = dispatch.dispatch(scene, lon, lat)
+        reachable = (not ok) or np.isfinite(from_fire[node])
+        listed = (out.responders["layer"] == "fire_station").any()
+        missing += int(reachable and not listed)
+        json.dumps(dispatch.to_json(out), allow_nan=False)
+    assert missing == 0
