@@ -180,7 +180,22 @@ def _cell_text(value: Any) -> str | None:
         return value.isoformat()
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        # GDAL reads a whole column as lists when one feature has a list: ["正常"] is 正常.
+        if len(value) == 1:
+            return _cell_text(value[0])
+        return _json_text(list(value))
+    if isinstance(value, dict):
+        return _json_text(value)
     return str(value)
+
+
+def _json_text(value: list[Any] | dict[str, Any]) -> str:
+    """A nested value as JSON text (too deep to encode: its type and a note, never an error)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_cell_text)
+    except (RecursionError, ValueError, TypeError):
+        return f"<{type(value).__name__} nested too deeply to show>"
 
 
 # --------------------------------------------------------------------------- CSV / TSV
@@ -439,7 +454,10 @@ def read_vector(path: Path, spec: LayerSpec, encoding: str | None = None) -> Raw
     if encoding:
         kwargs["encoding"] = encoding
     try:
-        gdf = pyogrio.read_dataframe(source, **kwargs)
+        with warnings.catch_warnings():
+            # A nested property GDAL cannot give back as JSON stays text: nothing to warn about.
+            warnings.filterwarnings("ignore", "Could not parse column", UserWarning)
+            gdf = pyogrio.read_dataframe(source, **kwargs)
     except Exception as exc:
         raise ReadError(f"{path}: not a readable {path.suffix} file ({_first_line(exc)})") from exc
     table, geoms, crs = _split_geometry(gdf)

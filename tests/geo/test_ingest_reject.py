@@ -213,3 +213,38 @@ def test_a_point_geometry_with_a_nan_ordinate_is_rejected(tmp_path: Path, tmp_db
     result = ingest_file("hydrant", tmp_path / "h.parquet", db=tmp_db, settings=Settings())
     assert (result.accepted, result.rejected) == (1, 1)
     assert rejected(tmp_db)[["row_number", "reason"]].values.tolist() == [[2, "bad_coordinates"]]
+
+
+def test_geojson_properties_that_are_lists_or_objects(tmp_path: Path, tmp_db: Path) -> None:
+    """One list value makes GDAL read the whole column as lists: ["正常"] is 正常, objects are JSON."""
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(500):  # deeply nested
+        node["a"] = {}
+        node = node["a"]  # type: ignore[assignment]
+    features = [
+        ("H1", "正常", {"x": [1, {"y": "{{7*7}}"}]}),
+        ("H2", ["正常"], "二号"),
+        ("H3", ["正常", "损坏"], deep),
+    ]
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"编号": i, "状态": status, "名称": name},
+                "geometry": {"type": "Point", "coordinates": [121.2 + k / 100, 31.0]},
+            }
+            for k, (i, status, name) in enumerate(features)
+        ],
+    }
+    path = tmp_path / "h.geojson"
+    path.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
+    result = ingest_file("hydrant", path, db=tmp_db, settings=Settings())
+    assert (result.accepted, result.rejected) == (2, 1)
+    got = rejected(tmp_db)
+    assert (got["field"][0], got["reason"][0], got["value"][0]) == (
+        "status",
+        "unknown_value",
+        '["正常", "损坏"]',
+    )
