@@ -182,3 +182,58 @@ def test_fire_pool_below_the_minimum_capacity_is_flagged() -> None:
     assert check[["layer", "id", "value", "limit"]].values.tolist() == [
         ["water_source", "w0", 300.0, 500.0]
     ]
+
+
+def test_spacing_agrees_with_along_road_distance_on_a_street_grid() -> None:
+    # 6 × 6 street grid, 100 m blocks; 40 hydrants at random places along random streets,
+    # 3 m off the centre line. Truth (independent of the code under test): the distance
+    # between two hydrants is the offset difference on one street, else the least of
+    # offset + node-to-node shortest path + offset over the four street-end pairs. Each
+    # hydrant's nearest neighbour along the roads must be one of its pairs at that distance.
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import dijkstra
+
+    rng = np.random.default_rng(5)
+    n = 6
+    gx, gy = np.meshgrid(np.arange(n) * 100.0, np.arange(n) * 100.0)
+    gx, gy = gx.ravel(), gy.ravel()
+    node = np.arange(n * n).reshape(n, n)
+    u = np.r_[node[:, :-1].ravel(), node[:-1, :].ravel()]
+    v = np.r_[node[:, 1:].ravel(), node[1:, :].ravel()]
+    lon, lat = lonlat(gx, gy)
+    nodes = pd.DataFrame({"node_id": np.arange(n * n, dtype=np.int64), "lon": lon, "lat": lat})
+    edges = pd.DataFrame(
+        {"u": np.r_[u, v], "v": np.r_[v, u], "length_m": 100.0, "speed_kmh": 36.0}
+    )
+    graph = graph_from_tables(nodes, edges, SETTINGS)
+    k = 40
+    e = rng.integers(0, len(u), k)
+    t = rng.uniform(0.05, 0.95, k)  # ≥ 5 m from a corner: the nearest street is its own
+    dx, dy = gx[v[e]] - gx[u[e]], gy[v[e]] - gy[u[e]]
+    hx = gx[u[e]] + t * dx - dy / 100.0 * 3.0
+    hy = gy[u[e]] + t * dy + dx / 100.0 * 3.0
+    hlon, hlat = lonlat(hx, hy)
+    ids = [f"h{i}" for i in range(k)]
+    hyd = pd.DataFrame({"id": ids, "name": ids, "status": "正常", "lon": hlon, "lat": hlat})
+    spacing = water.hydrant_spacing(make_scene(NOBODY, graph, hydrants=hyd, settings=SETTINGS))
+
+    adj = csr_array((np.full(2 * len(u), 100.0), (np.r_[u, v], np.r_[v, u])), shape=(n * n,) * 2)
+    node_d = dijkstra(adj)
+    off = t * 100.0
+    ends = [(u[e], off), (v[e], 100.0 - off)]
+    truth = np.full((k, k), np.inf)
+    for end_a, off_a in ends:
+        for end_b, off_b in ends:
+            truth = np.minimum(truth, off_a[:, None] + node_d[end_a][:, end_b] + off_b[None, :])
+    same = e[:, None] == e[None, :]
+    truth = np.where(same, np.abs(off[:, None] - off[None, :]), truth)
+    np.fill_diagonal(truth, np.inf)
+
+    index = {h: i for i, h in enumerate(ids)}
+    a = spacing["a_id"].map(index).to_numpy()
+    b = spacing["b_id"].map(index).to_numpy()
+    got = spacing["spacing_m"].to_numpy()
+    assert (got >= truth[a, b] - 0.5).all(), spacing[got < truth[a, b] - 0.5]
+    for i in range(k):
+        mine = got[(a == i) | (b == i)]
+        assert mine.min() == pytest.approx(truth[i].min(), abs=0.5)
