@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from dashboard.components import context
-from dashboard.components.snapshot_cache import SnapshotLRU, SnapshotToken, is_newer, snapshot_token
+from dashboard.components.snapshot_cache import SnapshotLRU, SnapshotToken, is_current, on_new_snapshot, snapshot_token
 from geo import cache, coverage, water
 from geo.coverage_inputs import Scene, load_scene
 from geo.errors import OnemapError
@@ -70,10 +70,9 @@ def warm() -> None:
 def ensure_warm() -> None:
     """Start ``warm`` in a background thread when a new snapshot has landed (cheap otherwise)."""
     try:
-        token = snapshot_token()
+        token = snapshot_token()  # a new one drops the old snapshot's objects before new ones are built
     except Exception:  # noqa: BLE001 - no reader yet
         return
-    _follow(token)  # the old snapshot's objects go before the new ones are built
     with _LOCK:
         running = _WARMED["thread"] is not None and _WARMED["thread"].is_alive()
         if _WARMED["token"] == token or running:
@@ -92,11 +91,10 @@ def _join_warm() -> None:
         thread.join(timeout=30)
 
 
+@on_new_snapshot
 def _follow(token: SnapshotToken) -> None:
     """On a new snapshot, drop the shared objects and every session's engine of older ones."""
     with _LOCK:
-        if not is_newer(token, _SHARED.get("token")):
-            return
         _SHARED.clear()
         _SHARED["token"] = token
         for session in [s for s, held in _ENGINES.items() if held[0] != token]:
@@ -111,10 +109,10 @@ def _forget_session(session: str) -> None:
 
 def _shared(name: str, build: Any) -> Any:
     token = snapshot_token()
-    _follow(token)
     with _LOCK:
-        if _SHARED.get("token") != token:  # an older snapshot than the one seen: build, do not keep
+        if not is_current(token):  # an older snapshot than the newest seen: build, do not keep
             return build()
+        _SHARED["token"] = token
         if name not in _SHARED:
             _SHARED[name] = build()
         return _SHARED[name]
@@ -165,7 +163,6 @@ def scenario(session: str, edits: list[dict[str, Any]]) -> tuple[coverage.Covera
     and its message returned, so one bad click never breaks the scenario.
     """
     token = snapshot_token()
-    _follow(token)
     with _LOCK:
         held = _ENGINES.get(session)
         if held is None or held[0] != token or held[2] != edits[: len(held[2])]:
