@@ -4,9 +4,10 @@ Design: one writer, many readers, by **snapshot swap**.
 A writer (``onemap ingest``, the demo generator) takes an exclusive lock file, copies the
 current database file to a private temporary file, writes there, checkpoints, detaches, and
 swaps it in with ``os.replace`` (atomic on POSIX), then fsyncs the directory. Holding the
-lock, a writer first removes copies left by writers that were killed mid-write. Readers (the dashboard, the CLI) attach
-the file read-only (``ATTACH ... (READ_ONLY)``) into the process's in-memory DuckDB
-instance and attach it anew when the file's identity (inode, mtime, size) changes; an old
+lock, a writer first removes copies left by writers that were killed mid-write. Readers
+(the dashboard, the CLI) attach the file read-only (``ATTACH ... (READ_ONLY)``) into the
+process's in-memory DuckDB instance and attach it anew when the file's identity (inode,
+mtime, size) changes; an old
 snapshot stays readable (its inode lives while open) until its last cursor is gone, then
 it is detached. A reader therefore sees the old snapshot or the new one, never a
 half-finished ingest, and never waits for the writer; DuckDB's own file lock (one
