@@ -176,6 +176,17 @@ def hot_cells(start: str | None, end: str | None, categories: list | None, sever
     return engines.memo("review-hot", _key(start, end, categories, severities), build)
 
 
+def discovered_total(start: str | None, end: str | None, categories: list | None, severities: list | None) -> int:
+    """Hazards discovered in the filter, as the closed-loop table counts them (once per snapshot and filter)."""
+
+    def build() -> int:
+        flt = build_filter(start, end, categories, severities)
+        with context.connection() as con:
+            return governance.discovered_count(con, flt)
+
+    return int(engines.memo("review-total", _key(start, end, categories, severities), build))
+
+
 def review_tables(start: str | None, end: str | None, categories: list | None, severities: list | None,
                   level: str) -> dict[str, pd.DataFrame]:
     """Monthly flow, closed loop, overdue and supervised lists, inspection, scorecard (once per snapshot and filter)."""
@@ -260,6 +271,7 @@ def warm_review() -> None:
     """What every committee member sees on opening: the default period's bins and tables."""
     start, end = default_period()
     hot_cells(start, end, None, None)
+    discovered_total(start, end, None, None)
     review_tables(start, end, None, None, LEVELS[0][0])
 
 
@@ -289,13 +301,7 @@ def update_map(start: str | None, end: str | None, categories: list | None, seve
 def update_total(start: str | None, end: str | None, categories: list | None, severities: list | None, lang: str):
     """Hazards discovered in the filter (``governance.discovered_count``) and the period shown."""
     lang = lang_of(lang)
-
-    def build() -> int:
-        flt = build_filter(start, end, categories, severities)
-        with context.connection() as con:
-            return governance.discovered_count(con, flt)
-
-    total = engines.memo("review-total", _key(start, end, categories, severities), build)
+    total = discovered_total(start, end, categories, severities)
     period = f"{start or '…'} – {end or '…'}"
     return [html.Span(f"{t('discovered', lang)}: {total:,}"),
             html.Div(f"{t('period', lang)}: {period}", className="om-review-period")]

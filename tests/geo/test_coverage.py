@@ -257,3 +257,41 @@ def test_whatif_add_then_remove_restores_figures(helsinki_scene) -> None:
     assert added.changed_nodes > 0
     removed = engine.remove("new")
     assert removed.after == before
+
+
+def test_summary_of_one_town_counts_only_its_cells_and_places() -> None:
+    from dataclasses import replace
+
+    graph = line_graph(31)  # 3 km of road, east 0 … 3000 m; micro station at east 0 reaches east ≤ 1200 m
+    scene = make_scene(responders([("M", "micro_station", 0, 0)]), graph,
+                       key_places=places([500, 1300, 2000, 2600]), settings=SETTINGS)
+    result = coverage.compute_coverage(scene)
+    west_x = scene.key_places["x"].iloc[1] + 200  # between the places at 1300 m and 2000 m (x = east − 1500)
+    towns = replace(result,
+                    cells=result.cells.assign(town=np.where(result.cells["x"] < west_x, "西镇", "东镇")),
+                    key_places=result.key_places.assign(
+                        town=np.where(result.key_places["x"] < west_x, "西镇", "东镇")))
+    whole, west, east = (coverage.summary(towns, town) for town in (None, "西镇", "东镇"))
+    assert (west["places"], west["places_covered"]) == (2, 1)  # 500 m in 110 s; 1300 m in 190 s > 180 s
+    assert (east["places"], east["places_covered"]) == (2, 0)
+    assert east["area_share_micro_station"] == 0.0 and west["area_share_micro_station"] > 0.5
+    assert west["area_km2"] + east["area_km2"] == pytest.approx(whole["area_km2"], abs=1e-3)
+    assert west["covered_km2"] == pytest.approx(whole["covered_km2"], abs=1e-3)
+    assert coverage.summary(towns, "无此镇")["area_share"] is None
+
+
+def test_blind_spot_summary_is_a_share_of_built_up_fine_cells() -> None:
+    from geo.water import WaterBlindSpots
+
+    cells = pd.DataFrame({  # res-9 rows must not count: the figure is over res-10 cells, like summary's
+        "res": [10, 10, 10, 10, 9], "area_km2": [0.01, 0.01, 0.02, 0.04, 0.10],
+        "town": ["甲", "甲", "乙", "乙", "甲"], "blind": [True, False, True, False, True],
+    })
+    places_ = pd.DataFrame({"town": ["甲", "乙", "乙"], "blind": [False, True, True]})
+    spots = WaterBlindSpots(150.0, cells, places_)
+    whole = coverage.blind_spot_summary(spots)
+    assert whole["blind_share"] == pytest.approx(0.03 / 0.08) and whole["blind_cells"] == 2
+    assert (whole["places"], whole["blind_places"], whole["radius_m"]) == (3, 2, 150.0)
+    town = coverage.blind_spot_summary(spots, "甲")
+    assert (town["blind_share"], town["blind_km2"], town["blind_places"]) == (0.5, 0.01, 0)
+    assert coverage.blind_spot_summary(spots, "丙")["blind_share"] is None

@@ -240,3 +240,62 @@ def test_inspection_compliance_equals_a_grouped_sql_pass(demo_db: Path):
         assert got["inspected_in_interval"].tolist() == ref["ok"].tolist()
         assert got["never_inspected"].tolist() == ref["never"].tolist()
         assert np.allclose(got["compliance"], ref["ok"] / ref["places"])
+
+
+# --------------------------------------------------------------------------- one definition per figure
+
+
+def test_listed_hazards_are_the_period_s_listed_ones_still_open(con):
+    from geo.governance import listed_hazards
+
+    # listed: H3 街镇挂牌 (03-01, open), H5 区级挂牌 (closed 04-14), H9 区级挂牌 (06-25, closed 07-05)
+    assert listed_hazards(con, as_of=AS_OF)["id"].tolist() == ["H9", "H3"]  # district level first
+    assert listed_hazards(con, as_of=datetime(2025, 7, 6))["id"].tolist() == ["H3"]
+    april_on = Filter(start="2025-04-01")
+    assert listed_hazards(con, april_on, as_of=AS_OF)["id"].tolist() == ["H9"]  # H3 is before the period
+    assert closed_loop(con, (), april_on, as_of=AS_OF)["listed_open"].iloc[0] == 1
+    assert listed_hazards(con, as_of=AS_OF, limit=1)["id"].tolist() == ["H9"]
+
+
+def test_figures_are_taken_as_the_period_ends(con):
+    from geo.governance import discovered_count, figures_as_of
+
+    june = Filter(start="2025-06-01", end="2025-07-01")
+    now = datetime(2026, 1, 5, 9, 30)
+    assert figures_as_of(None, june, now=now) == datetime(2025, 7, 1)
+    assert figures_as_of(None, Filter(end="2026-02-01"), now=now) == now  # not later than now
+    assert figures_as_of(None, None, now=now) == now
+    assert figures_as_of("2025-06-15", june, now=now) == datetime(2025, 6, 15)  # a given moment wins
+    # June: H4, H8, H9 discovered; H9 is closed on 07-05, after June ends: open as June ends
+    loop = closed_loop(con, (), june).iloc[0]
+    assert (loop["discovered"], loop["closed"], loop["listed_open"]) == (3, 1, 1)
+    assert discovered_count(con, june) == 3
+    # the same moment for every function: as of 07-01 H4 (due 06-20 + 15 days = 07-05) is not overdue yet
+    assert overdue_hazards(con, june).empty
+    assert overdue_hazards(con, june, as_of="2025-07-06")["id"].tolist() == ["H4"]
+
+
+def test_default_period_and_scorecard_year(con):
+    from geo.governance import default_period, scorecard_year
+
+    period = default_period(con, Settings(review_default_days=30))  # newest hazard: H11, 2025-07-10
+    assert (period.start, period.end) == (datetime(2025, 6, 11), datetime(2025, 7, 11))
+    assert period.last_day.isoformat() == "2025-07-10" and period.label() == "2025-06-11 – 2025-07-10"
+    with pytest.raises(ConfigError, match="review_default_days"):
+        default_period(con, Settings(review_default_days=0))
+    assert scorecard_year(datetime(2026, 1, 1)) == 2025  # figures as 2025 ends
+    assert scorecard_year(datetime(2025, 6, 30, 12)) == 2025
+
+
+def test_open_is_one_rule_in_sql_and_in_frames(con):
+    from geo.governance import closed_sql, open_mask
+
+    as_of = datetime(2025, 6, 30)
+    frame = con.execute("SELECT id, status, closed_at FROM hazard ORDER BY id").df()
+    in_sql = con.execute(f"SELECT id FROM hazard WHERE NOT {closed_sql()} ORDER BY id", [as_of]).df()
+    mask = open_mask(frame["status"], frame["closed_at"], as_of)
+    assert frame.loc[mask, "id"].tolist() == in_sql["id"].tolist()
+    # H9 is 结案 but closed on 07-05: open on 06-30; H11 is discovered later but has no closing either
+    assert set(in_sql["id"]) == {"H3", "H4", "H7", "H9", "H11"}
+    odd = pd.DataFrame({"status": ["处置", "结案"], "closed_at": [pd.Timestamp("2025-06-01"), pd.NaT]})
+    assert open_mask(odd["status"], odd["closed_at"], as_of).tolist() == [False, False]
