@@ -6,11 +6,15 @@ Conventions of every export (the README documents them for users):
   (``8a309a...``), which h3-py, kepler.gl and Excel all keep intact (a 64-bit integer would
   lose digits in Excel).
 - Timestamps are written to the second; date fields as dates.
-- CSV is UTF-8 with a byte-order mark so Excel opens Chinese correctly. Points carry their
-  geometry as ``lon``/``lat`` columns (WGS-84), other geometries as a ``wkt`` column with
-  full precision (``csv_geometry`` chooses).
+- CSV is UTF-8 with a byte-order mark so Excel opens Chinese correctly, with CRLF line ends
+  (RFC 4180). Points carry their geometry as ``lon``/``lat`` columns (WGS-84), other
+  geometries as a ``wkt`` column with full precision (``csv_geometry`` chooses).
 - ``zh=True`` writes Chinese headers from the layer spec (``编号``, ``隐患类别`` ...);
   ``read_export`` maps them back.
+- CSV text cells (and headers) that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+  return get a leading ``'`` so Excel/WPS show them as text instead of running them as a
+  formula (OWASP, CSV injection); a text cell that itself starts with ``'`` gets one more.
+  Numbers are never touched (``-3.5`` stays a number). ``read_export`` drops that one quote.
 
 ``read_export`` reads any of the three formats back into a GeoDataFrame with the layer's
 types restored, so an export round-trips: same rows, same values, same geometry.
@@ -46,6 +50,14 @@ WKT_COLUMN = "wkt"
 _H3_COLUMN = re.compile(r"^(h3_r\d{1,2}|cell|h3|h3_cell)$")
 _HEX = np.array(list("0123456789abcdef"))
 _SHIFTS = np.arange(56, -4, -4, dtype=np.uint64)  # 15 nibbles: bits 56..0 (the top nibble of a cell is 0)
+# A CSV text cell starting with one of these gets a leading quote (OWASP CSV injection: = + - @
+# tab CR start a formula in Excel/WPS; the quote itself, so that read_export can drop one).
+CSV_QUOTE = "'"
+_CSV_FORMULA_START = r"^[=+\-@\t\r']"
+# CRLF line ends (RFC 4180, as Excel writes): a cell holding CR or LF is then always quoted, so a
+# carriage return inside a name cannot start a new row (whose first cell would be a formula).
+_CSV_WRITE: dict[str, Any] = {"index": False, "date_format": "%Y-%m-%d %H:%M:%S",
+                              "lineterminator": "\r\n"}
 
 # Chinese/English headers of the columns every layer table adds to its fields.
 EXTRA_LABELS: dict[str, tuple[str, str]] = {
@@ -205,7 +217,7 @@ def export_frame(
         if zh:
             table = table.rename(columns=column_labels(list(table.columns), spec, "zh", labels))
         out_path.unlink(missing_ok=True)
-        table.to_csv(out_path, index=False, encoding=CSV_ENCODING, date_format="%Y-%m-%d %H:%M:%S")
+        neutralise_formulas(table).to_csv(out_path, encoding=CSV_ENCODING, **_CSV_WRITE)
         return out_path
     if zh:
         cols = [c for c in data.columns if not (has_geom and c == data.geometry.name)]
@@ -223,6 +235,57 @@ def export_frame(
     # Keep each geometry as it is (no promotion of polygons to multipolygons): exact round trip.
     data.to_file(out_path, layer=name, driver="GPKG", engine="pyogrio", promote_to_multi=False)
     return out_path
+
+
+def _text_cells_to_quote(series: pd.Series) -> pd.Series:
+    """True where a cell is text starting a formula (or a quote); never a number or a missing value."""
+    none = pd.Series(False, index=series.index)
+    if not (series.dtype == object or isinstance(series.dtype, pd.StringDtype)):
+        return none
+    try:
+        return series.str.contains(_CSV_FORMULA_START, regex=True, na=False).astype(bool)
+    except AttributeError:  # an object column without any text (booleans, dates, lists)
+        return none
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``'`` before each text cell and header a spreadsheet would run as a formula.
+
+    The OWASP rule for CSV injection: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or
+    carriage return is prefixed with a single quote, so Excel and WPS show it as text. A text cell
+    already starting with a quote gets one more, so ``read_export`` can drop exactly one from
+    every quoted cell. Numeric columns are left alone (a negative number stays a number).
+    """
+    out = table.copy()
+    for col in out.columns:
+        quote = _text_cells_to_quote(out[col])
+        if quote.any():
+            out[col] = out[col].astype(object).where(~quote, CSV_QUOTE + out[col].astype(str))
+    headers = pd.Series([str(c) for c in out.columns], dtype=object)
+    quote = _text_cells_to_quote(headers)
+    if quote.any():
+        out.columns = list(headers.where(~quote, CSV_QUOTE + headers))
+    return out
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """``table`` as CSV text written the way every export writes it (formulas neutralised, CRLF).
+
+    For a download built in memory (the dashboard's); prefix the BOM (``"\\ufeff"``) for Excel.
+    """
+    return neutralise_formulas(table).to_csv(**_CSV_WRITE)
+
+
+def _unquote_csv(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """Undo ``neutralise_formulas`` on a CSV read as text; also the columns with quoted cells."""
+    out = frame.rename(columns={c: c[1:] for c in frame.columns if str(c).startswith(CSV_QUOTE)})
+    quoted: set[str] = set()
+    for col in out.columns:
+        starts = out[col].str.startswith(CSV_QUOTE, na=False).astype(bool)
+        if starts.any():
+            out[col] = out[col].where(~starts, out[col].str[1:])
+            quoted.add(str(col))
+    return out, quoted
 
 
 def _csv_geometry(table: pd.DataFrame, geometry: gpd.GeoSeries, mode: CsvGeometry) -> pd.DataFrame:
@@ -282,8 +345,10 @@ def read_export(
         raise ReadError(f"export file {p} not found")
     fmt = export_format(p)
     spec = get_spec(layer) if layer else None
+    text_columns: set[str] = set()
     if fmt == "csv":
         frame: pd.DataFrame = pd.read_csv(p, encoding=CSV_ENCODING, dtype=str, keep_default_na=False)
+        frame, text_columns = _unquote_csv(frame)
     elif fmt == "parquet":
         try:
             frame = gpd.read_parquet(p)
@@ -294,8 +359,10 @@ def read_export(
     geom_name = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
     cols = [c for c in frame.columns if c != geom_name]
     reverse = {v: k for k, v in column_labels(_all_names(spec), spec, "zh", labels).items()}
-    frame = frame.rename(columns={c: reverse[c] for c in cols if c in reverse and reverse[c] not in frame})
-    frame = _restore_types(frame, spec, text=(fmt == "csv"))
+    renamed = {c: reverse[c] for c in cols if c in reverse and reverse[c] not in frame}
+    frame = frame.rename(columns=renamed)
+    text_columns = {renamed.get(c, c) for c in text_columns}
+    frame = _restore_types(frame, spec, text=(fmt == "csv"), text_columns=text_columns)
     if fmt == "csv":
         frame = _csv_to_geo(frame, spec)
     return frame
@@ -308,8 +375,12 @@ def _all_names(spec: LayerSpec | None) -> list[str]:
     return names
 
 
-def _restore_types(frame: pd.DataFrame, spec: LayerSpec | None, text: bool) -> pd.DataFrame:
-    """Field types from the spec; shared columns (lon, lat, area, provenance) by name."""
+def _restore_types(frame: pd.DataFrame, spec: LayerSpec | None, text: bool,
+                   text_columns: set[str] | None = None) -> pd.DataFrame:
+    """Field types from the spec; shared columns (lon, lat, area, provenance) by name.
+
+    A column of ``text_columns`` (a CSV column with a quoted text cell) stays text without a spec.
+    """
     types: dict[str, str] = {"lon": "float", "lat": "float", "area_km2": "float", "source_row": "int",
                              "ingested_at": "datetime", "source_file": "str"}
     if spec:
@@ -321,7 +392,8 @@ def _restore_types(frame: pd.DataFrame, spec: LayerSpec | None, text: bool) -> p
         kind = types.get(str(col))
         if kind is None:
             if text and not (isinstance(out, gpd.GeoDataFrame) and col == out.geometry.name):
-                out[col] = _infer_text(out[col])
+                is_text = col in (text_columns or set())
+                out[col] = out[col].replace("", None) if is_text else _infer_text(out[col])
             continue
         series = out[col]
         if text:

