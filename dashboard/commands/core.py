@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from dashboard.commands import config_option, db_option, json_option
+from dashboard.commands import config_option, db_option, echo_json, json_option
 from geo import store
 from geo.settings import Settings, describe
 from layers.registry import LAYERS
@@ -86,9 +84,7 @@ def info(db, as_json) -> None:
             bounds[name] = [round(v, 6) for v in row]
     log = store.query(con, "SELECT file, layer, crs, finished_at, accepted, rejected FROM ingest_log ORDER BY finished_at DESC LIMIT 10")
     if as_json:
-        click.echo(json.dumps({"db": str(store.resolve_db_path(db)), "counts": counts, "bounds": bounds,
-                               "ingests": json.loads(log.to_json(orient="records", date_format="iso", force_ascii=False))},
-                              ensure_ascii=False, indent=2))
+        echo_json({"db": str(store.resolve_db_path(db)), "counts": counts, "bounds": bounds, "ingests": log})
         return
     click.echo(f"database: {store.resolve_db_path(db)}")
     for name, n in counts.items():
@@ -109,7 +105,7 @@ def layers_cmd(as_json) -> None:
                                "choices": f.choices, "aliases": f.aliases,
                                "value_aliases": dict(f.value_aliases)} for f in s.fields]}
                for n, s in LAYERS.items()}
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        echo_json(out)
         return
     for name, spec in LAYERS.items():
         click.echo(f"{name} ({spec.zh} / {spec.en}, {spec.geometry})")
@@ -128,7 +124,7 @@ def settings_cmd(as_json) -> None:
     """List every setting with its default and its source (standard or seed)."""
     rows = describe()
     if as_json:
-        click.echo(json.dumps({n: {"default": d, "help": h} for n, d, h in rows}, ensure_ascii=False, indent=2))
+        echo_json({n: {"default": d, "help": h} for n, d, h in rows})
         return
     for name, default, help_text in rows:
         click.echo(f"{name} = {default!r}\n    {help_text}")

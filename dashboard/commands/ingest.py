@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from dashboard.commands import config_option, db_option, json_option
+from dashboard.commands import config_option, db_option, echo_json, json_option
 from geo.ingest import IngestResult, ingest_file, reason_label
 from geo.settings import Settings
 from layers.registry import LAYERS
@@ -105,7 +103,7 @@ def ingest(
         progress=not (quiet or as_json),
     )
     if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        echo_json(result.to_dict())
         return
     for line in _summary(result):
         click.echo(line)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from dashboard.commands import config_option, db_option, json_option
+from dashboard.commands import config_option, db_option, echo_json, json_option
 from geo.settings import Settings
 
 
@@ -30,10 +28,9 @@ def export_map_cmd(db, config, out, layers, max_points, hex_res, title, as_json)
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
     result = export_map(out, db, names, settings=settings, max_points=max_points, hex_res=hex_res, title=title)
     if as_json:
-        click.echo(json.dumps({"out": str(result.path), "size_bytes": result.size_bytes,
-                               "layers": [{"layer": n, "drawn_as": m, "features": k, "shown": v}
-                                          for n, m, k, v in result.layers]},
-                              ensure_ascii=False, indent=2))
+        echo_json({"out": str(result.path), "size_bytes": result.size_bytes,
+                   "layers": [{"layer": n, "drawn_as": m, "features": k, "shown": v}
+                              for n, m, k, v in result.layers]})
         return
     click.echo(f"onemap: wrote {result.path} ({result.size_bytes / 1e6:.1f} MB)")
     for name, mode, n, shown in result.layers:
@@ -80,8 +77,7 @@ def export_cmd(name, db, config, out, zh, geometry, towns, since, until, as_json
     finally:
         con.close()
     if as_json:
-        click.echo(json.dumps({"name": name, "out": str(path), "format": export.export_format(path), "rows": rows},
-                              ensure_ascii=False))
+        echo_json({"name": name, "out": str(path), "format": export.export_format(path), "rows": rows})
         return
     click.echo(f"onemap: wrote {rows:,} rows of {name} to {path}")
 
@@ -103,14 +99,14 @@ def report_cmd(db, config, out, town, since, until, as_json) -> None:
     result = build_report(out, db, town=town, since=since, until=until, settings=settings)
     data = result.data
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             "out": str(result.path), "format": result.format, "size_bytes": result.size_bytes,
             "district": data.district, "town": data.town,
             "period": [str(data.period_start) if data.period_start else None,
                        str(data.period_end) if data.period_end else None],
             "as_of": data.as_of.isoformat(), "summary": [{"label": k, "value": v} for k, v, _ in data.summary],
             "sections": [s.title for s in data.sections],
-        }, ensure_ascii=False, indent=2))
+        })
         return
     click.echo(f"onemap: wrote the report {result.path} ({result.size_bytes / 1e6:.1f} MB, {len(data.sections)} sections)")
 

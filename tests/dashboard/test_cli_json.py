@@ -146,6 +146,7 @@ def test_every_command_prints_strict_json(small_db: Path, tmp_path: Path) -> Non
         ("export", "hydrant", "--db", db, "--out", str(tmp_path / "h.csv")),
         ("export", "nearest_water", "--db", db, "--out", str(tmp_path / "w.csv")),
         ("export-map", "--db", db, "--out", str(tmp_path / "m.html")),
+        ("report", "--db", db, "--out", str(tmp_path / "r.html")),
         ("hotspots", "--db", db, "--warnings", "--trends", "--all"),
         ("figures", "--db", db),
     ]
