@@ -588,12 +588,11 @@ def locate_on_edges(
     offset, length, dist = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf)
     valid = np.isfinite(x) & np.isfinite(y)
     if len(u) and valid.any():
-        if "edge_tree" not in graph._cache:
-            ends_u = np.column_stack([graph.x[u], graph.y[u]])
-            ends_v = np.column_stack([graph.x[v], graph.y[v]])
-            segments = shapely.linestrings(np.stack([ends_u, ends_v], axis=1))
-            graph._cache["edge_tree"] = (shapely.STRtree(segments), segments)
-        tree, segments = graph._cache["edge_tree"]
+        # built per call (milliseconds for 10k edges), not kept alive on the cached graph
+        ends_u = np.column_stack([graph.x[u], graph.y[u]])
+        ends_v = np.column_stack([graph.x[v], graph.y[v]])
+        segments = shapely.linestrings(np.stack([ends_u, ends_v], axis=1))
+        tree = shapely.STRtree(segments)
         rows = np.nonzero(valid)[0]
         points = shapely.points(x[rows], y[rows])
         (which, edge), d = tree.query_nearest(

@@ -155,7 +155,7 @@ def test_spacing_of_many_hydrants_on_one_street_equals_their_sorted_gaps() -> No
 def test_hydrant_below_the_minimum_pressure_does_not_count_and_is_listed() -> None:
     place = points("p", [200.0], ["-"]).drop(columns="status")
     # all three say 正常; the one 10 m away has 0.10 MPa (< 0.14, GB 50974 §7.2.8)
-    hyd = points("h", [0.0, 190.0, 260.0], ["正常", "正常", "正常"], pressure_mpa=[0.3, 0.10, np.nan])
+    hyd = points("h", [0.0, 190.0, 260.0], ["正常"] * 3, pressure_mpa=[0.3, 0.10, np.nan])
     scene = make_scene(NOBODY, None, key_places=place, hydrants=hyd, settings=SETTINGS)
     row = water.hydrant_blind_spots(scene).key_places.iloc[0]
     assert row["hydrant_id"] == "h2" and row["hydrant_m"] == pytest.approx(60, rel=0.01)
