@@ -123,7 +123,7 @@ class Settings:
     host: str = _s("127.0.0.1", "Address the dashboard listens on.")
     port: int = _s(8050, "Port the dashboard listens on.")
     server_threads: int = _s(8, "Worker threads of the dashboard's WSGI server (waitress): requests served at once (wall, planners' browsers, map tiles of GeoJSON).")
-    review_default_days: int = _s(365, "Opening period of the committee review page: the year up to the newest hazard (yearly assessment, 考核).")
+    review_default_days: int = _s(365, "Opening period of the committee review page and the committee report: the days up to and including the newest hazard's day (a year: yearly assessment, 考核).")
     wall_refresh_s: int = _s(10, "Wall display refresh period in seconds.")
     wall_rotate_towns_s: int = _s(0, "Rotate the wall map through towns every N seconds (0 = off).")
     tiles: str = _s("none", "Basemap: none (offline), osm, tianditu, amap, or a URL template of a local tile server.")
