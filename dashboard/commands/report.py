@@ -88,8 +88,11 @@ def export_cmd(name, db, config, out, zh, geometry, towns, since, until, as_json
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="FILE.html (one self-contained file) or FILE.pdf (A4, printed by headless Chromium).")
 @click.option("--town", default=None, help="Report on one town/street only (街镇名称).")
-@click.option("--since", default=None, help="First day of the period (YYYY-MM-DD, inclusive).")
-@click.option("--until", default=None, help="Day after the period (YYYY-MM-DD, exclusive); figures are taken then.")
+@click.option("--since", default=None,
+              help="First day of the period (YYYY-MM-DD, inclusive; default: review_default_days before --until).")
+@click.option("--until", default=None,
+              help="Day after the period (YYYY-MM-DD, exclusive; default: the day after the newest hazard); "
+                   "figures are taken then (now, if the period has not ended).")
 @json_option
 def report_cmd(db, config, out, town, since, until, as_json) -> None:
     """Write the fire-safety committee report (Chinese): summary, hotspots, coverage, trends, tables."""
@@ -109,6 +112,8 @@ def report_cmd(db, config, out, town, since, until, as_json) -> None:
         })
         return
     click.echo(f"onemap: wrote the report {result.path} ({result.size_bytes / 1e6:.1f} MB, {len(data.sections)} sections)")
+    click.echo(f"  period {data.period_start} – {data.period_end} (hazards by discovery day), "
+               f"figures as of {data.as_of:%Y-%m-%d %H:%M}")
 
 
 COMMANDS: list[click.Command] = [report_cmd, export_map_cmd, export_cmd]
