@@ -750,6 +750,16 @@ def _store(
         else:
             rows["source_file"] = file
         store.write_layer(con, spec.name, rows)
+        # Rows of this file replace their stored versions by id; what is left of an earlier
+        # import of it are rows this file no longer has (or has under a new content id).
+        left_out = _rows_from(con, spec.name, file) - n_rows
+        if left_out:
+            prep.file_notes.append(
+                f"{left_out} 行为此文件以前导入、本次没有的行，已保留 ({left_out} rows an earlier "
+                "import of this file stored are not among the rows accepted now; they are kept): "
+                "a row edited in a register without ids gets a new id, so give the register an "
+                "id column or --id"
+            )
     con.execute("DELETE FROM rejected WHERE layer = ? AND file = ?", [spec.name, file])
     con.execute("DELETE FROM ingest_notes WHERE layer = ? AND file = ?", [spec.name, file])
     if len(prep.rejected):
@@ -789,6 +799,12 @@ def _store(
     )
     store.write_table(con, "ingest_log", log, replace=False)
     return assigned
+
+
+def _rows_from(con: duckdb.DuckDBPyConnection, layer: str, file: str) -> int:
+    """Rows of ``layer`` stored from ``file``."""
+    sql = f"SELECT count(*) FROM {layer} WHERE source_file = ?"
+    return int(con.execute(sql, [file]).fetchone()[0])
 
 
 def file_sha256(path: Path) -> str:

@@ -230,3 +230,21 @@ def test_content_ids_of_csv_coordinates_do_not_depend_on_the_source_crs(
     ingest_file("hydrant", tmp_path / "wgs84.csv", db=tmp_db, settings=SETTINGS)
     ingest_file("hydrant", tmp_path / "gk.csv", db=tmp_db, crs="EPSG:4549", settings=SETTINGS)
     assert len(rows_of(tmp_db, "SELECT id FROM hydrant")) == len(records)
+
+
+def test_reimport_says_which_stored_rows_the_file_no_longer_has(
+    tmp_path: Path, tmp_db: Path
+) -> None:
+    """Without ids an edited row gets a new content id: the user is told, not left to find out."""
+    rows = pd.DataFrame(
+        {"名称": ["甲", "乙", "丙"], "状态": ["正常"] * 3, "经度": LON, "纬度": LAT}
+    )
+    path = tmp_path / "h.csv"
+    rows.to_csv(path, index=False)
+    first = ingest_file("hydrant", path, db=tmp_db, settings=SETTINGS)
+    assert not any("earlier import" in n for n in first.notes)
+    rows.assign(状态=["正常", "损坏", "正常"]).to_csv(path, index=False)
+    second = ingest_file("hydrant", path, db=tmp_db, settings=SETTINGS)
+    note = next(n for n in second.notes if "earlier import" in n)
+    assert "(1 rows an earlier import" in note and "--id" in note
+    assert len(rows_of(tmp_db, "SELECT id FROM hydrant")) == 4  # kept, as the note says
