@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import click
 
 from dashboard.commands import config_option, db_option, echo_json, json_option
@@ -10,9 +12,34 @@ from geo.settings import Settings, describe
 from layers.registry import LAYERS
 
 
+def is_loopback(host: str) -> bool:
+    """True for a loopback address: 127.0.0.0/8, ::1 (bracketed or IPv4-mapped too) or ``localhost``."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _refuse_remote_debug(host: str) -> None:
+    """Raise a UsageError (exit code 2) unless ``host`` is loopback: the debugger runs any Python."""
+    if not is_loopback(host):
+        msg = (f"--debug serves only on a loopback address (127.0.0.1, ::1, localhost), and the host is "
+               f"{host!r} (from --host or the config's `host`): Flask's debugger runs any Python typed "
+               f"into an error page, so it must not be reachable from the network. Nothing was started. "
+               f"Use --host 127.0.0.1 with --debug, or drop --debug to serve {host!r} with waitress.")
+        raise click.UsageError(msg)
+
+
 def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
     """Serve the app: waitress (a production WSGI server, fit for a wall running for weeks);
-    Flask's development server with its reloader in ``debug`` mode."""
+    Flask's development server with its reloader in ``debug`` mode, on a loopback address only."""
+    if debug:
+        _refuse_remote_debug(settings.host)
     from dashboard.app import create_app
 
     app = create_app(settings, db_path=str(store.resolve_db_path(db, settings)))
@@ -63,7 +90,8 @@ def demo(db, config, area, scale, seed, rebuild, no_serve, host, port) -> None:
 @config_option
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default 8050).")
-@click.option("--debug", is_flag=True, help="Dash debug mode (reloads on code change).")
+@click.option("--debug", is_flag=True,
+              help="Dash debug mode (reloads on code change); loopback --host only (127.0.0.1, ::1, localhost).")
 def serve(db, config, host, port, debug) -> None:
     """Serve the dashboard on the database."""
     settings = Settings.load(config, host=host, port=port)
