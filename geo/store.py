@@ -72,7 +72,8 @@ META_TABLES: dict[str, str] = {
         ingested_at TIMESTAMP
     """,
     CODES_TABLE: "res UTINYINT, cell UBIGINT, code UINTEGER",
-    "road_nodes": "node_id BIGINT, lon DOUBLE, lat DOUBLE, h3_r9 UBIGINT, h3_r10 UBIGINT",
+    "road_nodes": "node_id BIGINT, lon DOUBLE, lat DOUBLE, "
+    + ", ".join(f"{h3index.cell_column(r)} UBIGINT" for r in COVER_RESOLUTIONS),
     "road_edges": """
         u BIGINT, v BIGINT, length_m DOUBLE, speed_kmh DOUBLE, highway VARCHAR, name VARCHAR,
         oneway BOOLEAN, geom GEOMETRY
