@@ -109,3 +109,14 @@ def test_cli_reports_a_bad_setting_in_one_line_with_exit_code_2(tmp_path: Path):
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     assert "port" in run.stderr and "70000" in run.stderr
+
+
+def test_every_default_passes_its_own_check():
+    # Settings() skips values equal to their default, so the defaults must be valid
+    from dataclasses import MISSING
+
+    from geo.settings_check import check_value
+
+    for f in fields(Settings):
+        default = f.default_factory() if f.default is MISSING else f.default
+        check_value(f, default, default)
