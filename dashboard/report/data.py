@@ -116,7 +116,7 @@ def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, se
         ("整改率", pct(total["rectification_rate"]), "已结案 / 发现"),
         ("超期未整改", num(total["overdue"]), "已过整改期限且未结案（条）"),
         ("重大隐患未结案", num(total["open_major"]), "等级为重大、尚未结案（条）"),
-        ("挂牌督办未结案", num(total["listed_open"]), "街镇挂牌、区级挂牌尚未结案（条）"),
+        ("挂牌督办未结案", num(total["listed_open"]), f"{'、'.join(LISTED)}尚未结案（条）"),
         ("结案天数中位数", num(total["median_days_to_close"], 1), "从发现到结案（天）"),
     ]
     sections: list[Section] = []

@@ -14,6 +14,7 @@ import pandas as pd
 from dashboard.report.data import ReportData
 from geo import staticmap
 from geo.errors import ConfigError
+from layers import hazard as hazard_vocabulary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NUMERALS = ("一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二")
@@ -68,7 +69,8 @@ def render_html(data: ReportData) -> str:
         district=data.district, town=data.town, period=period,
         as_of=f"{data.as_of:%Y-%m-%d %H:%M}", generated=f"{data.generated:%Y年%m月%d日}",
         summary=data.summary, sections=sections, numerals=NUMERALS,
-        deadline_general=deadlines.get("一般", "—"), deadline_major=deadlines.get("重大", "—"),
+        deadline_general=deadlines.get(hazard_vocabulary.GENERAL_SEVERITY, "—"),
+        deadline_major=deadlines.get(hazard_vocabulary.MAJOR_SEVERITY, "—"),
         default_days=data.settings.review_default_days,
     )
 
