@@ -31,6 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import folium
@@ -198,7 +199,7 @@ def _style(base: dict, colors: dict[str, str] | None = None, by: str | None = No
 
 
 def _empty_layer(name: str, extras: PageExtras, data: dict, fields: list[str], labels: list[str],
-                 style: dict, **kwargs: object) -> folium.GeoJson:
+                 style: dict, **kwargs: Any) -> folium.GeoJson:
     """A folium GeoJSON layer created empty; ``extras`` fills it in the browser (module docstring)."""
     layer = folium.GeoJson(dict(_EMPTY, features=[]), name=name, **kwargs)
     extras.add_layer(layer, data, fields, labels, style)
