@@ -271,6 +271,7 @@ def make_scene(
     nothing = pd.Series(np.nan, index=hyd.index)
     pressure = pd.to_numeric(hyd.get("pressure_mpa", nothing), errors="coerce")
     low = (pressure < settings.hydrant_min_pressure_mpa).to_numpy()
+    hyd["low_pressure"] = low
     hyd["working"] = (
         hyd["status"].isin(settings.hydrant_working_statuses) & ~low
         if len(hyd)

@@ -104,9 +104,9 @@ def water_check(scene: Scene) -> pd.DataFrame:
     """
     s = scene.settings
     hyd, ws = scene.hydrants, scene.water_sources
-    pressure = pd.to_numeric(hyd.get("pressure_mpa", pd.Series(np.nan, hyd.index)), errors="coerce")
+    low = hyd[hyd["low_pressure"].to_numpy(bool)] if len(hyd) else hyd  # the scene's rule
+    pressure = pd.to_numeric(low.get("pressure_mpa", pd.Series(np.nan, low.index)), errors="coerce")
     capacity = pd.to_numeric(ws.get("capacity_m3", pd.Series(np.nan, ws.index)), errors="coerce")
-    low = hyd[(pressure < s.hydrant_min_pressure_mpa).to_numpy()]
     small = ws[((ws["kind"] == FIRE_POOL) & (capacity < s.fire_pool_min_m3)).to_numpy()]
     parts = [
         pd.DataFrame(
@@ -116,7 +116,7 @@ def water_check(scene: Scene) -> pd.DataFrame:
                 "name": low["name"],
                 "kind": None,
                 "status": low["status"],
-                "value": pressure[low.index],
+                "value": pressure,
                 "limit": s.hydrant_min_pressure_mpa,
                 "problem": f"pressure below {s.hydrant_min_pressure_mpa:g} MPa (GB 50974 §7.2.8)",
             }
