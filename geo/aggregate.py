@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 from h3ronpy import cells_to_string
 
-from geo import h3index, store
+from geo import h3index, jsonsafe, store
 from geo.cache import BoundedCache, size_of
 from geo.errors import ValidationError
 from layers.registry import get_spec
@@ -271,26 +271,11 @@ DATE_COLUMNS: tuple[str, ...] = ("year", "month", "week", "day", "deadline", "la
 
 
 def to_records(frame: pd.DataFrame, drop: Sequence[str] = ("cell",)) -> list[dict[str, Any]]:
-    """JSON-ready rows: NaN/NaT → None, numpy scalars → Python, date columns (``DATE_COLUMNS``)
-    → ``YYYY-MM-DD``, other times → ISO 8601 seconds; ``drop`` columns (uint64 cells: use
-    the ``h3`` hex) left out."""
+    """JSON-ready rows through the one conversion (``geo.jsonsafe.records``): NaN/±inf/NaT →
+    None, numpy scalars → Python, date columns (``DATE_COLUMNS``) → ``YYYY-MM-DD``, other
+    times → ISO 8601 seconds; ``drop`` columns (uint64 cells: use the ``h3`` hex) left out."""
     out = frame.drop(columns=[c for c in drop if c in frame.columns])
-    cols: dict[str, list[Any]] = {}
-    for c in out.columns:
-        s = out[c]
-        if pd.api.types.is_datetime64_any_dtype(s):
-            fmt = "%Y-%m-%d" if c in DATE_COLUMNS else "%Y-%m-%dT%H:%M:%S"
-            cols[c] = [None if pd.isna(v) else v.strftime(fmt) for v in s]
-        elif pd.api.types.is_bool_dtype(s):
-            cols[c] = [bool(v) for v in s]
-        elif pd.api.types.is_integer_dtype(s):
-            cols[c] = [None if pd.isna(v) else int(v) for v in s]
-        elif pd.api.types.is_float_dtype(s):
-            cols[c] = [None if pd.isna(v) else float(v) for v in s]
-        else:
-            cols[c] = [None if (v is None or (not isinstance(v, (str, list, dict, tuple)) and pd.isna(v)))
-                       else (v.isoformat() if hasattr(v, "isoformat") else v) for v in s]
-    return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)] if cols else []
+    return jsonsafe.records(out, date_columns=DATE_COLUMNS, timespec="seconds")
 
 
 # --------------------------------------------------------------------------- per-snapshot structures

@@ -152,13 +152,14 @@ def _key(key: Any, path: str) -> str:
     return "null" if converted is None else str(converted)
 
 
-def _column(series: pd.Series, name: str, date_columns: Sequence[str], path: str) -> list[Any]:
+def _column(
+    series: pd.Series, name: str, date_columns: Sequence[str], timespec: str, path: str
+) -> list[Any]:
     """One frame column as JSON values (vectorised for numbers, bools and times)."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        fmt = "%Y-%m-%d" if name in date_columns else None
-        return [
-            None if pd.isna(v) else (v.strftime(fmt) if fmt else v.isoformat()) for v in series
-        ]
+        if name in date_columns:
+            return [None if pd.isna(v) else v.strftime("%Y-%m-%d") for v in series]
+        return [None if pd.isna(v) else v.isoformat(timespec=timespec) for v in series]
     if pd.api.types.is_float_dtype(series):
         arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
         out = arr.astype(object)
@@ -175,6 +176,7 @@ def records(
     frame: pd.DataFrame,
     columns: Sequence[str] | None = None,
     date_columns: Sequence[str] = (),
+    timespec: str = "auto",
     path: str = "$",
 ) -> list[dict[str, Any]]:
     """Rows of ``frame`` as JSON objects (column → value), every value through :func:`plain`.
@@ -187,6 +189,9 @@ def records(
         Columns to keep, in this order (those missing from ``frame`` are skipped); default all.
     date_columns
         Datetime columns written as ``YYYY-MM-DD`` (days and months); others as ISO 8601.
+    timespec
+        Precision of the other datetime columns (``Timestamp.isoformat``): ``"auto"``
+        keeps a fraction only where there is one, ``"seconds"`` drops it.
     path
         Where the frame sits in the whole document, for error messages.
 
@@ -199,7 +204,7 @@ def records(
     if not names:
         return [{} for _ in range(len(frame))]
     values = {
-        _key(c, path): _column(frame[c], str(c), date_columns, path) for c in names
+        _key(c, path): _column(frame[c], str(c), date_columns, timespec, path) for c in names
     }
     return [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
 

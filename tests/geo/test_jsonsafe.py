@@ -113,3 +113,24 @@ def test_unknown_types_and_deep_nesting_are_clear_errors() -> None:
         node = node[0]
     with pytest.raises(ValueError, match="nested deeper than"):
         jsonsafe.dumps(deep)
+
+
+def test_figure_rows_keep_their_formats_and_drop_infinities() -> None:
+    """``aggregate.to_records`` (every figure table of the CLI and the wall) is the same conversion."""
+    from geo.aggregate import to_records
+
+    frame = pd.DataFrame(
+        {
+            "cell": np.array([1, 2], dtype=np.uint64),
+            "month": pd.to_datetime(["2024-05-01", "2024-06-01"]),
+            "at": pd.to_datetime(["2024-05-01 10:00:00.250", None]),
+            "ratio": [np.inf, 1.5],
+            "warn": pd.array([True, None], dtype="boolean"),
+        }
+    )
+    rows = to_records(frame)
+    assert rows == [
+        {"month": "2024-05-01", "at": "2024-05-01T10:00:00", "ratio": None, "warn": True},
+        {"month": "2024-06-01", "at": None, "ratio": 1.5, "warn": None},
+    ]
+    strict_loads(jsonsafe.dumps(rows))
