@@ -17,6 +17,8 @@ with ``?`` (never formatted into SQL).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,22 +58,92 @@ class MapFilter:
 
     @classmethod
     def parse(cls, text: str | None, start: str | None = None, end: str | None = None) -> MapFilter:
-        """MapFilter from the JSON text of a URL parameter (``{"severity": ["重大"]}``)."""
-        values = None
-        if text:
-            try:
-                values = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"filter parameter is not JSON: {text[:80]!r} ({exc})") from None
+        """MapFilter from the URL parameters ``f`` (JSON ``{"severity": ["重大"]}``), ``start`` and ``end``.
+
+        Raises ValidationError naming the parameter when ``f`` is not an object of short lists
+        of plain values (text, finite numbers) or a date is not an ISO date (``parse_date``).
+        """
+        values = parse_json_param(text, "f") if text else None
+        if values is not None:
             if not isinstance(values, dict):
-                raise ValidationError(f"filter parameter must be an object of field: [values], got {text[:80]!r}")
-        for name, value in (("start", start), ("end", end)):
-            if value:
-                try:
-                    pd.Timestamp(value)
-                except (ValueError, TypeError):
-                    raise ValidationError(f"{name} must be a date such as 2026-01-31, got {value[:40]!r}") from None
-        return cls(values=values, start=start or None, end=end or None)
+                raise ValidationError(f"filter parameter f must be an object of field: [values], got {text[:80]!r}")
+            for name, vals in values.items():
+                _check_filter_values(name, vals)
+        return cls(values=values, start=parse_date(start, "start"), end=parse_date(end, "end"))
+
+
+MAX_PARAM_CHARS: int = 20_000
+"""Longest JSON text a URL parameter may carry (a filter of every choice of a layer is far shorter)."""
+MAX_FILTER_VALUES: int = 1_000
+"""Most values one filter field may list."""
+MAX_VALUE_CHARS: int = 200
+"""Longest single filter value."""
+MAX_JSON_DEPTH: int = 4
+"""Deepest nesting of a JSON URL parameter (a filter is an object of lists: depth 2)."""
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?", re.ASCII)
+
+
+def parse_date(value: object, name: str) -> str | None:
+    """An ISO date (``2026-01-31``, optionally ``T08:30[:00]``) from a URL or a date picker; None when empty.
+
+    Compact (``20260131``), relative (``now``), ``NaT``, full-width digits and impossible
+    dates (``2026-02-30``) raise ValidationError naming ``name``, the value and the form expected.
+    """
+    if value is None or value == "":
+        return None
+    shown = repr(value)[:60]
+    if not isinstance(value, str) or len(value) > 32 or not _ISO_DATE.fullmatch(value):
+        raise ValidationError(f"{name} must be a date written 2026-01-31 (or 2026-01-31T08:30), got {shown}")
+    try:
+        pd.Timestamp(value)
+    except (ValueError, OverflowError):
+        raise ValidationError(f"{name} is not a calendar date: {shown}; write a real day such as 2026-01-31") from None
+    return value
+
+
+def parse_json_param(text: str, name: str) -> Any:
+    """The JSON value of the URL parameter ``name``: at most ``MAX_PARAM_CHARS`` characters,
+    ``MAX_JSON_DEPTH`` levels, no NaN/Infinity (ValidationError naming the parameter otherwise)."""
+    if len(text) > MAX_PARAM_CHARS:
+        raise ValidationError(f"parameter {name} is {len(text):,} characters long; at most {MAX_PARAM_CHARS:,}")
+
+    def no_constant(word: str) -> Any:
+        raise ValueError(f"{word} is not a JSON value")
+
+    try:
+        value = json.loads(text, parse_constant=no_constant)
+    except RecursionError:
+        raise ValidationError(f"parameter {name} is nested too deeply; at most {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        raise ValidationError(f"parameter {name} is not JSON: {text[:80]!r} ({exc})") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValidationError(f"parameter {name} is nested too deeply; at most {MAX_JSON_DEPTH} levels: {text[:80]!r}")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0); stops counting past ``MAX_JSON_DEPTH``."""
+    todo, deepest = [(value, 0)], 0
+    while todo:
+        item, level = todo.pop()
+        deepest = max(deepest, level)
+        if level <= MAX_JSON_DEPTH and isinstance(item, (list, dict)):
+            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _check_filter_values(name: str, values: Any) -> None:
+    """A filter field's values: None (no filter) or a list of short text/finite numbers."""
+    if values is None:
+        return
+    if not isinstance(values, list):
+        raise ValidationError(f"filter on {name!r} must be a list of values, got {str(values)[:80]!r}")
+    if len(values) > MAX_FILTER_VALUES:
+        raise ValidationError(f"filter on {name!r} lists {len(values):,} values; at most {MAX_FILTER_VALUES:,}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)) or (isinstance(v, str) and len(v) > MAX_VALUE_CHARS):
+            raise ValidationError(f"filter on {name!r} takes text or numbers up to {MAX_VALUE_CHARS} characters, "
+                                  f"got {str(v)[:80]!r}")
 
 
 def time_field(spec: LayerSpec) -> str | None:
@@ -122,16 +194,37 @@ def bbox_sql(bbox: BBox | None) -> tuple[str, list[Any]]:
 
 
 def parse_bbox(text: str | None) -> BBox | None:
-    """``"w,s,e,n"`` → a box (ValidationError on a malformed one)."""
+    """``"w,s,e,n"`` in degrees → a box (ValidationError on a malformed, non-finite or off-earth one)."""
     if not text:
         return None
+    shown = repr(text[:80])
     try:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
-        raise ValidationError(f"bbox must be 'west,south,east,north' in degrees, got {text!r}") from None
-    if not (w <= e and s <= n):
-        raise ValidationError(f"bbox {text!r} has west > east or south > north")
+        raise ValidationError(f"bbox must be 'west,south,east,north' in degrees, got {shown}") from None
+    if not all(math.isfinite(v) for v in (w, s, e, n)):
+        raise ValidationError(f"bbox must be four finite numbers of degrees, got {shown}")
+    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
+        raise ValidationError(f"bbox {shown} has west > east or south > north, or lies off the earth "
+                              "(longitudes -180..180, latitudes -90..90)")
     return (w, s, e, n)
+
+
+MAX_ZOOM: float = 24.0
+"""Deepest map zoom a URL may ask for (Leaflet tiles stop well before)."""
+
+
+def parse_zoom(text: str | None, default: float = 12.0) -> float:
+    """A map zoom from a URL parameter: a finite number from 0 to ``MAX_ZOOM`` (ValidationError otherwise)."""
+    if text is None or text == "":
+        return default
+    try:
+        zoom = float(text)
+    except ValueError:
+        zoom = math.nan
+    if not (math.isfinite(zoom) and 0 <= zoom <= MAX_ZOOM):
+        raise ValidationError(f"zoom must be a finite number from 0 to {MAX_ZOOM:g}, got {text[:40]!r}")
+    return zoom
 
 
 # --------------------------------------------------------------------------- display CRS

@@ -20,9 +20,10 @@ import numpy as np
 from dash import ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
 from dash_extensions.javascript import Namespace
 
-from dashboard.components import deferred, palettes
+from dashboard.components import deferred, inputs, palettes
 from dashboard.i18n import t
 from geo import mapdata, store
+from geo.errors import ValidationError
 from geo.mapdata import BBox
 from geo.settings import Settings
 from layers.base import LayerSpec
@@ -431,10 +432,34 @@ def _url_keys(page: str, urls: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def check_filters(value: Any, where: str) -> None:
+    """What the filter store (``filters_id``) takes: ``{point layer: {"f": {field: [values]}, "start", "end"}}``
+    with the fields of the layer's spec, lists of plain values and ISO dates (raises ``inputs.BadInput``)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise inputs.fail(where, "an object of point layer: filter", value)
+    for layer, entry in value.items():
+        if layer not in point_layer_names() or not isinstance(entry, dict) or set(entry) - {"f", "start", "end"}:
+            raise inputs.fail(where, f"filters of the point layers {point_layer_names()} as "
+                                     '{"f": {field: [values]}, "start": date, "end": date}', {layer: entry})
+        try:
+            fields = entry.get("f") or {}
+            if not isinstance(fields, dict):
+                raise ValidationError(f"filter f of {layer} must be an object of field: [values]")
+            flt = mapdata.MapFilter.parse(json.dumps(fields, ensure_ascii=False) if fields else None,
+                                          entry.get("start"), entry.get("end"))
+            mapdata.filter_sql(LAYERS[layer], flt)
+        except (ValidationError, TypeError) as exc:
+            raise inputs.BadInput(f"{where}: {exc}") from None
+
+
 def register_map_callbacks(page: str) -> None:
     """Clientside: viewport, checked overlays, filters and snapshot version → layer URLs
     (no server round trip; unchecked layers fetch nothing). Not at start: the layout carries
-    the opening URLs (``opening_urls``), so no callback stands between the page and its data."""
+    the opening URLs (``opening_urls``), so no callback stands between the page and its data.
+    Server callbacks reading the page's filter store get it checked (``check_filters``)."""
+    inputs.expect(filters_id(page), "data", check_filters)
     names = point_layer_names()
     clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="layerUrls"),

@@ -15,16 +15,18 @@ cached per snapshot version and query. Endpoints:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flask
 
 from dashboard.components import context
+from dashboard.components.inputs import BadInput
 from dashboard.components.snapshot_cache import SnapshotLRU
 from geo import mapdata
 from geo.errors import OnemapError
-from layers.registry import get_spec
+from layers.base import LayerSpec
+from layers.registry import LAYERS
 
 OVERLAYS: dict[str, Callable[[dict[str, str]], str]] = {}
 _URL_ANSWERS = SnapshotLRU(256, name="GeoJSON per URL")  # per snapshot, within cache_max_mb
@@ -42,18 +44,47 @@ def _geojson(text: str) -> flask.Response:
 
 
 def _bad_request(exc: Exception) -> flask.Response:
-    return flask.Response(flask.json.dumps({"error": str(exc)}), status=400, mimetype="application/json")
+    return flask.Response(flask.json.dumps({"error": str(exc)}, ensure_ascii=False), status=400,
+                          mimetype="application/json")
 
 
-def _zoom() -> float:
-    text = flask.request.args.get("zoom", "12")
-    try:
-        zoom = float(text)
-    except ValueError:
-        zoom = math.nan
-    if not math.isfinite(zoom):
-        raise OnemapError(f"zoom must be a finite number, got {text!r}")
-    return zoom
+MAX_ID_CHARS: int = 200
+"""Longest feature id a popup URL may carry (stored ids are content hashes or register numbers)."""
+
+
+def layer_spec(name: str, geometry: str | None = None) -> LayerSpec:
+    """The spec of the layer named in a URL (BadInput naming the known layers, or the geometry wanted)."""
+    spec = LAYERS.get(name)
+    if spec is None:
+        raise BadInput(f"unknown layer {name[:60]!r}; known layers: {', '.join(LAYERS)}")
+    if geometry is not None and spec.geometry != geometry:
+        known = [n for n, s in LAYERS.items() if s.geometry == geometry]
+        raise BadInput(f"layer {name!r} is not a {geometry} layer; {geometry} layers: {', '.join(known)}")
+    return spec
+
+
+def _polygon_where(spec: LayerSpec, level: str | None) -> tuple[str | None, list[Any] | None]:
+    """The SQL condition of a ``level`` parameter (one of the level field's choices)."""
+    if not level or "level" not in spec.field_names:
+        return None, None
+    choices = spec.field("level").choices
+    if choices and level not in choices:
+        raise BadInput(f"level must be one of {list(choices)} for layer {spec.name!r}, got {level[:60]!r}")
+    return "level = ?", [level]
+
+
+def overlay_args(args: Mapping[str, str]) -> dict[str, str]:
+    """An overlay's query parameters, each checked before the page's overlay sees it: at most
+    ``mapdata.MAX_PARAM_CHARS`` characters, and one that is JSON (``[``/``{``) within
+    ``mapdata.parse_json_param``'s bounds (BadInput naming the parameter otherwise)."""
+    out = {}
+    for key, value in args.items():
+        if len(value) > mapdata.MAX_PARAM_CHARS:
+            raise BadInput(f"parameter {key[:40]} is {len(value):,} characters long; at most {mapdata.MAX_PARAM_CHARS:,}")
+        if value.lstrip()[:1] in ("[", "{"):
+            mapdata.parse_json_param(value, key[:40])
+        out[key] = value
+    return out
 
 
 def register_overlay(name: str, make: Callable[[dict[str, str]], str]) -> None:
@@ -69,10 +100,11 @@ def register_routes(server: flask.Flask) -> None:
     def overlay(name: str) -> flask.Response:
         make = OVERLAYS.get(name)
         if make is None:
-            return _bad_request(OnemapError(f"unknown overlay {name!r}; known: {sorted(OVERLAYS)}"))
+            return _bad_request(OnemapError(f"unknown overlay {name[:60]!r}; known: {sorted(OVERLAYS)}"))
+        args = overlay_args(flask.request.args)
         try:
-            return _geojson(make(dict(flask.request.args)))
-        except (OnemapError, KeyError, ValueError) as exc:
+            return _geojson(make(args))
+        except (OnemapError, ValueError) as exc:
             return _bad_request(exc)
 
     @server.route("/api/empty.geojson")
@@ -82,13 +114,13 @@ def register_routes(server: flask.Flask) -> None:
     @server.route("/api/layer/<layer>/<want>.geojson")
     def layer_data(layer: str, want: str) -> flask.Response:
         try:
-            get_spec(layer)
+            layer_spec(layer, "point")
             if want not in ("hex", "points"):
-                raise OnemapError(f"unknown view {want!r}; use hex or points")
+                raise BadInput(f"unknown view {want[:40]!r}; use hex or points")
             args = flask.request.args
             bbox = mapdata.bbox_to_wgs84(mapdata.parse_bbox(args.get("bbox")), context.settings().tiles)
             flt = mapdata.MapFilter.parse(args.get("f"), args.get("start"), args.get("end"))
-            zoom = _zoom()
+            zoom = mapdata.parse_zoom(args.get("zoom"))
 
             def make() -> str:
                 with context.connection() as con:
@@ -102,11 +134,8 @@ def register_routes(server: flask.Flask) -> None:
     @server.route("/api/polygons/<layer>.geojson")
     def polygons(layer: str) -> flask.Response:
         try:
-            spec = get_spec(layer)
-            if spec.geometry != "polygon":
-                raise OnemapError(f"layer {layer!r} is not a polygon layer")
-            level = flask.request.args.get("level")
-            where, params = (("level = ?", [level]) if level and "level" in spec.field_names else (None, None))
+            spec = layer_spec(layer, "polygon")
+            where, params = _polygon_where(spec, flask.request.args.get("level"))
             view = flask.request.args.get("fields", "all")
             if view not in ("all", "map", "outlines"):
                 raise OnemapError(f"fields must be 'all', 'map' or 'outlines', got {view[:40]!r}")
@@ -126,7 +155,7 @@ def register_routes(server: flask.Flask) -> None:
         try:
             settings = context.settings()
             bbox = mapdata.bbox_to_wgs84(mapdata.parse_bbox(flask.request.args.get("bbox")), settings.tiles)
-            zoom = _zoom()
+            zoom = mapdata.parse_zoom(flask.request.args.get("zoom"))
 
             def make() -> str:
                 with context.connection() as con:
@@ -138,11 +167,13 @@ def register_routes(server: flask.Flask) -> None:
 
     @server.route("/api/feature/<layer>/<path:feature_id>")
     def feature(layer: str, feature_id: str) -> flask.Response:
+        lang = "en" if flask.request.args.get("lang") == "en" else "zh"
+        spec = layer_spec(layer)
+        if len(feature_id) > MAX_ID_CHARS:
+            raise BadInput(f"feature id is {len(feature_id):,} characters long; ids are at most {MAX_ID_CHARS}")
         try:
-            lang = "en" if flask.request.args.get("lang") == "en" else "zh"
             with context.connection() as con:
                 rows = mapdata.feature_details(con, layer, feature_id, lang)
-            title = get_spec(layer).label(lang)
-            return flask.jsonify({"title": title, "rows": rows})
+            return flask.jsonify({"title": spec.label(lang), "rows": rows})
         except (OnemapError, KeyError) as exc:
             return flask.Response(flask.json.dumps({"error": str(exc)}), status=404, mimetype="application/json")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 import uuid
 from typing import Any
 
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, dcc, html
 
-from dashboard.components import context, deferred, engines, mapview, palettes, preload, routes
+from dashboard.components import context, deferred, engines, inputs, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, note, panel, table
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
@@ -39,6 +41,13 @@ NS = mapview.NS
 # has painted (``deferred``); the responder and what-if controls, which map clicks use, come at once.
 SUGGEST_BOX, TOOLS_BOX = "plan-side-suggest", "plan-side-tools"
 EMPTY_FC: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+OVERLAY_CHOICES: tuple[str, ...] = ("iso", "firstdue", "blind")
+MAX_SITES: int = 50
+"""Most new sites one "suggest" asks the greedy covering for (the number input's maximum)."""
+MAX_EDITS: int = 500
+"""Most what-if edits one session carries (each is a bounded Dijkstra when replayed)."""
+MAX_NAME: int = 200
+"""Longest station id or name in a what-if edit."""
 
 
 def _point_layers() -> list[str]:
@@ -106,8 +115,8 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
                            options=[{"label": get_spec(n).label(lang), "value": n} for n in RESPONDERS]),
             html.Div(t("coverage_overlay", lang), className="om-row"),
             dcc.Checklist(id="plan-overlays", value=["iso"], inline=True, options=[
-                {"label": t("isochrones", lang), "value": "iso"}, {"label": t("first_due", lang), "value": "firstdue"},
-                {"label": t("blind_spots", lang), "value": "blind"}]),
+                {"label": t(label, lang), "value": value}
+                for value, label in zip(OVERLAY_CHOICES, ("isochrones", "first_due", "blind_spots"), strict=True)]),
             dcc.Checklist(id="plan-minutes", value=minutes, inline=True,
                           options=[{"label": f"{m:g} {t('minutes', lang)}", "value": m} for m in minutes]),
             html.Div(id="plan-mode", className="om-note"),
@@ -123,7 +132,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         ], panel_id="plan-whatif"),
         *deferred.after_paint(SUGGEST_BOX, [panel(t("suggest", lang), [
             html.Div([html.Label(t("suggest_k", lang)),
-                      dcc.Input(id="plan-k", type="number", min=1, max=50, value=3, style={"width": "70px"}),
+                      dcc.Input(id="plan-k", type="number", min=1, max=MAX_SITES, value=3, style={"width": "70px"}),
                       html.Button(t("suggest_run", lang), id="plan-suggest", className="om-btn", n_clicks=0)],
                      className="om-row"),
             html.Div(id="plan-sites-box"),  # tables are created when filled: DataTable loads after the map
@@ -231,6 +240,9 @@ def _colour_outputs() -> list[Output]:
 )
 def colour_by(field: str | None, layer: str, lang: str):
     """Restyle one layer's points by another field: only ``hideout`` changes, no data is re-sent."""
+    if field and field not in _filter_fields(layer):
+        raise inputs.BadInput(f"plan-colorby.value {field!r} is not a field of layer {layer!r}; "
+                              f"fields: {_filter_fields(layer)}")
     return [mapview.point_hideout(get_spec(n), lang_of(lang), color_by=field or "") if n == layer else dash.no_update
             for n in mapview.point_layer_names()]
 
@@ -239,12 +251,30 @@ def colour_by(field: str | None, layer: str, lang: str):
 
 
 def _latlng(click: dict[str, Any] | None) -> tuple[float, float] | None:
+    """(lat, lng) of a map click (BadInput when it carries no position in degrees)."""
     if not click:
         return None
     ll = click.get("latlng", click)
-    if isinstance(ll, dict):
-        return float(ll["lat"]), float(ll["lng"])
-    return float(ll[0]), float(ll[1])
+    inputs.position(ll, "plan-map.clickData.latlng")
+    return (float(ll["lat"]), float(ll["lng"])) if isinstance(ll, dict) else (float(ll[0]), float(ll[1]))
+
+
+def _clicked_station(feature: dict[str, Any], layer: str) -> dict[str, Any] | None:
+    """The selection of a clicked responder point (None for a cluster or a point without id)."""
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict) or props.get("cluster") or not props.get("id"):
+        return None
+    where = f"{mapview.pts_id(PAGE, layer)}.clickData"
+    geometry = feature.get("geometry")
+    coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    if not (isinstance(coords, list) and len(coords) == 2):
+        raise inputs.fail(where, "a point feature with geometry.coordinates [lon, lat]", feature)
+    inputs.position([coords[1], coords[0]], where)
+    inputs.text(props.get("name"), where + ".properties.name")
+    lon_w, lat_w = mapdata.from_display(np.array([coords[0]], dtype=float), np.array([coords[1]], dtype=float),
+                                        context.settings().tiles)
+    return {"id": str(props["id"])[:MAX_NAME], "name": props.get("name"), "layer": layer,
+            "lon": float(lon_w[0]), "lat": float(lat_w[0]), "new": False}
 
 
 @callback(
@@ -273,14 +303,8 @@ def select_station(*_clicks: Any):
         return {"id": trig["id"], "new": True}
     layer = next((n for n in RESPONDERS if trig == mapview.pts_id(PAGE, n)), None)
     if layer is not None:
-        feature = ctx.triggered[0]["value"] or {}
-        props = feature.get("properties", {})
-        if props.get("cluster") or not props.get("id"):
-            return dash.no_update
-        lon, lat = feature["geometry"]["coordinates"]
-        lon_w, lat_w = mapdata.from_display(np.array([lon]), np.array([lat]), context.settings().tiles)
-        return {"id": str(props["id"]), "name": props.get("name"), "layer": layer,
-                "lon": float(lon_w[0]), "lat": float(lat_w[0]), "new": False}
+        selected = _clicked_station(ctx.triggered[0]["value"] or {}, layer)
+        return dash.no_update if selected is None else selected
     return dash.no_update
 
 
@@ -322,6 +346,8 @@ def edit(click: dict | None, positions: list, _rm: int, _reset: int, edits: list
         edits.append({"action": "remove", "id": selection["id"]})
         return edits, None
     if isinstance(trig, dict) and trig.get("role") == "plan-scn":
+        if len(scn_ids or []) != len(positions or []):
+            raise inputs.BadInput(f"plan-scn: {len(positions or [])} marker positions for {len(scn_ids or [])} markers")
         pos = dict(zip([i["id"] for i in scn_ids], positions, strict=True)).get(trig["id"])
         if pos is None:
             return dash.no_update, dash.no_update
@@ -485,14 +511,37 @@ def iso_url(responder: str, minutes: list[float] | tuple[float, ...]) -> str:
     return f"/api/overlay/plan-iso.geojson?responder={responder}&minutes={m}&v={context.version()}"
 
 
+def isochrone_minutes() -> dict[str, float]:
+    """The minutes a planner can draw as isochrones (``Settings.isochrone_minutes``) by their URL text."""
+    return {f"{float(m):g}": float(m) for m in context.settings().isochrone_minutes}
+
+
+def parse_minutes(text: str) -> tuple[float, ...]:
+    """Isochrone minutes from a URL (``1,3,5``): a subset of ``isochrone_minutes``, sorted.
+
+    Any other value (NaN, inf, negative, an unconfigured minute, hundreds of them) raises
+    BadInput before any work: each distinct list would cost seconds and megabytes of cache.
+    """
+    allowed = isochrone_minutes()
+    tokens = [x for x in text.split(",") if x]
+
+    def key(token: str) -> str:
+        try:
+            return f"{float(token):g}"
+        except ValueError:
+            return ""
+
+    if len(tokens) > len(allowed) or any(key(x) not in allowed for x in tokens):
+        raise inputs.BadInput(f"minutes takes the configured isochrone minutes {', '.join(allowed)} "
+                              f"(setting isochrone_minutes), separated by commas; got {text[:80]!r}")
+    return tuple(sorted({allowed[key(x)] for x in tokens}))
+
+
 def _iso_route(args: dict[str, str]) -> str:
     responder = args.get("responder", "")
     if responder not in RESPONDERS:
-        raise OnemapError(f"responder must be one of {list(RESPONDERS)}, got {responder!r}")
-    try:
-        minutes = tuple(float(x) for x in args.get("minutes", "").split(",") if x)
-    except ValueError:
-        raise OnemapError(f"minutes must be numbers separated by commas, got {args.get('minutes')!r}") from None
+        raise inputs.BadInput(f"responder must be one of {list(RESPONDERS)}, got {responder[:60]!r}")
+    minutes = parse_minutes(args.get("minutes", ""))
     return base_iso_text(responder, minutes) if minutes else mapdata.EMPTY
 
 
@@ -639,6 +688,91 @@ def export(_g: int, _c: int, edits: list, session: str, responder: str):
                         "before": base, "after": now}}
     return {"content": json.dumps(doc, ensure_ascii=False, default=str, indent=1), "filename": "scenario.geojson"}
 
+
+# --------------------------------------------------------------------------- what the callbacks take
+
+_SESSION = re.compile(r"[0-9a-f]{32}")
+
+
+def check_session(value: Any, where: str) -> None:
+    """A browser session id as the layout makes it (``uuid4().hex``)."""
+    if not (isinstance(value, str) and _SESSION.fullmatch(value)):
+        raise inputs.fail(where, "a session id of 32 hexadecimal digits", value)
+
+
+def _check_place(item: dict[str, Any], where: str) -> None:
+    lon, lat = item.get("lon"), item.get("lat")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lon, lat)):
+        raise inputs.fail(where, "lon and lat as finite numbers", item)
+    inputs.position([lat, lon], where)
+
+
+def _check_edit(edit: Any, where: str) -> None:
+    if not (isinstance(edit, dict) and edit.get("action") in ("add", "move", "remove")
+            and isinstance(edit.get("id"), str) and 0 < len(edit["id"]) <= MAX_NAME):
+        raise inputs.fail(where, 'edits {"action": add|move|remove, "id": text, ...}', edit)
+    if edit["action"] in ("add", "move"):
+        _check_place(edit, where)
+    if edit["action"] == "add":
+        inputs.one_of(RESPONDERS)(edit.get("layer"), where + ".layer")
+        if not isinstance(edit.get("name"), (str, type(None))) or len(edit.get("name") or "") > MAX_NAME:
+            raise inputs.fail(where + ".name", f"text up to {MAX_NAME} characters", edit.get("name"))
+
+
+def check_edits(value: Any, where: str) -> None:
+    """The what-if edits store: at most ``MAX_EDITS`` add/move/remove edits with places in degrees."""
+    if value is None:
+        return
+    if not isinstance(value, list) or len(value) > MAX_EDITS:
+        raise inputs.fail(where, f"a list of at most {MAX_EDITS} what-if edits", value)
+    for edit in value:
+        _check_edit(edit, where)
+
+
+def check_selection(value: Any, where: str) -> None:
+    """The selected station: None, a new one ``{"id", "new": true}`` or a stored one with its place."""
+    if value is None:
+        return
+    if not (isinstance(value, dict) and isinstance(value.get("id"), str) and len(value["id"]) <= MAX_NAME
+            and isinstance(value.get("new"), bool) and set(value) <= {"id", "new", "name", "layer", "lon", "lat"}):
+        raise inputs.fail(where, 'a selection {"id": text, "new": true|false, ...}', value)
+    inputs.text(value.get("name"), where + ".name")
+    if not value["new"]:
+        inputs.one_of(RESPONDERS)(value.get("layer"), where + ".layer")
+        _check_place(value, where)
+
+
+def check_applied(value: Any, where: str) -> None:
+    """What the first answer to an edit applied: ``{"n": count, "responder": .., "error": bool}``."""
+    if value is None:
+        return
+    if not (isinstance(value, dict) and set(value) <= {"n", "responder", "error"}):
+        raise inputs.fail(where, '{"n": count, "responder": responder, "error": true|false}', value)
+    inputs.count(value.get("n"), where + ".n")
+    inputs.one_of(RESPONDERS, allow_none=True)(value.get("responder"), where + ".responder")
+    inputs.flag(value.get("error"), where + ".error")
+
+
+def _colour_fields() -> list[str]:
+    return sorted({f for n in _point_layers() for f in _filter_fields(n)})
+
+
+for _cid, _prop, _check in (
+    ("plan-f-layer", "value", inputs.one_of(_point_layers)),
+    ("plan-colorby", "value", inputs.one_of(_colour_fields, allow_none=True)),
+    ("plan-lang", "data", inputs.one_of(("zh", "en"), allow_none=True)),
+    ("plan-responder", "value", inputs.one_of(RESPONDERS, allow_none=not RESPONDERS)),
+    ("plan-overlays", "value", inputs.subset_of(OVERLAY_CHOICES)),
+    ("plan-minutes", "value", inputs.subset_of(lambda: list(isochrone_minutes().values()))),
+    ("plan-k", "value", inputs.whole_number(1, MAX_SITES)),
+    ("plan-session", "data", check_session),
+    ("plan-edits", "data", check_edits),
+    ("plan-selection", "data", check_selection),
+    ("plan-add-on", "data", inputs.flag),
+    ("plan-iso-sent", "data", inputs.flag),
+    ("plan-applied", "data", check_applied),
+):
+    inputs.expect(_cid, _prop, _check)
 
 mapview.register_map_callbacks(PAGE)
 deferred.register(SUGGEST_BOX, mapview.painted_id(PAGE))
