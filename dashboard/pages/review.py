@@ -89,6 +89,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
             html.Div(html.Button(t("print", lang), id="review-print", className="om-btn", n_clicks=0),
                      className="om-row"),
             html.Div(id="review-total", className="om-big"),
+            html.Div(id="review-period", className="om-review-period"),  # the period the figures are for
         ]),
     ]
     main = html.Div([
@@ -292,6 +293,7 @@ def update_map(start: str | None, end: str | None, categories: list | None, seve
 
 @callback(
     Output("review-total", "children"),
+    Output("review-period", "children"),
     Input("review-dates", "start_date"),
     Input("review-dates", "end_date"),
     Input("review-category", "value"),
@@ -303,8 +305,7 @@ def update_total(start: str | None, end: str | None, categories: list | None, se
     lang = lang_of(lang)
     total = discovered_total(start, end, categories, severities)
     period = f"{start or '…'} – {end or '…'}"
-    return [html.Span(f"{t('discovered', lang)}: {total:,}"),
-            html.Div(f"{t('period', lang)}: {period}", className="om-review-period")]
+    return f"{t('discovered', lang)}: {total:,}", f"{t('period', lang)}: {period}"
 
 
 # Tables and chart wait until the map has painted (or 4 s): the map never waits for them.

@@ -67,7 +67,7 @@ def _review(start: str, end: str) -> dict[str, Any]:
     """What /review shows for [start, end] (its callbacks as the browser calls them)."""
     from dashboard.pages import review
 
-    total_text = _call(review.update_total, start, end, None, None, "zh")
+    total_text = _call(review.update_total, start, end, None, None, "zh")  # (total, period)
     with warnings.catch_warnings():  # dash's own notice that DataTable moves to dash-ag-grid one day
         warnings.filterwarnings("ignore", "\nThe dash_table.DataTable will be removed", DeprecationWarning)
         graph, loop, overdue, listed, inspection, scorecard = _call(
