@@ -176,6 +176,8 @@ def test_hazard_counts_agree_in_the_default_period(default_period: dict) -> None
                        ("open_major", "重大隐患未结案"), ("listed_open", "挂牌督办未结案")):
         assert _sum(loop, key) == _sum(cli_loop, key) == _int(summary[label]), key
     assert _int(re.search(r"[\d,]+", review["total_text"]).group()) == _int(summary["发现隐患"])
+    hot_lead = re.search(r"个单元、\s*([\d,]+)\s*条隐患", _section(data, "hotspots").lead)
+    assert hot_lead and _int(hot_lead.group(1)) == _int(summary["发现隐患"])  # the hotspot section's count
     overdue = _int(summary["超期未整改"])
     assert _lead_count(_section(data, "overdue").lead, "仍未结案的隐患共") == overdue
     assert len(review["overdue"]) == min(overdue, 100)
@@ -229,6 +231,10 @@ def test_inspection_and_scorecard_agree_in_the_default_period(default_period: di
     places, inspected = _sum(figures["inspection"], "places"), _sum(figures["inspection"], "inspected_in_interval")
     summary = {label: value for label, value, _ in data.summary}
     assert _pct(summary["排查合规率"]) == pytest.approx(100 * inspected / places, abs=0.05)
+    per_town = _section(data, "inspection").tables[0][1].set_index("街镇")  # the report's per-town, per-class table
+    for row in figures["inspection"]:
+        assert _pct(per_town.loc[row["town"], f"{row['inspection_class']}级合规率"]) == pytest.approx(
+            100 * row["compliance"], abs=0.051), (row["town"], row["inspection_class"])
     # the town ranking: same year, ranks, scores and rates on the page, the CLI and the report
     card = {r["town"]: r for r in figures["scorecard"]}
     assert {r["town"]: r["rank"] for r in review["scorecard"]} == {t: r["rank"] for t, r in card.items()}
