@@ -95,3 +95,15 @@ def test_figures_sections_by_grid_and_month(db: Path):
     assert {r["grid_id"] for r in out["inspection"]} == {"G4"}
     text = invoke("figures", "wall", "--db", str(db), "--as-of", "2025-06-25 12:00")
     assert "未结案 4" in text and "今日警情 1" in text
+
+
+def test_figures_of_a_period_are_taken_as_it_ends(db: Path):
+    # no --as-of: figures as of the end of --to (2025-07-01), not now. 乙镇 before July: H7 open,
+    # H8 and H10 closed, H9 (区级挂牌) closed only on 07-05, so still open and listed as June ends.
+    out = json.loads(invoke("figures", "closed-loop", "scorecard", "--db", str(db), "--to", "2025-07-01", "--json"))
+    assert out["as_of"] == "2025-07-01T00:00:00" and out["year"] == 2025
+    town = {r["town"]: r for r in out["closed_loop"]}["乙镇"]
+    assert (town["discovered"], town["closed"], town["listed_open"]) == (4, 2, 1)
+    # a period that has not ended is taken now
+    future = json.loads(invoke("figures", "closed-loop", "--db", str(db), "--to", "2999-01-01", "--json"))
+    assert future["as_of"] < "2999" and {r["town"]: r for r in future["closed_loop"]}["乙镇"]["closed"] == 3
