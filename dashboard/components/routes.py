@@ -48,6 +48,8 @@ def _bad_request(exc: Exception) -> flask.Response:
                           mimetype="application/json")
 
 
+DATE_PARAMS: tuple[str, ...] = ("start", "end")
+"""Query parameters that are dates on every route (a time window ``[start, end)``)."""
 MAX_ID_CHARS: int = 200
 """Longest feature id a popup URL may carry (stored ids are content hashes or register numbers)."""
 
@@ -75,13 +77,16 @@ def _polygon_where(spec: LayerSpec, level: str | None) -> tuple[str | None, list
 
 def overlay_args(args: Mapping[str, str]) -> dict[str, str]:
     """An overlay's query parameters, each checked before the page's overlay sees it: at most
-    ``mapdata.MAX_PARAM_CHARS`` characters, and one that is JSON (``[``/``{``) within
-    ``mapdata.parse_json_param``'s bounds (BadInput naming the parameter otherwise)."""
+    ``mapdata.MAX_PARAM_CHARS`` characters, ``start``/``end`` ISO dates (``mapdata.parse_date``, as
+    on every route), and one that is JSON (``[``/``{``) within ``mapdata.parse_json_param``'s bounds
+    (BadInput naming the parameter otherwise)."""
     out = {}
     for key, value in args.items():
         if len(value) > mapdata.MAX_PARAM_CHARS:
             raise BadInput(f"parameter {key[:40]} is {len(value):,} characters long; at most {mapdata.MAX_PARAM_CHARS:,}")
-        if value.lstrip()[:1] in ("[", "{"):
+        if key in DATE_PARAMS:
+            mapdata.parse_date(value, key)
+        elif value.lstrip()[:1] in ("[", "{"):
             mapdata.parse_json_param(value, key[:40])
         out[key] = value
     return out

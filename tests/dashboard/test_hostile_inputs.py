@@ -69,6 +69,10 @@ BAD_ROUTES: list[tuple[str, str]] = [
     ("hot deeply nested", f"{HOT}?severity={DEEP}"),
     ("hot object", f'{HOT}?severity={{"a":1}}'),
     ("hot not JSON", f"{HOT}?severity=notjson"),
+    ("hot date 'now'", f"{HOT}?end=now"),
+    ("hot date NaT", f"{HOT}?start=NaT"),
+    ("hot compact date", f"{HOT}?start=20240101"),
+    ("hot full-width digits", f"{HOT}?start=２０２４-０１-０１"),
 ]
 
 
