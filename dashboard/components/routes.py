@@ -33,8 +33,15 @@ _URL_ANSWERS = SnapshotLRU(256, name="GeoJSON per URL")  # per snapshot, within 
 GEOJSON = "application/geo+json; charset=utf-8"
 
 
+ANSWER_PARAMS: tuple[str, ...] = ("bbox", "zoom", "f", "start", "end", "level", "fields")
+"""Query parameters an answer depends on: the cache key holds these only, so a URL with made-up
+parameters (or another ``v``: answers are kept per snapshot anyway) shares the answer."""
+
+
 def _cached(make: Callable[[], str]) -> str:
-    return _URL_ANSWERS.get(flask.request.full_path, make)
+    args = flask.request.args
+    key = (flask.request.path, *((k, args.get(k)) for k in ANSWER_PARAMS if k in args))
+    return _URL_ANSWERS.get(key, make)
 
 
 def _geojson(text: str) -> flask.Response:

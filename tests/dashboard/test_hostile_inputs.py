@@ -265,3 +265,15 @@ def test_a_well_formed_callback_still_answers(app, client):
     resp = _post(client, body)
     assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
     assert "severity" in resp.get_data(as_text=True)
+
+
+def test_made_up_url_parameters_do_not_grow_the_answer_cache(client):
+    """A flood of URLs differing only in parameters no answer depends on is served from one entry."""
+    from dashboard.components import routes
+
+    url = "/api/roads.geojson?bbox=121.1,30.9,121.2,31.0&zoom=13"
+    assert client.get(url).status_code == 200
+    held = len(routes._URL_ANSWERS.cache)
+    for i in range(40):
+        assert client.get(f"{url}&v={i}&junk{i}={'x' * i}").status_code == 200
+    assert len(routes._URL_ANSWERS.cache) == held
