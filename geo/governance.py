@@ -13,7 +13,6 @@ Definitions of every figure are in the README ("Hotspots and governance figures"
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
+from geo import store
 from geo.aggregate import Filter, SnapshotCache, TimeLike, snapshot_key, to_records, to_timestamp
 from geo.errors import ConfigError, ValidationError
 from geo.settings import Settings
@@ -164,17 +164,13 @@ class _GapTable:
     snapshot's hazard table), the time since the previous hazard at that place, in µs."""
 
     name: str
-    cursor: duckdb.DuckDBPyConnection  # for dropping it when the cache lets it go
     pid: int  # a forked child has its own DuckDB instance: it leaves the parent's alone
     rows: int = 0  # its size for the cache's byte budget: rows × 16 bytes (two 8-byte columns)
 
 
 def _drop_gap_table(table: _GapTable) -> None:
-    if table.pid != os.getpid():
-        return
-    with contextlib.suppress(duckdb.Error):
-        table.cursor.execute(f"DROP TABLE IF EXISTS memory.main.{table.name}")
-        table.cursor.close()
+    if table.pid == os.getpid():
+        store.drop_memory_table(table.name)
 
 
 # One per snapshot (an ingest swaps in a new one, which gets its own); at most the two newest,
@@ -205,7 +201,7 @@ def _gap_table(con: duckdb.DuckDBPyConnection) -> str | None:
                 FROM hazard WHERE place_id IS NOT NULL
             ) ORDER BY rid""")
         rows = con.execute(f"SELECT count(*) FROM memory.main.{name}").fetchone()[0]
-        return _GapTable(name=name, cursor=con.cursor(), pid=os.getpid(), rows=int(rows))
+        return _GapTable(name=name, pid=os.getpid(), rows=int(rows))
 
     return _GAP_TABLES.at(snap, "place_gap", build).name
 

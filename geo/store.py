@@ -222,6 +222,21 @@ def _detach_unused(keep: set[str]) -> None:
         retire_snapshot(alias)
 
 
+def drop_memory_table(name: str) -> None:
+    """Drop table ``name`` of this process's in-memory database (a per-snapshot structure a cache let go).
+
+    Uses a cursor of its own: a cursor derived from a reader's cursor is closed with it.
+    """
+    with _LOCK:
+        if _INSTANCE is None or _INSTANCE_PID != os.getpid():  # a forked child leaves the parent's alone
+            return
+        cur = _INSTANCE.cursor()
+    try:
+        cur.execute(f'DROP TABLE IF EXISTS memory.main."{name}"')
+    finally:
+        cur.close()
+
+
 def _attach(
     con: duckdb.DuckDBPyConnection,
     path: Path,

@@ -18,7 +18,7 @@ from typing import Any
 
 from dashboard.components import context
 from geo import store
-from geo.cache import BoundedCache, size_of
+from geo.cache import BoundedCache, release_free_memory, size_of
 
 SnapshotToken = tuple[store.Reader, int]
 _NEWEST: dict[str, SnapshotToken | None] = {"token": None}
@@ -45,6 +45,7 @@ def snapshot_token() -> SnapshotToken:
             lru.cache.drop_where(lambda snap: snap != token)
         for hook in hooks:
             hook(token)
+        release_free_memory()
     return token
 
 

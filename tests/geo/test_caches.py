@@ -63,6 +63,7 @@ def test_a_swap_drops_every_entry_and_table_of_the_old_snapshot(tmp_path: Path, 
         reader.execute("SELECT count(*) FROM hazard").fetchone()[0]  # N still readable meanwhile
     _use_every_cache(reader)
 
+    con.close()  # as a request does when it is done
     del con
     gc.collect()
     store.connect(path).close()  # the next cursor handed out after N's last one is gone
