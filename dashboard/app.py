@@ -91,7 +91,9 @@ def _learn_layouts(app: Dash) -> None:
     trees = []
     for page in dash.page_registry.values():
         for lang in inputs.LANGUAGES:
-            layout = page["layout"]
+            layout = page.get("layout")
+            if layout is None:  # registered without a layout yet (another app in this process)
+                continue
             try:
                 trees.append(layout(lang=lang) if callable(layout) else layout)
             except OnemapError as exc:  # the page fails for its visitors too; its controls keep the defaults
