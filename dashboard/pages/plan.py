@@ -7,7 +7,6 @@ browser session applies new edits incrementally (``engines.scenario``).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -24,7 +23,8 @@ from dashboard.components import context, deferred, engines, inputs, mapview, pa
 from dashboard.components.chrome import navbar, note, panel, table
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
-from geo import coverage, mapdata, siting
+from geo import coverage, jsonsafe, mapdata, siting
+from geo.export import csv_text
 from geo.errors import OnemapError
 from layers.registry import LAYERS, get_spec
 
@@ -677,16 +677,14 @@ def export(_g: int, _c: int, edits: list, session: str, responder: str):
                  "lon": e["lon"], "lat": e["lat"]} for sid, e in stations.items()]
         rows += [{"id": rid, "action": "remove"} for rid in removed]
         frame = pd.DataFrame(rows, columns=["id", "action", "layer", "name", "lon", "lat"])
-        buf = io.StringIO()
-        frame.to_csv(buf, index=False)
-        return {"content": "\ufeff" + buf.getvalue(), "filename": "scenario.csv"}
+        return {"content": "\ufeff" + csv_text(frame), "filename": "scenario.csv"}
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [e["lon"], e["lat"]]},
                  "properties": {"id": sid, "layer": e.get("layer"), "name": e.get("name")}}
                 for sid, e in stations.items()]
     doc = {"type": "FeatureCollection", "features": features,
            "scenario": {"edits": edits or [], "removed": removed, "responder": responder,
                         "before": base, "after": now}}
-    return {"content": json.dumps(doc, ensure_ascii=False, default=str, indent=1), "filename": "scenario.geojson"}
+    return {"content": jsonsafe.dumps(doc, indent=1), "filename": "scenario.geojson"}
 
 
 # --------------------------------------------------------------------------- what the callbacks take

@@ -277,3 +277,33 @@ def test_made_up_url_parameters_do_not_grow_the_answer_cache(client):
     for i in range(40):
         assert client.get(f"{url}&v={i}&junk{i}={'x' * i}").status_code == 200
     assert len(routes._URL_ANSWERS.cache) == held
+
+
+def _export_body(app, trigger: str, name: str) -> dict[str, Any]:
+    output, cb = next((o, c) for o, c in _server_callbacks(app).items() if "plan-download" in o)
+    changed = [d["id"] for d in cb["inputs"]].index(trigger)
+    body = _body(output, cb, changed=changed)
+    body["inputs"][changed]["value"] = 1
+    edit = {"action": "add", "id": "new-1", "lon": 121.23, "lat": 31.03, "layer": "micro_station", "name": name}
+    values = {"plan-edits": [edit], "plan-session": "0" * 32, "plan-responder": "micro_station"}
+    for dep in body["state"]:
+        if dep["id"] in values:
+            dep["value"] = values[dep["id"]]
+    return body
+
+
+def test_plan_scenario_downloads_neutralise_formulas_and_stay_strict_json(app, client):
+    """A station name typed as a formula leaves /plan's CSV inert; the GeoJSON is strict JSON."""
+    name = '=HYPERLINK("http://x","{{7*7}}")'
+    resp = _post(client, _export_body(app, "plan-export-csv", name))
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    csv = json.loads(resp.get_data(as_text=True))["response"]
+    content = next(v for v in csv.values())["data"]["content"]
+    cells = [cell for line in content.lstrip("\ufeff").splitlines() for cell in line.split(",")]
+    assert not any(cell.strip('"').startswith(("=", "+", "@")) for cell in cells), content
+    assert "'=HYPERLINK" in content
+    resp = _post(client, _export_body(app, "plan-export-geojson", name))
+    doc = json.loads(resp.get_data(as_text=True))["response"]
+    text = next(v for v in doc.values())["data"]["content"]
+    parsed = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert parsed["features"][0]["properties"]["name"] == name
