@@ -25,6 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from dashboard.cli import cli
+from dash_pages import page
+
 from geo import store
 from geo.settings import Settings
 
@@ -65,7 +67,7 @@ def _table_rows(component: Any) -> list[dict[str, Any]]:
 
 def _review(start: str, end: str) -> dict[str, Any]:
     """What /review shows for [start, end] (its callbacks as the browser calls them)."""
-    from dashboard.pages import review
+    review = page("review")
 
     total_text = _call(review.update_total, start, end, None, None, "zh")  # (total, period)
     with warnings.catch_warnings():  # dash's own notice that DataTable moves to dash-ag-grid one day
@@ -124,7 +126,7 @@ def app(demo_db: Path) -> Any:
 @pytest.fixture(scope="module")
 def default_period(app: Any, demo_db: Path) -> dict[str, Any]:
     """The period /review opens with, and every screen's figures for it."""
-    from dashboard.pages import review
+    review = page("review")
 
     start, end = review.default_period()  # what the page's date picker shows (end day inclusive)
     until = (date.fromisoformat(end) + timedelta(days=1)).isoformat()
@@ -139,7 +141,7 @@ def default_period(app: Any, demo_db: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def up_to_now(app: Any, demo_db: Path) -> dict[str, Any]:
     """Everything up to now, on every screen (the wall's view)."""
-    from dashboard.pages import wall
+    wall = page("wall")
 
     con = store.connect(demo_db)
     first, last = con.execute("SELECT min(discovered_at), max(discovered_at) FROM hazard").fetchone()
@@ -286,7 +288,7 @@ def test_wall_reach_and_blind_spots_agree_with_the_report(up_to_now: dict) -> No
 def test_wall_reach_labels_name_the_configured_minutes(app: Any, demo_db: Path, lang: str, micro: str,
                                                        station: str, fixed: tuple[str, str]) -> None:
     from dashboard.components import context
-    from dashboard.pages import wall
+    wall = page("wall")
 
     context.configure(Settings(micro_station_minutes=4, fire_station_minutes=6), str(demo_db))
     try:

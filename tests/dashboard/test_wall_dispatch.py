@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import dijkstra
 
+from dash_pages import page
+
 from geo import store
 from geo.coverage_inputs import load_scene
 from geo.settings import Settings
@@ -30,7 +32,7 @@ def wall(demo_db: Path) -> Any:
     from dashboard.app import create_app
 
     create_app(Settings(), str(demo_db), warm=False)
-    from dashboard.pages import wall
+    wall = page("wall")
 
     return wall
 
