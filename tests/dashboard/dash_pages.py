@@ -14,3 +14,14 @@ def page(name: str) -> ModuleType:
     request of any app in the process ("duplicate paths").
     """
     return sys.modules[f"pages.{name}"]
+
+
+def shown_text(component: object) -> str:
+    """The text a component shows (its children, depth first)."""
+    if component is None:
+        return ""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    if isinstance(component, (list, tuple)):
+        return " ".join(shown_text(c) for c in component)
+    return shown_text(getattr(component, "children", None))

@@ -26,6 +26,7 @@ from click.testing import CliRunner
 
 from dashboard.cli import cli
 from dash_pages import page
+from dash_pages import shown_text as _text
 
 from geo import store
 from geo.settings import Settings
@@ -48,17 +49,6 @@ def _pct(text: str) -> float:
 def _call(callback: Any, *args: Any) -> Any:
     """A page's callback function itself (the one Dash runs for the browser)."""
     return getattr(callback, "__wrapped__", callback)(*args)
-
-
-def _text(component: Any) -> str:
-    """The text a component shows (its children, depth first)."""
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return " ".join(_text(c) for c in component)
-    return _text(getattr(component, "children", None))
 
 
 def _table_rows(component: Any) -> list[dict[str, Any]]:

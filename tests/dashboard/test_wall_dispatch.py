@@ -10,21 +10,11 @@ import pytest
 from scipy.sparse.csgraph import dijkstra
 
 from dash_pages import page
+from dash_pages import shown_text as _text
 
 from geo import store
 from geo.coverage_inputs import load_scene
 from geo.settings import Settings
-
-
-def _text(component: Any) -> str:
-    """The text a component shows (its children, depth first)."""
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return " ".join(_text(c) for c in component)
-    return _text(getattr(component, "children", None))
 
 
 @pytest.fixture(scope="module")
