@@ -90,6 +90,11 @@ class Settings:
     dispatch_water_search_m: float = _s(2000.0, "Dispatch: hydrants and water sources are searched along roads up to this distance.")
     dispatch_per_kind: int = _s(2, "Dispatch: responders listed per kind (micro stations; each fire-station kind: 消防救援站, 政府专职消防队, ...): the nearest and one back-up of each, as joint dispatch (统一调度, seeds 002/004) sends every kind; local practice, override per district.")
 
+    # --- measured response (issue 15) -----------------------------------------------------
+    response_max_interval_s: float = _s(86400.0, "Incident import: an interval (call → rolling → arrival → cleared) over this many seconds is rejected as a data error (a day; dispatch-system exports with a wrong date).")
+    response_worst_calls: int = _s(10, "Response performance: the slowest calls listed for review (display choice).")
+    dispatch_vulnerable_radius_m: float = _s(300.0, "Dispatch: vulnerable residents (特殊群体, seeds 001/003) within this distance of a call are counted and listed (local practice: the block around the address; override per district).")
+
     # --- inspection and hazards ---------------------------------------------------------
     inspection_interval_days: dict = _s(
         {"1": 31, "2": 92, "3": 183},

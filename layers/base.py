@@ -37,6 +37,8 @@ class Field:
     # Other spellings of values, as (spelling, canonical value) pairs, e.g. ("一级", "1").
     # Ingestion maps them as parsing and records how many rows each mapping changed.
     value_aliases: tuple[tuple[str, str], ...] = ()
+    # Personal data (a person's name, phone, ID number): masked for roles that do not need it.
+    personal: bool = False
 
     def __post_init__(self) -> None:
         if self.choices:
@@ -111,6 +113,11 @@ class LayerSpec:
     # Field whose value is the row's id when the file has no id column (an area's division code).
     id_from: str | None = None
 
+    @property
+    def personal_fields(self) -> list[str]:
+        """Names of the fields that hold personal data (masked where it is not needed)."""
+        return [f.name for f in self.fields if f.personal]
+
     def field(self, name: str) -> Field:
         """The field called ``name`` (KeyError lists the known fields)."""
         for f in self.fields:
@@ -182,5 +189,13 @@ ADDRESS = Field("address", "str", "地址", "Address", aliases=("address", "addr
 TOWN = Field("town", "str", "街镇", "Town/street", aliases=("town", "street", "乡镇", "街道", "镇街", "所属街镇", "所属街道"))
 COMMUNITY = Field("community", "str", "社区", "Community", aliases=("community", "village", "居委", "村居", "居村委", "所属社区", "村委会", "居委会"))
 GRID_ID = Field("grid_id", "str", "网格编号", "Grid", aliases=("grid", "grid_id", "网格", "所属网格", "网格号"))
+DUTY_STATUS = Field(
+    "duty_status", "str", "执勤状态", "Duty status", choices=("正常执勤", "暂停执勤"),
+    aliases=("duty_status", "availability", "值守状态", "在岗状态", "可用状态"),
+    value_aliases=(("在岗", "正常执勤"), ("执勤", "正常执勤"), ("值守", "正常执勤"), ("可用", "正常执勤"),
+                   ("停用", "暂停执勤"), ("维修", "暂停执勤"), ("离岗", "暂停执勤"), ("不可用", "暂停执勤")),
+    help="A responder that is out of service (暂停执勤) is not dispatched; empty means on duty. "
+         "Busy (out on another call) is not stored: it follows from the open incidents naming the unit.",
+)
 REMARK = Field("remark", "str", "备注", "Remark", aliases=("remark", "note", "notes", "说明"))
 LOCATION = (ADDRESS, TOWN, COMMUNITY, GRID_ID)

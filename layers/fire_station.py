@@ -1,6 +1,6 @@
 """Fire stations: national rescue stations, government / township / enterprise brigades."""
 
-from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
+from layers.base import DUTY_STATUS, LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 SPEC = LayerSpec(
     name="fire_station",
@@ -18,6 +18,7 @@ SPEC = LayerSpec(
         Field("staff", "int", "人员", "Staff", aliases=("staff", "人数", "编制人数")),
         Field("vehicles", "int", "车辆", "Vehicles", aliases=("vehicles", "车辆数", "消防车")),
         Field("status", "str", "状态", "Status", choices=("在役", "在建", "规划"), aliases=("status", "state")),
+        DUTY_STATUS,
         Field("phone", "str", "联系电话", "Phone", aliases=("phone", "tel", "电话")),
         *LOCATION,
         REMARK,

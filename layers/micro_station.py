@@ -1,6 +1,6 @@
 """Micro fire stations (微型消防站): the "1-3-5" first responders."""
 
-from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
+from layers.base import DUTY_STATUS, LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 SPEC = LayerSpec(
     name="micro_station",
@@ -17,6 +17,7 @@ SPEC = LayerSpec(
         Field("vehicles", "int", "车辆", "Vehicles", aliases=("vehicles", "车辆数", "消防车")),
         Field("phone", "str", "联系电话", "Phone", aliases=("phone", "tel", "电话")),
         Field("status", "str", "状态", "Status", choices=("在用", "建设中", "规划"), aliases=("status", "state")),
+        DUTY_STATUS,
         *LOCATION,
         REMARK,
     ),

@@ -11,6 +11,7 @@ from layers import (
     incident,
     key_place,
     micro_station,
+    vulnerable_person,
     water_source,
 )
 from layers.base import LayerSpec
@@ -27,6 +28,7 @@ LAYERS: dict[str, LayerSpec] = {
         key_place.SPEC,
         hazard.SPEC,
         incident.SPEC,
+        vulnerable_person.SPEC,
     )
 }
 
