@@ -2,6 +2,10 @@
 
 from layers.base import LOCATION, REMARK, Field, LayerSpec, Style, own_id
 
+STATUSES = ("待处置", "处置中", "已处置", "误报")
+OPEN_STATUSES = STATUSES[:2]  # 待处置 / 处置中: the call is still being handled (its units are busy)
+CLOSED_STATUSES = STATUSES[2:]  # 已处置 / 误报
+
 SPEC = LayerSpec(
     name="incident",
     zh="警情",
@@ -28,7 +32,7 @@ SPEC = LayerSpec(
                    "station or micro-station ids or names."),
         Field("response_s", "float", "响应时长(秒)", "Response (s)", aliases=("response", "response_s", "响应时间", "到场用时"),
               help="Call to first arrival in seconds, for files without the times; the times win when present."),
-        Field("status", "str", "状态", "Status", choices=("待处置", "处置中", "已处置", "误报"), aliases=("status", "state")),
+        Field("status", "str", "状态", "Status", choices=STATUSES, aliases=("status", "state")),
         Field("place_id", "str", "场所编号", "Place ID", aliases=("place", "place_id", "场所")),
         *LOCATION,
         REMARK,
