@@ -211,3 +211,166 @@ def test_demo_dispatch_always_shows_a_reachable_fire_station(demo_db) -> None:
         missing += int(reachable and not listed)
         json.dumps(dispatch.to_json(out), allow_nan=False)
     assert missing == 0
+
+
+# --------------------------------------------------------------------------- availability, pre-plan, residents
+# The hand-made district of tests/dispatch_district.py, stored through the real ingest.
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory):
+    from dispatch_district import build_district
+
+    return build_district(tmp_path_factory.mktemp("dispatch_district"))
+
+
+def _picture(db, **kwargs):
+    from dispatch_district import near_centre
+
+    from geo import store
+    from geo.coverage_inputs import load_scene
+    from geo.settings import Settings
+
+    con = store.connect(db)
+    try:
+        scene = load_scene(con, Settings())
+        context = dispatch.load_context(con)
+    finally:
+        con.close()
+    return dispatch.dispatch(scene, *near_centre(0, 0), context=context, **kwargs)
+
+
+def _listed(result) -> list[tuple[str, str, int, object]]:
+    r = result.responders
+    calls = [None if pd.isna(c) else c for c in r["busy_incident"]]
+    return list(zip(r["id"], r["availability"], r["group_rank"], calls, strict=True))
+
+
+def test_picture_marks_busy_and_out_of_service_units_and_lists_the_next_available(district) -> None:
+    from geo.settings import Settings
+
+    out = _picture(district)  # a new call at C: I-NOW's unit M3 is busy with I-NOW
+    micro = [row for row in _listed(out) if row[0].startswith("M")]
+    assert micro == [
+        ("M1", "busy", 0, "I-OPEN"),  # 300 m, out on I-OPEN (named by id)
+        ("M2", "out_of_service", 0, None),  # 600 m, 暂停执勤
+        ("M3", "busy", 0, "I-NOW"),  # 900 m, named by its name in the open call I-NOW
+        ("M4", "on_duty", 1, None),  # 1200 m; the closed call I-OLD does not make it busy
+        ("M5", "on_duty", 2, None),  # 1500 m
+    ]
+    fire = [row[:3] for row in _listed(out) if row[0].startswith("F")]
+    assert fire == [("F1", "on_duty", 1), ("F2", "on_duty", 1), ("F3", "on_duty", 2)]
+    assert set(out.responders["group"]) == {"micro_station", "fire_station:消防救援站", "fire_station:政府专职消防队"}
+    assert out.responders["eta_s"].is_monotonic_increasing
+    busy = out.responders.set_index("id")
+    assert str(busy.loc["M1", "busy_since"]).startswith("2025-03-10 08:01")  # rolling time of I-OPEN
+    assert not busy.loc[["M1", "M2", "M3"], "available"].any() and busy.loc[["M4", "M5"], "available"].all()
+    # ETA by hand: residential speed × urban slowdown, Manhattan metres along the grid
+    s = Settings()
+    v = s.road_speeds_kmh["residential"] * s.urban_slowdown_factor / 3.6
+    for unit, metres in {"M1": 300, "M4": 1200, "F1": 1500, "F2": 1800}.items():
+        turnout = s.micro_station_turnout_s if unit.startswith("M") else s.fire_station_turnout_s
+        assert busy.loc[unit, "eta_s"] == pytest.approx(turnout + metres / v, rel=0.01)
+    data = json.loads(json.dumps(dispatch.to_json(out), allow_nan=False))
+    first = next(r for r in data["responders"] if r["id"] == "M1")
+    assert (first["availability"], first["busy_incident"], first["available"]) == ("busy", "I-OPEN", False)
+    assert data["availability_known"] is True
+
+
+def test_the_call_being_dispatched_does_not_make_its_own_unit_busy(district) -> None:
+    out = _picture(district, incident_id="I-NOW")
+    micro = [row[:3] for row in _listed(out) if row[0].startswith("M")]
+    assert micro == [("M1", "busy", 0), ("M2", "out_of_service", 0), ("M3", "on_duty", 1), ("M4", "on_duty", 2)]
+    route = out.responders.set_index("id").loc["M3", "route"]
+    assert len(route) >= 2  # the unit to send has its route
+
+
+def test_a_unit_is_available_again_once_its_call_is_closed(district, tmp_path) -> None:
+    import shutil
+
+    from dispatch_district import close_open_call
+
+    db = tmp_path / "closed.duckdb"
+    shutil.copyfile(district, db)
+    close_open_call(db, tmp_path)
+    out = _picture(db, incident_id="I-NOW")
+    micro = [row[:3] for row in _listed(out) if row[0].startswith("M")]
+    # M1 sent first; M2 (out of service) is nearer than the second available one, so it is shown
+    assert micro == [("M1", "on_duty", 1), ("M2", "out_of_service", 0), ("M3", "on_duty", 2)]
+
+
+def test_out_of_service_unit_is_skipped_even_when_it_is_the_only_one_near(district) -> None:
+    out = _picture(district, incident_id="I-NOW", per_kind=1)
+    micro = [row[:3] for row in _listed(out) if row[0].startswith("M")]
+    assert micro == [("M1", "busy", 0), ("M2", "out_of_service", 0), ("M3", "on_duty", 1)]
+    assert "no available" not in out.note
+
+
+def test_kind_with_no_available_unit_says_so() -> None:
+    graph = line_graph(21)
+    resp = pd.DataFrame({"id": ["M", "F"], "layer": ["micro_station", "fire_station"],
+                         "lon": lonlat(np.array([0.0, 2000.0]))[0], "lat": [lonlat(0.0)[1]] * 2})
+    scene = make_scene(resp, graph, settings=SETTINGS)
+    context = dispatch.CallContext(
+        pd.Timestamp("2025-01-01").to_pydatetime(),
+        pd.DataFrame({"layer": ["micro_station", "fire_station"], "id": ["M", "F"], "duty_status": ["暂停执勤", None]}),
+        pd.DataFrame({"layer": [], "unit_id": [], "incident_id": [], "since": []}),
+        pd.DataFrame({"id": []}), pd.DataFrame({c: [] for c in dispatch.VULNERABLE_FIELDS}),
+    )
+    out = dispatch.dispatch(scene, *map(float, lonlat(1000.0)), context=context)
+    assert out.responders.set_index("id")["availability"].to_dict() == {"F": "on_duty", "M": "out_of_service"}
+    assert "no available 微型消防站 (busy or out of service)" in out.note
+
+
+def test_key_place_carries_the_pre_plan_with_personal_fields_masked(district) -> None:
+    from dispatch_district import HOSTILE_HAZMAT
+
+    out = _picture(district)
+    kp = out.key_place
+    assert (kp["id"], kp["category"], kp["inspection_class"]) == ("P1", "高层建筑", 3)
+    assert (kp["storeys"], kp["occupants"], kp["hazmat"]) == (28, 1200, HOSTILE_HAZMAT)
+    assert kp["last_inspection"].startswith("2025-02-15")
+    assert (kp["contact"], kp["phone"]) == ("王**", "139****5678")
+    assert out.hazards["id"].tolist() == ["Z1"]
+    assert out.hydrants["id"].tolist() == ["H1"] and out.hydrants.loc[0, "status"] == "正常"
+    shown = _picture(district, show_personal=True).key_place
+    assert (shown["contact"], shown["phone"]) == ("王小明", "13912345678")
+
+
+def test_vulnerable_residents_inside_the_radius_counted_and_listed_nearest_first(district) -> None:
+    out = _picture(district)
+    people = out.vulnerable
+    assert out.vulnerable_radius_m == 300.0
+    assert people["id"].tolist() == ["V1", "V2", "V3"]  # V4 at 315 m is outside
+    assert people["distance_m"].to_numpy() == pytest.approx([100.0, 200.0, 290.0], abs=2.0)
+    assert people["category"].tolist() == ["独居老人", "残疾人", "独居老人"]
+    assert people["risk_level"].tolist() == ["高", "中", "高"]
+    assert people["mobility"].tolist() == ["不能行动", "需协助", "自理"]
+    assert people["address"].tolist() == ["中心路1号", "中心路2号", "南街3号"]
+    assert people["name"].tolist() == ["张*", "李*", "王*"]
+    assert people["phone"].tolist()[:2] == ["138****5678", "137****1234"]
+    assert people["carer"].tolist()[0] == "张** 139****1111"
+    data = dispatch.to_json(out)["vulnerable"]
+    assert (data["total"], data["radius_m"], data["distance"]) == (3, 300.0, "straight_line")
+    assert data["by_category"] == [{"category": "独居老人", "count": 2}, {"category": "残疾人", "count": 1}]
+    assert data["by_risk"] == [{"risk_level": "高", "count": 2}, {"risk_level": "中", "count": 1}]
+    assert "张三" not in json.dumps(dispatch.to_json(out), ensure_ascii=False)
+    shown = _picture(district, show_personal=True).vulnerable
+    assert shown["name"].tolist() == ["张三", "李四", "王五"] and shown["phone"].tolist()[0] == "13812345678"
+
+
+def test_radius_is_the_setting(district) -> None:
+    from dispatch_district import near_centre
+
+    from geo import store
+    from geo.coverage_inputs import load_scene
+    from geo.settings import Settings
+
+    con = store.connect(district)
+    try:
+        scene = load_scene(con, Settings(dispatch_vulnerable_radius_m=320.0))
+        context = dispatch.load_context(con)
+    finally:
+        con.close()
+    out = dispatch.dispatch(scene, *near_centre(0, 0), context=context)
+    assert out.vulnerable["id"].tolist() == ["V1", "V2", "V3", "V4"]
