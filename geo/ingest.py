@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from geo import assign, h3index, store
+from geo import assign, h3index, store, units
 from geo.crs import normalise_crs
 from geo.errors import CRSError, ReadError, ValidationError
 from geo.readers import RawTable, read_any, text_table, to_text
@@ -41,6 +41,7 @@ from geo.validate import (
     check_coordinates,
     clean_text,
     enum_text,
+    interval_limits,
     parse_field,
     parse_number,
     polygons_to_wgs84,
@@ -81,6 +82,10 @@ class IngestResult:
     # Wall seconds per stage: read, validate, store (H3 wait, grid assignment, inserts),
     # snapshot (copy, checkpoint, fsync and swap of the database file).
     stages: dict[str, float] = field(default_factory=dict)
+    # Responder units named by the rows (出动力量, incidents): None when the file has no such
+    # column, else {"responders": n in the database, "named": n, "matched": n,
+    # "unmatched": [{"unit_text", "reason" (unknown | ambiguous), "count", "rows"}, ...]}.
+    units: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the schema of `onemap ingest --json`)."""
@@ -105,6 +110,8 @@ class Prepared:
     file_notes: list[str] = field(default_factory=list)
     # H3 cells of the accepted points (computed in a background thread during validation).
     cells: Callable[[], dict[int, np.ndarray]] | None = None
+    # The unit report (``IngestResult.units``), made while storing.
+    units: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- headers
@@ -405,6 +412,7 @@ def prepare(
         rej.add(bad, f.name, reason, text, f"{f.zh} 应为 {f.type} ({f.name} must be a {f.type})")
         values[f.name] = parsed
     time_order(spec, values, texts, rej)
+    interval_limits(spec, values, texts, rej, settings.response_max_interval_s)
 
     # ids: the source's own, else the spec's id_from field, else a stable hash of the row's
     # content (fields + WGS-84 position rounded to ID_POSITION_DECIMALS).
@@ -750,6 +758,12 @@ def _store(
         else:
             rows["source_file"] = file
         store.write_layer(con, spec.name, rows)
+        prep.units = _unit_report(con, rows)
+        if prep.units is not None and prep.units["named"] and not prep.units["responders"]:
+            prep.file_notes.append(
+                "数据库中还没有消防站或微型消防站，出动力量未匹配 (no fire stations or micro stations in "
+                "the database yet: the units named were not matched; import them, then this file again)"
+            )
         # Rows of this file replace their stored versions by id; what is left of an earlier
         # import of it are rows this file no longer has (or has under a new content id).
         left_out = _rows_from(con, spec.name, file) - n_rows
@@ -799,6 +813,41 @@ def _store(
     )
     store.write_table(con, "ingest_log", log, replace=False)
     return assigned
+
+
+UNMATCHED_LISTED = 50  # unmatched unit texts listed in an ingest result (the most frequent)
+ROWS_LISTED = 10  # row numbers listed per unmatched unit text
+
+
+def _unit_report(con: duckdb.DuckDBPyConnection, rows: pa.Table | pd.DataFrame) -> dict[str, Any] | None:
+    """Match the units (出动力量) of the accepted rows to the stations and micro stations of the
+    database being written (``geo.units.match_units``); unmatched ones are reported, not rejected."""
+    names = rows.column_names if isinstance(rows, pa.Table) else list(rows.columns)
+    if "units" not in names:
+        return None
+    picked = rows.select(["id", "units", "source_row"]) if isinstance(rows, pa.Table) else rows[["id", "units", "source_row"]]
+    frame = picked.to_pandas() if isinstance(picked, pa.Table) else pd.DataFrame(picked)
+    frame = frame.rename(columns={"source_row": "row"})
+    named = frame[frame["units"].notna()]
+    responders = units.load_responders(con)
+    report: dict[str, Any] = {"responders": len(responders), "named": 0, "matched": 0, "unmatched": [], "more": 0}
+    if not len(named):
+        return report
+    match = units.match_units(named, responders)
+    report["named"] = len(match.pairs) + len(match.unmatched)
+    report["matched"] = len(match.pairs)
+    if not len(responders):
+        return report
+    bad = match.unmatched.merge(named[["id", "row"]], left_on="incident_id", right_on="id", how="left")
+    grouped = bad.groupby(["unit_text", "reason"], sort=False)["row"]
+    listed = grouped.agg(n="size", rows=lambda r: sorted(int(v) for v in r)[:ROWS_LISTED]).reset_index()
+    listed = listed.sort_values(["n", "unit_text"], ascending=[False, True], ignore_index=True)
+    report["unmatched"] = [
+        {"unit_text": str(text), "reason": str(reason), "count": int(n), "rows": list(rows_)}
+        for text, reason, n, rows_ in listed.head(UNMATCHED_LISTED).itertuples(index=False, name=None)
+    ]
+    report["more"] = max(0, len(listed) - UNMATCHED_LISTED)
+    return report
 
 
 def _rows_from(con: duckdb.DuckDBPyConnection, layer: str, file: str) -> int:
@@ -1023,6 +1072,7 @@ def _result(
         seconds=round(seconds, 3),
         db=db,
         stages=dict(stages or {}),
+        units=prep.units,
     )
 
 

@@ -37,6 +37,8 @@ REASONS: dict[str, str] = {
     "bad_bool": "是/否无法解析",
     "duplicate_id": "编号重复",
     "time_order": "时间先后顺序错误",
+    "interval_too_long": "时间间隔超过上限",
+    "negative_interval": "时长为负",
 }
 
 TRUE_WORDS = ("是", "有", "true", "t", "yes", "y", "1", "√", "✓", "对", "在岗")
@@ -438,30 +440,87 @@ def repair_polygons(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return geoms, invalid & ~unrepairable, unrepairable
 
 
+def _times_ns(values: dict[str, pa.Array], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 microseconds, present mask) of a parsed datetime column."""
+    t = pc.cast(values[name], pa.timestamp("us"))
+    ok = present(t)
+    return pc.fill_null(pc.cast(t, pa.int64()), 0).to_numpy(zero_copy_only=False), ok
+
+
 def time_order(
     spec: LayerSpec,
     values: dict[str, pa.Array],
     texts: dict[str, pa.Array],
     rejections: Rejections,
 ) -> None:
-    """Reject rows whose status times run backwards (e.g. a hazard closed before it was filed)."""
+    """Reject rows whose step times run backwards (a hazard closed before it was filed, an
+    arrival before the call); the detail names both steps, e.g. 到场时间 早于 接警时间."""
     names = [n for n in spec.time_order if n in values]
     if len(names) < 2:
         return
     n = len(next(iter(values.values())))
     latest = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    latest_step = np.full(n, -1, dtype=np.int64)  # index in ``names`` of the step that set ``latest``
     order = " → ".join(f"{spec.field(k).zh}" for k in names)
-    for name in names:
-        t = pc.cast(values[name], pa.timestamp("us"))
-        ok = present(t)
-        ns = pc.fill_null(pc.cast(t, pa.int64()), 0).to_numpy(zero_copy_only=False)
+    for i, name in enumerate(names):
+        ns, ok = _times_ns(values, name)
         back = ok & (ns < latest)
-        rejections.add(
-            back,
-            name,
-            "time_order",
-            texts[name],
-            f"{spec.field(name).zh} 早于前一环节的时间；顺序应为 {order} ({name} is earlier than a previous step)",
-        )
+        for j in range(i):
+            earlier = spec.field(names[j])
+            rejections.add(
+                back & (latest_step == j),
+                name,
+                "time_order",
+                texts[name],
+                f"{spec.field(name).zh} 早于 {earlier.zh}；顺序应为 {order} "
+                f"({name} is before {names[j]})",
+            )
         newer = ok & (ns >= latest)
         latest = np.where(newer, ns, latest)
+        latest_step = np.where(newer, i, latest_step)
+
+
+def interval_limits(
+    spec: LayerSpec,
+    values: dict[str, pa.Array],
+    texts: dict[str, pa.Array],
+    rejections: Rejections,
+    max_interval_s: float,
+) -> None:
+    """Reject rows of a layer with ``spec.limit_intervals`` whose consecutive step times
+    (``spec.time_order``, skipping empty steps) lie more than ``max_interval_s`` apart, and
+    whose durations (``spec.duration_fields``, seconds) are negative or over the limit.
+
+    Backwards steps are ``time_order``'s; here only the too-long ones (a wrong date in a
+    dispatch-system export). ``max_interval_s`` is ``Settings.response_max_interval_s``.
+    """
+    if not spec.limit_intervals:
+        return
+    limit_us = int(max_interval_s * 1_000_000)
+    names = [n for n in spec.time_order if n in values]
+    if names:
+        n = len(values[names[0]])
+        previous = np.zeros(n, dtype=np.int64)
+        previous_step = np.full(n, -1, dtype=np.int64)
+        for i, name in enumerate(names):
+            ns, ok = _times_ns(values, name)
+            for j in range(i):
+                long = ok & (previous_step == j) & (ns - previous > limit_us)
+                rejections.add(
+                    long, name, "interval_too_long", texts[name],
+                    f"{spec.field(names[j]).zh} → {spec.field(name).zh} 超过 {max_interval_s:g} 秒 "
+                    f"({names[j]} → {name} is longer than {max_interval_s:g} s, "
+                    "setting response_max_interval_s)",
+                )
+            previous = np.where(ok, ns, previous)
+            previous_step = np.where(ok, i, previous_step)
+    for name in spec.duration_fields:
+        if name not in values:
+            continue
+        seconds = np.asarray(pc.fill_null(pc.cast(values[name], pa.float64()), 0.0).to_numpy(zero_copy_only=False))
+        label = spec.field(name).zh
+        rejections.add(seconds < 0, name, "negative_interval", texts.get(name),
+                       f"{label} 为负数 ({name} is negative)")
+        rejections.add(seconds > max_interval_s, name, "interval_too_long", texts.get(name),
+                       f"{label} 超过 {max_interval_s:g} 秒 ({name} is longer than {max_interval_s:g} s, "
+                       "setting response_max_interval_s)")

@@ -104,6 +104,11 @@ class LayerSpec:
     description_en: str = ""
     # Datetime fields that must be in this order when present (e.g. a hazard's status times).
     time_order: tuple[str, ...] = ()
+    # Whether consecutive ``time_order`` steps more than ``Settings.response_max_interval_s``
+    # apart are rejected (dispatch records: call → rolling → arrival → cleared), and the
+    # duration fields (seconds) checked against the same limit and for negatives.
+    limit_intervals: bool = False
+    duration_fields: tuple[str, ...] = ()
     # Column the table is kept sorted by (DuckDB zone maps skip what a filter excludes).
     sort_by: str | None = None
     # Whether points get their grid/community/town assigned from the grid layer at ingest.

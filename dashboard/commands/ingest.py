@@ -29,6 +29,7 @@ def _summary(result: IngestResult) -> list[str]:
     lines.append(f"  列 columns: {mapped}")
     if result.unmapped_columns:
         lines.append(f"  未使用的列 not used: {', '.join(result.unmapped_columns)}")
+    lines += _unit_lines(result.units)
     for note in result.notes:
         lines.append(f"  注 note: {note}")
     if result.rejected:
@@ -37,6 +38,25 @@ def _summary(result: IngestResult) -> list[str]:
             f"WHERE file = '{result.file}' ORDER BY row_number"
         )
     lines.append(f"  {result.seconds:.2f} s → {result.db}")
+    return lines
+
+
+UNIT_REASONS = {"unknown": "未找到 unknown", "ambiguous": "重名 ambiguous"}
+SHOWN_TEXT = 40  # characters of an unmatched unit text shown in the summary
+
+
+def _unit_lines(report: dict | None) -> list[str]:
+    """Summary lines of the unit report: matched count, then each unmatched text with its rows."""
+    if not report or not report["named"]:
+        return []
+    lines = [f"  出动力量 units: 匹配 matched {report['matched']:,} / {report['named']:,}"]
+    for item in report["unmatched"]:
+        text = item["unit_text"]
+        shown = text if len(text) <= SHOWN_TEXT else text[:SHOWN_TEXT] + f"…({len(text)} chars)"
+        rows = ", ".join(str(r) for r in item["rows"]) + (" …" if item["count"] > len(item["rows"]) else "")
+        lines.append(f"      {shown!r} {UNIT_REASONS.get(item['reason'], item['reason'])} ×{item['count']} (rows {rows})")
+    if report["more"]:
+        lines.append(f"      … {report['more']} more unmatched texts (--json lists the first ones)")
     return lines
 
 
