@@ -442,12 +442,20 @@ def _place_and_hazards(scene: Scene, at: _Point) -> tuple[dict[str, Any] | None,
     return place, hazards
 
 
+def _plain_value(layer: str, name: str, value: Any) -> Any:
+    """A stored value as plain JSON data; a ``date`` field as its ISO date (no midnight time)."""
+    fields = {f.name: f for f in LAYERS[layer].fields}
+    if name in fields and fields[name].type == "date" and value is not None and not pd.isna(value):
+        return pd.Timestamp(value).date().isoformat()
+    return jsonsafe.plain(value)
+
+
 def _preplan(place: dict[str, Any] | None, context: CallContext | None, show_personal: bool) -> dict[str, Any] | None:
     """The key place with its pre-plan fields (``PREPLAN_FIELDS``; personal ones masked unless shown)."""
     if place is None or context is None:
         return place
     rows = context.places[context.places["id"].astype(str) == str(place["id"])]
-    extra = {k: jsonsafe.plain(rows.iloc[0][k]) if len(rows) else None for k in PREPLAN_FIELDS}
+    extra = {k: _plain_value("key_place", k, rows.iloc[0][k]) if len(rows) else None for k in PREPLAN_FIELDS}
     if not show_personal:
         extra = personal.mask_record(extra, LAYERS["key_place"].personal_fields)
     return {**place, **extra}
@@ -465,6 +473,7 @@ def _vulnerable(scene: Scene, at: _Point, context: CallContext | None, show_pers
     ids = frame["id"].astype(str).to_numpy(dtype=object)
     inside = inside[np.lexsort((ids[inside], metres[inside]))]
     out = frame.iloc[inside].reset_index(drop=True).assign(distance_m=np.round(metres[inside], 1))[VULNERABLE_COLUMNS]
+    out["last_visit"] = pd.Series([_plain_value("vulnerable_person", "last_visit", v) for v in out["last_visit"]], dtype=object)
     return out if show_personal else personal.mask_frame(out, LAYERS["vulnerable_person"].personal_fields)
 
 

@@ -259,6 +259,81 @@ def _echo_rows(title: str, frame: pd.DataFrame, empty: str, drop: list[str]) -> 
     click.echo(frame.drop(columns=drop, errors="ignore").to_string(index=False))
 
 
+def _mss(seconds: Any) -> str:
+    """Seconds as m:ss (a dash when unknown)."""
+    if seconds is None or not np.isfinite(float(seconds)):
+        return "–"
+    whole = int(round(float(seconds)))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _availability_text(row: Any) -> str:
+    """on duty / busy (call, since) / out of service."""
+    if row.availability == "busy":
+        since = pd.Timestamp(row.busy_since)
+        return f"busy: {row.busy_incident}" + ("" if pd.isna(since) else f" since {since:%m-%d %H:%M}")
+    return str(row.availability).replace("_", " ")
+
+
+def _echo_responders(result: Any, reach: str) -> None:
+    """Responders by ETA with their availability, times as m:ss."""
+    from geo import dispatch
+
+    r = result.responders
+    table = pd.DataFrame({
+        "rank": r["rank"], "kind": [dispatch.group_label(g) for g in r["group"]], "send": r["group_rank"],
+        "id": r["id"], "name": r["name"], "availability": [_availability_text(x) for x in r.itertuples()],
+        "eta": [_mss(v) for v in r["eta_s"]], "turnout": [_mss(v) for v in r["turnout_s"]],
+        "travel": [_mss(v) for v in r["travel_s"]], "distance_m": r["distance_m"], "within_target": r["within_target"],
+    })
+    _echo_rows("responders by ETA (each kind; send = order among available units, 0 = not available):",
+               table, f"no responder reaches this point {reach}", [])
+
+
+def _echo_place(result: Any) -> None:
+    """The key place with its pre-plan fields and open hazards."""
+    kp = result.key_place
+    if kp:
+        click.echo(
+            f"place: {kp.get('name')} ({kp.get('category')}, class {kp.get('inspection_class')}), "
+            f"{kp.get('distance_m')} m away"
+        )
+        preplan = ("last_inspection", "storeys", "occupants", "hazmat", "contact", "phone")
+        shown = [f"{k}: {kp[k]}" for k in preplan if kp.get(k) not in (None, "")]
+        if shown:
+            click.echo("  pre-plan: " + "; ".join(shown))
+    for h in result.hazards.itertuples():
+        click.echo(f"  open hazard: {h.category} [{h.severity}] {h.status}")
+
+
+def _echo_vulnerable(result: Any) -> None:
+    """Vulnerable residents within the radius: counts, then nearest first."""
+    from geo import dispatch
+
+    people = result.vulnerable
+    counts = dispatch.vulnerable_counts(people)
+    by_cat = ", ".join(f"{c['category'] or '?'} {c['count']}" for c in counts["by_category"])
+    by_risk = ", ".join(f"{c['risk_level'] or 'unrated'} {c['count']}" for c in counts["by_risk"])
+    title = f"vulnerable residents within {result.vulnerable_radius_m:.0f} m (straight line): {len(people)}"
+    click.echo(title + (f"  [{by_cat}; risk: {by_risk}]" if len(people) else ""))
+    if len(people):
+        cols = ["distance_m", "category", "risk_level", "mobility", "address", "name", "phone", "carer"]
+        click.echo(people[cols].astype(object).where(people[cols].notna(), "").to_string(index=False))
+
+
+def _context(db: str | None, incident: str | None):
+    """The store's duty status, busy units, pre-plan and residents; ``incident`` must exist."""
+    from geo import dispatch, store
+
+    con = store.connect(db)
+    try:
+        if incident is not None and con.execute("SELECT count(*) FROM incident WHERE id = ?", [incident]).fetchone()[0] == 0:
+            raise click.BadParameter(f"no incident with id {incident!r} in the database", param_hint="--incident")
+        return dispatch.load_context(con)
+    finally:
+        con.close()
+
+
 @click.command(name="dispatch")
 @click.argument("lon", type=float)
 @click.argument("lat", type=float)
@@ -276,37 +351,35 @@ def _echo_rows(title: str, frame: pd.DataFrame, empty: str, drop: list[str]) -> 
     "per_kind",
     default=None,
     type=click.IntRange(1, 50),
-    help="Responders listed of each kind (micro stations, each fire-station kind); default: setting dispatch_per_kind.",
+    help="Available responders listed of each kind (micro stations, each fire-station kind); default: setting dispatch_per_kind.",
 )
+@click.option("--incident", default=None, help="Id of the call being dispatched: its own units are not counted busy.")
+@click.option("--show-personal", is_flag=True, help="Show names and phone numbers unmasked (masked by default).")
 @json_option
-def dispatch_cmd(lon, lat, db, config, crs, per_kind, as_json) -> None:
-    """For a point: the nearest responders of each kind by ETA with routes, working water by road, the place and its hazards."""
+def dispatch_cmd(lon, lat, db, config, crs, per_kind, incident, show_personal, as_json) -> None:
+    """For a point: the nearest available responders of each kind by ETA (busy and out-of-service ones marked),
+    working water, the place with its pre-plan and hazards, vulnerable residents nearby."""
     from geo import crs as crsmod
     from geo import dispatch
 
     _finite_point(lon, lat)
     x, y = crsmod.to_wgs84(np.array([lon]), np.array([lat]), crs)
     scene = _scene(db, config)
-    result = dispatch.dispatch(scene, float(x[0]), float(y[0]), per_kind=per_kind)
+    context = _context(db, incident)
+    result = dispatch.dispatch(scene, float(x[0]), float(y[0]), per_kind=per_kind, context=context,
+                               incident_id=incident, show_personal=show_personal)
     if as_json:
         echo_json(dispatch.to_json(result))
         return
     click.echo(f"mode: {result.mode}" + (f"  ({result.note})" if result.note else ""))
-    if result.key_place:
-        kp = result.key_place
-        click.echo(
-            f"place: {kp.get('name')} ({kp.get('category')}, class {kp.get('inspection_class')}), "
-            f"{kp.get('distance_m')} m away"
-        )
-    for h in result.hazards.itertuples():
-        click.echo(f"  open hazard: {h.category} [{h.severity}] {h.status}")
-    resp = result.responders.assign(group=[dispatch.group_label(g) for g in result.responders["group"]])
+    _echo_place(result)
     reach = "along roads" if result.mode == "network" else "in a straight line"
-    _echo_rows("responders by ETA (each kind):", resp, f"no responder reaches this point {reach}",
-               ["route", "layer", "kind"])
+    _echo_responders(result, reach)
     search = f"within {scene.settings.dispatch_water_search_m:.0f} m along roads" if result.mode == "network" else "stored"
     _echo_rows("working hydrants:", result.hydrants, f"no working hydrant {search}", ["lon", "lat"])
     _echo_rows("water sources:", result.water_sources, f"no usable water source {search}", ["lon", "lat"])
+    _echo_vulnerable(result)
+    click.echo("personal fields: " + ("shown" if result.personal_shown else "masked (--show-personal to show)"))
 
 
 COMMANDS: list[click.Command] = [roads, coverage_cmd, site, dispatch_cmd]

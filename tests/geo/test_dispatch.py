@@ -374,3 +374,29 @@ def test_radius_is_the_setting(district) -> None:
         con.close()
     out = dispatch.dispatch(scene, *near_centre(0, 0), context=context)
     assert out.vulnerable["id"].tolist() == ["V1", "V2", "V3", "V4"]
+
+
+def test_cli_prints_availability_times_as_m_ss_residents_and_masks_by_default(district) -> None:
+    from click.testing import CliRunner
+    from dispatch_district import near_centre
+
+    from dashboard.cli import cli
+
+    lon, lat = (f"{v:.7f}" for v in near_centre(0, 0))
+    out = CliRunner().invoke(cli, ["dispatch", lon, lat, "--db", str(district)])
+    assert out.exit_code == 0, out.output
+    lines = {line.split()[3]: line for line in out.output.splitlines() if line.split()[1:2] and line.split()[0].isdigit()}
+    assert "busy: I-OPEN since 03-10 08:01" in lines["M1"] and "out of service" in lines["M2"]
+    assert "busy: I-NOW" in lines["M3"] and "on duty" in lines["M4"]
+    assert " 1:00 " in lines["M1"]  # the micro station's turnout, m:ss
+    assert "vulnerable residents within 300 m (straight line): 3  [独居老人 2, 残疾人 1; risk: 高 2, 中 1]" in out.output
+    assert "张*" in out.output and "张三" not in out.output and "13812345678" not in out.output
+    assert "contact: 王**; phone: 139****5678" in out.output and "storeys: 28; occupants: 1200" in out.output
+    own = CliRunner().invoke(cli, ["dispatch", lon, lat, "--db", str(district), "--incident", "I-NOW",
+                                   "--show-personal", "--json"])
+    data = json.loads(own.output)
+    assert {r["id"]: r["availability"] for r in data["responders"]}["M3"] == "on_duty"
+    assert data["personal"] == "shown" and data["vulnerable"]["people"][0]["name"] == "张三"
+    assert data["key_place"]["phone"] == "13912345678"
+    missing = CliRunner().invoke(cli, ["dispatch", lon, lat, "--db", str(district), "--incident", "{{7*7}}"])
+    assert missing.exit_code == 2 and "no incident with id '{{7*7}}'" in missing.output
