@@ -418,7 +418,7 @@ def updated_settings_text(text: str, values: dict[str, Any], comment: str) -> st
         if where is None:  # top level: before the first table header
             where = next((i for i, line in enumerate(kept) if _HEADER.match(line) or line.lstrip().startswith("[[")),
                          len(kept))
-    block = [f"{_COMMENT_MARK}: {comment}"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    block = [f"{_COMMENT_MARK} {comment}"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     out = kept[:where] + block + kept[where:]
     return "\n".join(out) + "\n"
 

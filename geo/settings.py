@@ -67,6 +67,8 @@ class Settings:
         "Free-flow speed per OSM highway class when maxspeed is absent (GB 50220 urban road design speeds, rounded down).",
     )
     urban_slowdown_factor: float = _s(0.7, "Travel speed = speed × factor for fire appliances in urban traffic (documented assumption; set 1.0 to disable).")
+    road_calibration_calls: int = _s(0, "Measured calls `onemap calibrate --write` fitted urban_slowdown_factor to (written with it; 0 = the factor is the documented assumption, not calibrated). /plan names the model it uses from this.")
+    road_calibration_date: str = _s("", "Day (YYYY-MM-DD) `onemap calibrate --write` fitted urban_slowdown_factor (written with it; empty = not calibrated).")
     snap_distance_m: float = _s(300.0, "A responder or demand point farther than this from the road network is reported, not snapped.")
     radius_mode_speed_kmh: float = _s(30.0, "Straight-line mode: reach radius = speed × (minutes − turnout) (used where there is no road data).")
 
