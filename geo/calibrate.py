@@ -160,6 +160,8 @@ def route_times(
     """
     seconds = np.full(len(call_nodes), np.inf)
     last = np.full(len(call_nodes), -1, dtype=np.int64)
+    if len(call_nodes) == 0:
+        return seconds, last
     order = np.argsort(unit_nodes, kind="stable")
     sorted_units = unit_nodes[order]
     starts = np.flatnonzero(np.r_[True, sorted_units[1:] != sorted_units[:-1]])
@@ -445,7 +447,10 @@ def write_calibration(path: str | os.PathLike[str], calibration: Calibration, to
                f"(was {calibration.factor_before:g})")
     new_text = updated_settings_text(text, values, comment)
     _check_only_written(p, before, tomllib.loads(new_text), values)
-    Settings().with_overrides(**_flat(tomllib.loads(new_text)))  # ConfigError names a bad value
+    try:
+        Settings().with_overrides(**_flat(tomllib.loads(new_text)))
+    except ConfigError as exc:
+        raise ConfigError(f"settings file {p}: {exc}; nothing written") from exc
     tmp = p.with_name(f".{p.name}.calibrate.tmp")
     tmp.write_text(new_text, encoding="utf-8")
     os.replace(tmp, p)
