@@ -26,6 +26,7 @@ from dashboard.i18n import lang_of, t
 from geo import coverage, jsonsafe, mapdata, siting
 from geo.export import csv_text
 from geo.errors import OnemapError
+from geo.settings import Settings
 from layers.registry import LAYERS, get_spec
 
 PAGE = "plan"
@@ -455,9 +456,20 @@ def scenario_figures(edits: list, responder: str, selection: dict | None, _paint
     applied = {"n": len(edits), "responder": responder}
     if ctx.triggered_id == "plan-selection":
         applied = dash.no_update  # a new selection changes no figure: the follow-ups stay
-    mode_text = t("mode_network", lang) if mode == "network" else t("mode_radius", lang)
+    mode_text = ([t("mode_network", lang), html.Br(), road_model_label(context.settings(), lang)]
+                 if mode == "network" else t("mode_radius", lang))
     return (html.Div(figures, **{"data-edits": str(len(edits))}), _markers(edits, selection, session), mode_text, sel,
             applied)
+
+
+def road_model_label(settings: Settings, lang: str) -> str:
+    """Which road model coverage uses: calibrated on N calls (``onemap calibrate --write``) or the default factor."""
+    factor = f"{settings.urban_slowdown_factor:g}"
+    day = settings.road_calibration_date
+    if settings.road_calibration_calls > 0:
+        shown = day if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) else "?"
+        return t("road_model_calibrated", lang).format(n=settings.road_calibration_calls, date=shown, factor=factor)
+    return t("road_model_default", lang).format(factor=factor)
 
 
 def _overlays(result: coverage.CoverageResult, responder: str, overlays: tuple[str, ...],
