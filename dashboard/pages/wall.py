@@ -268,33 +268,109 @@ def _distance(row: Any, lang: str) -> str:
     return "–"
 
 
+WALL_VULNERABLE_ROWS = 3
+"""Residents listed by name on the wall (the count covers all of them; the CLI/JSON list every one)."""
+
+
+def _field_label(layer: str, name: str, lang: str) -> str:
+    """A field's name from its layer spec (层数 / Storeys ...)."""
+    spec = next(f for f in LAYERS[layer].fields if f.name == name)
+    return spec.zh if lang == "zh" else spec.en
+
+
+def _shown(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value).strip() != ""
+
+
+def _responder_row(r: Any, lang: str) -> html.Li:
+    """One responder: rank, kind and name, availability (busy: the call; out of service), ETA."""
+    name = str(r.name if isinstance(r.name, str) and r.name else r.id)
+    state: list[Any] = []
+    if r.availability == dispatch.BUSY:
+        state = [html.Small(f" {t('dispatch_busy', lang)} {r.busy_incident}", className="om-dp-state om-late")]
+    elif r.availability == dispatch.OUT_OF_SERVICE:
+        state = [html.Small(f" {t('dispatch_out_of_service', lang)}", className="om-dp-state om-late")]
+    return html.Li([html.Span(f"{int(r.rank)}", className="om-dp-rank"),
+                    html.Span([html.Small(f"{dispatch.group_label(r.group, lang)} ", className="om-dp-kind"), name, *state],
+                              className="om-dp-name"),
+                    html.Span(f"{r.eta_s / 60:.1f} {t('minutes_short', lang)}",
+                              className="om-dp-eta " + ("om-ok" if r.within_target else "om-late"))],
+                   className="om-dp-unavailable" if not r.available else None, **{"data-availability": r.availability})
+
+
+def _water_line(frame: pd.DataFrame, lang: str) -> str:
+    """Nearest water: name, status, distance."""
+    return " · ".join(" ".join(str(w) for w in (r.name if _shown(r.name) else r.id, r.status, _distance(r, lang)) if _shown(w))
+                      for r in frame.head(3).itertuples())
+
+
+def _place_parts(result: dispatch.DispatchResult, lang: str) -> list[Any]:
+    """The key place: name, category, class, last inspection; the pre-plan line; its open hazards."""
+    place = result.key_place
+    if not place:
+        return []
+    head = [str(place.get("name") or place.get("id")), str(place.get("category") or "")]
+    if _shown(place.get("inspection_class")):
+        head.append(t("dispatch_class", lang, n=place["inspection_class"]))
+    if _shown(place.get("last_inspection")):
+        head.append(f"{_field_label('key_place', 'last_inspection', lang)} {place['last_inspection']}")
+    plan = [f"{_field_label('key_place', k, lang)} {place[k]}" for k in ("storeys", "occupants", "hazmat", "contact", "phone")
+            if _shown(place.get(k))]
+    parts: list[Any] = [html.H3(t("dispatch_place", lang)),
+                        html.Div(" · ".join(x for x in head if x), className="om-dp-line", id="wall-dp-place")]
+    if plan:
+        parts.append(html.Div(" · ".join(plan), className="om-dp-line om-dp-preplan", id="wall-dp-preplan"))
+    if len(result.hazards):
+        parts.append(html.Div(f"{t('dispatch_place_hazards', lang)}: " +
+                              "、".join(str(c) for c in result.hazards["category"].head(4)), className="om-dp-line"))
+    return parts
+
+
+def _vulnerable_parts(result: dispatch.DispatchResult, lang: str) -> list[Any]:
+    """Vulnerable residents near the call: counts by category and risk, the nearest few (masked)."""
+    if not result.availability_known:
+        return []
+    people = result.vulnerable
+    title = t("dispatch_vulnerable", lang, radius=f"{result.vulnerable_radius_m:g}")
+    counts = dispatch.vulnerable_counts(people)
+    by_cat = " ".join(f"{c['category']} {c['count']}" for c in counts["by_category"])
+    by_risk = " ".join(f"{t('dispatch_risk', lang, level=c['risk_level']) if c['risk_level'] else t('dispatch_unrated', lang)}"
+                       f" {c['count']}" for c in counts["by_risk"])
+    parts: list[Any] = [html.H3(title),
+                        html.Div(f"{t('dispatch_vulnerable_count', lang, n=len(people))}" +
+                                 (f" · {by_cat} · {by_risk}" if len(people) else ""),
+                                 className="om-dp-line", id="wall-dp-vulnerable-count")]
+    for r in people.head(WALL_VULNERABLE_ROWS).itertuples():
+        words = [f"{r.distance_m:.0f}{t('metres', lang)}", r.category, r.risk_level, r.mobility, r.address, r.name, r.phone]
+        parts.append(html.Div(" ".join(str(w) for w in words if _shown(w)), className="om-dp-line om-dp-person"))
+    if len(people) > WALL_VULNERABLE_ROWS:
+        parts.append(html.Div(t("dispatch_more", lang, n=len(people) - WALL_VULNERABLE_ROWS), className="om-dp-line om-dim"))
+    return parts
+
+
 def _dispatch_panel(result: dispatch.DispatchResult, lang: str) -> list[Any]:
-    """The picture's text: every kind's nearest responders by ETA, water, the place and its hazards."""
-    rows = [html.Li([html.Span(f"{int(r.rank)}", className="om-dp-rank"),
-                     html.Span([html.Small(f"{dispatch.group_label(r.group, lang)} ", className="om-dp-kind"),
-                                str(r.name if isinstance(r.name, str) and r.name else r.id)], className="om-dp-name"),
-                     html.Span(f"{r.eta_s / 60:.1f} {t('minutes_short', lang)}",
-                               className="om-dp-eta " + ("om-ok" if r.within_target else "om-late"))])
-            for r in result.responders.itertuples()]  # dispatch_per_kind of each kind, ordered by ETA
+    """The picture's text: each kind's nearest available responders (and nearer unavailable ones,
+    marked) by ETA, water with its status, the place with its pre-plan and hazards, vulnerable residents."""
+    rows = [_responder_row(r, lang) for r in result.responders.itertuples()]
     parts: list[Any] = [html.H3(t("dispatch_responders", lang)), html.Ol(rows, className="om-dp-list")]
     if result.responders.empty:
         parts.append(html.Div(t("dispatch_no_responder", lang), className="om-dp-line om-late"))
     if len(result.hydrants):
-        parts += [html.H3(t("dispatch_hydrants", lang)),
-                  html.Div(" · ".join(f"{r.name or r.id} {_distance(r, lang)}"
-                                      for r in result.hydrants.head(3).itertuples()), className="om-dp-line")]
+        parts += [html.H3(t("dispatch_hydrants", lang)), html.Div(_water_line(result.hydrants, lang), className="om-dp-line")]
     if len(result.water_sources):
-        parts += [html.H3(t("dispatch_water", lang)),
-                  html.Div(" · ".join(f"{r.name or r.id} {_distance(r, lang)}"
-                                      for r in result.water_sources.head(3).itertuples()), className="om-dp-line")]
-    if result.key_place:
-        place = result.key_place
-        parts += [html.H3(t("dispatch_place", lang)),
-                  html.Div(f"{place.get('name', '')} · {place.get('category', '')}", className="om-dp-line")]
-        if len(result.hazards):
-            parts += [html.Div(f"{t('dispatch_place_hazards', lang)}: " +
-                               "、".join(str(c) for c in result.hazards["category"].head(4)), className="om-dp-line")]
-    return parts
+        parts += [html.H3(t("dispatch_water", lang)), html.Div(_water_line(result.water_sources, lang), className="om-dp-line")]
+    return parts + _place_parts(result, lang) + _vulnerable_parts(result, lang)
+
+
+def dispatch_context(now: datetime) -> dispatch.CallContext:
+    """Duty status, busy units, pre-plan fields and residents: once per snapshot and minute."""
+    minute = now.replace(second=0, microsecond=0)
+
+    def build() -> dispatch.CallContext:
+        with context.connection() as con:
+            return dispatch.load_context(con, as_of=now)
+
+    return engines.memo("wall-dispatch-context", minute, build)
 
 
 @callback(
@@ -325,7 +401,9 @@ def show_dispatch(incident_id: str | None, lang: str, fly: bool, newest: str | N
     if row is None:
         return [], html.Div(t("dispatch_none", lang), className="om-dim"), dash.no_update
     try:
-        result = dispatch.dispatch(engines.scene(), float(row[0]), float(row[1]))
+        # the wall is a kiosk: personal fields stay masked (show_personal is never set here)
+        result = dispatch.dispatch(engines.scene(), float(row[0]), float(row[1]),
+                                   context=dispatch_context(datetime.now()), incident_id=str(incident_id))
     except OnemapError as exc:  # show why instead of a broken wall
         return [], html.Div(f"{t('dispatch_unavailable', lang)}: {exc}", className="om-dim"), dash.no_update
     tiles = context.settings().tiles
