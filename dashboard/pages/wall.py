@@ -304,6 +304,12 @@ def _water_line(frame: pd.DataFrame, lang: str) -> str:
                       for r in frame.head(3).itertuples())
 
 
+def _labelled(label: str, text: str, element_id: str | None = None) -> html.Div:
+    """One compact line: a dim label, then the text (as text: never markup)."""
+    extra = {"id": element_id} if element_id else {}
+    return html.Div([html.Span(f"{label}：", className="om-dp-label"), text], className="om-dp-line", **extra)
+
+
 def _place_parts(result: dispatch.DispatchResult, lang: str) -> list[Any]:
     """The key place: name, category, class, last inspection; the pre-plan line; its open hazards."""
     place = result.key_place
@@ -316,8 +322,7 @@ def _place_parts(result: dispatch.DispatchResult, lang: str) -> list[Any]:
         head.append(f"{_field_label('key_place', 'last_inspection', lang)} {place['last_inspection']}")
     plan = [f"{_field_label('key_place', k, lang)} {place[k]}" for k in ("storeys", "occupants", "hazmat", "contact", "phone")
             if _shown(place.get(k))]
-    parts: list[Any] = [html.H3(t("dispatch_place", lang)),
-                        html.Div(" · ".join(x for x in head if x), className="om-dp-line", id="wall-dp-place")]
+    parts: list[Any] = [_labelled(t("dispatch_place", lang), " · ".join(x for x in head if x), "wall-dp-place")]
     if plan:
         parts.append(html.Div(" · ".join(plan), className="om-dp-line om-dp-preplan", id="wall-dp-preplan"))
     if len(result.hazards):
@@ -336,10 +341,8 @@ def _vulnerable_parts(result: dispatch.DispatchResult, lang: str) -> list[Any]:
     by_cat = " ".join(f"{c['category']} {c['count']}" for c in counts["by_category"])
     by_risk = " ".join(f"{t('dispatch_risk', lang, level=c['risk_level']) if c['risk_level'] else t('dispatch_unrated', lang)}"
                        f" {c['count']}" for c in counts["by_risk"])
-    parts: list[Any] = [html.H3(title),
-                        html.Div(f"{t('dispatch_vulnerable_count', lang, n=len(people))}" +
-                                 (f" · {by_cat} · {by_risk}" if len(people) else ""),
-                                 className="om-dp-line", id="wall-dp-vulnerable-count")]
+    parts: list[Any] = [_labelled(title, f"{t('dispatch_vulnerable_count', lang, n=len(people))}" +
+                                  (f" · {by_cat} · {by_risk}" if len(people) else ""), "wall-dp-vulnerable-count")]
     for r in people.head(WALL_VULNERABLE_ROWS).itertuples():
         words = [f"{r.distance_m:.0f}{t('metres', lang)}", r.category, r.risk_level, r.mobility, r.address, r.name, r.phone]
         parts.append(html.Div(" ".join(str(w) for w in words if _shown(w)), className="om-dp-line om-dp-person"))
@@ -356,9 +359,9 @@ def _dispatch_panel(result: dispatch.DispatchResult, lang: str) -> list[Any]:
     if result.responders.empty:
         parts.append(html.Div(t("dispatch_no_responder", lang), className="om-dp-line om-late"))
     if len(result.hydrants):
-        parts += [html.H3(t("dispatch_hydrants", lang)), html.Div(_water_line(result.hydrants, lang), className="om-dp-line")]
+        parts.append(_labelled(t("dispatch_hydrants", lang), _water_line(result.hydrants, lang)))
     if len(result.water_sources):
-        parts += [html.H3(t("dispatch_water", lang)), html.Div(_water_line(result.water_sources, lang), className="om-dp-line")]
+        parts.append(_labelled(t("dispatch_water", lang), _water_line(result.water_sources, lang)))
     return parts + _place_parts(result, lang) + _vulnerable_parts(result, lang)
 
 

@@ -208,6 +208,8 @@ def test_hostile_preplan_text_renders_as_text_on_the_real_wall(district_db: Path
             assert page.locator("#wall-dispatch [data-availability='out_of_service']").count() == 1
             panel = page.inner_text("#wall-dispatch")
             assert "共3人" in panel and "张*" in panel and "张三" not in panel
+            fits = "() => { const d = document.querySelector('#wall-dispatch'); return d.scrollHeight <= d.clientHeight; }"
+            assert page.evaluate(fits)  # at 1920x1080 the whole picture shows, residents included
             page.goto(url + "/wall?lang=en")
             page.wait_for_selector("#wall-dp-vulnerable-count", timeout=30000)
             assert "3 in all" in page.inner_text("#wall-dp-vulnerable-count")
