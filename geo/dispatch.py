@@ -540,6 +540,9 @@ def dispatch(
     if isinstance(per_kind, bool) or not isinstance(per_kind, (int, np.integer)) or per_kind < 1:
         msg = f"responders per kind must be a whole number ≥ 1, got {per_kind!r}"
         raise ValidationError(msg)
+    if not isinstance(show_personal, (bool, np.bool_)):
+        msg = f"show_personal must be True or False, got {show_personal!r}"
+        raise ValidationError(msg)
     resp = (scene.responders if responders is None else responders).reset_index(drop=True)
     if "kind" not in resp:
         resp = resp.assign(kind=None)

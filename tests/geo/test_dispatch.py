@@ -13,6 +13,7 @@ import pytest
 from test_coverage_cases import SETTINGS, line_graph, lonlat
 
 from geo import dispatch, network
+from geo.errors import ValidationError
 from geo.coverage_inputs import make_scene
 
 
@@ -334,6 +335,8 @@ def test_key_place_carries_the_pre_plan_with_personal_fields_masked(district) ->
     assert out.hazards["id"].tolist() == ["Z1"]
     assert out.hydrants["id"].tolist() == ["H1"] and out.hydrants.loc[0, "status"] == "正常"
     shown = _picture(district, show_personal=True).key_place
+    with pytest.raises(ValidationError, match="show_personal must be True or False, got 'false'"):
+        _picture(district, show_personal="false")  # a truthy string must not unmask
     assert (shown["contact"], shown["phone"]) == ("王小明", "13912345678")
 
 
