@@ -24,6 +24,9 @@ LAYER_ZH = {"micro_station": "微站", "fire_station": "消防站"}
 def period_filter(start: str | None, end: str | None, town: str | None) -> Filter:
     """``--from`` (inclusive) / ``--to`` (exclusive) dates and ``--town`` as a Filter (bad dates: ValidationError)."""
     begin, until = to_timestamp(start, "--from"), to_timestamp(end, "--to")
+    for name, text, value in (("--from", start, begin), ("--to", end, until)):
+        if text is not None and value is None:  # NaN, NaT, '' parse to no time at all
+            raise ValidationError(f"`{name}` = {text[:40]!r} is not a date; use ISO format such as 2025-06-30")
     if begin is not None and until is not None and until <= begin:
         raise ValidationError(f"--to {until:%Y-%m-%d} is not after --from {begin:%Y-%m-%d}")
     return Filter(start=begin, end=until, towns=(town,) if town else ())
