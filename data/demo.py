@@ -179,10 +179,11 @@ def generate_demo(
     say("roads")
     roads = make_roads(space, _stage_seed(seed, "roads"))
     loc = _Locator(space, admin)
-    layers = _point_layers(space, roads, admin, loc, settings, scale, seed, end, say)
+    road_edges = roads.edges_frame(settings)
+    layers = _point_layers(space, roads, road_edges, admin, loc, settings, scale, seed, end, say)
     admin_gdf, grid_gdf = _admin_frames(space, admin)
     return DemoData(area=a, seed=seed, scale=scale, end=end, layers={"admin_area": admin_gdf, "grid": grid_gdf, **layers},
-                    road_nodes=roads.nodes_frame(), road_edges=roads.edges_frame(settings))
+                    road_nodes=roads.nodes_frame(), road_edges=road_edges)
 
 
 def write_demo(path: str | Path, demo: DemoData) -> dict[str, int]:
@@ -249,10 +250,12 @@ def demo_end(con: object) -> datetime:
     return datetime.fromisoformat(match.group(1))
 
 
-def _point_layers(space: Space, roads: Roads, admin: Admin, loc: _Locator, settings: Settings, scale: float,
-                  seed: int, end: datetime, say: Callable[[str], None]) -> dict[str, gpd.GeoDataFrame]:
+def _point_layers(space: Space, roads: Roads, road_edges: pd.DataFrame, admin: Admin, loc: _Locator,
+                  settings: Settings, scale: float, seed: int, end: datetime,
+                  say: Callable[[str], None]) -> dict[str, gpd.GeoDataFrame]:
     from data import demo_events as de
     from data import demo_points as dp
+    from data import demo_response as dr
 
     say("hydrants and water sources")
     raw: dict[str, pd.DataFrame] = {
@@ -262,13 +265,17 @@ def _point_layers(space: Space, roads: Roads, admin: Admin, loc: _Locator, setti
     }
     say("key places and stations")
     places = dp.key_places(space, roads, settings, scale, _stage_seed(seed, "places"), end, loc.town_index)
-    raw["key_place"] = places
-    raw["fire_station"] = dp.fire_stations(space, roads, admin, _stage_seed(seed, "stations"))
-    raw["micro_station"] = dp.micro_stations(space, roads, admin, places, scale, _stage_seed(seed, "micro"))
+    raw["key_place"] = dr.pre_plan(places, _stage_seed(seed, "pre_plan"))
+    raw["fire_station"], raw["micro_station"] = dr.suspend_some(
+        dp.fire_stations(space, roads, admin, _stage_seed(seed, "stations")),
+        dp.micro_stations(space, roads, admin, places, scale, _stage_seed(seed, "micro")),
+        space.profile, _stage_seed(seed, "duty"))
+    raw["vulnerable_person"] = dr.vulnerable_people(space, roads, places, scale, space.profile,
+                                                    _stage_seed(seed, "vulnerable"), end)
     say("hazards and incidents")
     raw["hazard"] = de.hazards(space, roads, places, settings, scale, _stage_seed(seed, "hazards"), end)
-    raw["incident"] = de.incidents(space, roads, places, raw["fire_station"], raw["micro_station"], settings, scale,
-                                   _stage_seed(seed, "incidents"), end)
+    raw["incident"] = de.incidents(space, roads, road_edges, places, raw["fire_station"], raw["micro_station"],
+                                   settings, scale, _stage_seed(seed, "incidents"), end)
     say("assigning points to grids")
     return {layer: _frame(layer, df, pts) for layer, (df, pts) in loc.points_many(raw).items()}
 

@@ -14,6 +14,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from data import demo_response as dr
 from data.demo_names import ids
 from data.demo_points import along_roads, edge_midpoints
 from data.demo_roads import Roads
@@ -246,11 +247,11 @@ def hazards(space: Space, roads: Roads, places: pd.DataFrame, settings: Settings
     return df
 
 
-def incidents(space: Space, roads: Roads, places: pd.DataFrame, fire_st: pd.DataFrame, micro: pd.DataFrame,
-              settings: Settings, scale: float, rng: np.random.Generator, end: datetime) -> pd.DataFrame:
-    """Fire calls and IoT alarms over the hazard period, with response times; some today."""
-    from scipy.spatial import cKDTree
-
+def incidents(space: Space, roads: Roads, road_edges: pd.DataFrame, places: pd.DataFrame, fire_st: pd.DataFrame,
+              micro: pd.DataFrame, settings: Settings, scale: float, rng: np.random.Generator,
+              end: datetime) -> pd.DataFrame:
+    """Fire calls and IoT alarms over the hazard period with the times and units a dispatch
+    system records (``data.demo_response``); some today, a few still open at ``end``."""
     p = space.profile
     n_hist = max(1, int(round(p.incidents * scale)))
     n_today = max(1, int(round(p.incidents_today * max(scale, 0.5))))
@@ -287,32 +288,23 @@ def incidents(space: Space, roads: Roads, places: pd.DataFrame, fire_st: pd.Data
     span = max(1, int((np.datetime64(end, "s") - midnight) / np.timedelta64(1, "s")))
     t[n_hist:] = midnight + rng.integers(0, span, n_today).astype("timedelta64[s]")
 
-    # Response: fires from the nearest national station or brigade, alarms from the nearest micro station.
-    active = fire_st[fire_st["status"] == "在役"]
-    fd, _ = cKDTree(active[["x", "y"]].to_numpy()).query(np.column_stack([x, y]))
-    md, _ = cKDTree(micro[["x", "y"]].to_numpy()).query(np.column_stack([x, y]))
-    speed = settings.radius_mode_speed_kmh / 3.6
-    detour = 1.35  # road distance over straight-line distance in a street grid (≈ 4/π ≈ 1.27, plus turns)
-    fire_s = settings.fire_station_turnout_s + fd * detour / speed
-    micro_s = settings.micro_station_turnout_s + md * detour / (speed * 0.6)
-    resp = np.where(np.isin(kind, ["火灾", "燃气泄漏"]), fire_s, micro_s) * rng.lognormal(0, 0.2, n)
+    # Which calls a unit attended; the last few of today are still being handled at ``end``.
     false = (src == "物联感知") & (rng.random(n) < p.false_alarm_share)
     false |= (kind == "火灾") & (rng.random(n) < 0.03)
     attended = ~false | (rng.random(n) < 0.3)
-    resp = np.where(attended, np.round(resp), np.nan)
-    arrived = np.where(attended, t + np.nan_to_num(resp).astype("timedelta64[s]"), np.datetime64("NaT", "s"))
-    end64 = np.datetime64(end, "s")
-    status = np.where(false, "误报", "已处置").astype(object)
-    en_route = ~np.isnat(arrived) & (arrived > end64)
-    status[en_route] = "待处置"
-    arrived[en_route] = np.datetime64("NaT", "s")
-    resp[en_route] = np.nan
-    recent = (end64 - t) < np.timedelta64(2, "h")
-    status[recent & ~en_route & ~false] = "处置中"
-    order = np.argsort(t, kind="stable")
-    df = pd.DataFrame({
-        "kind": kind, "source": src, "reported_at": t, "arrived_at": arrived, "response_s": resp,
-        "status": status, "place_id": place_id, "address": address, "x": x, "y": y,
-    }).iloc[order].reset_index(drop=True)
+    is_open = np.zeros(n, dtype=bool)
+    n_open = min(n_today, p.open_today)
+    if n_open:
+        last = np.arange(n - n_open, n)
+        t[last] = np.datetime64(end, "s") - rng.integers(180, 2400, n_open).astype("timedelta64[s]")
+        is_open[last], false[last], attended[last] = True, False, True
+    calls = pd.DataFrame({"kind": kind, "source": src, "reported_at": t, "attended": attended, "false": false,
+                          "open": is_open, "place_id": place_id, "address": address, "x": x, "y": y})
+    nearest = dr.nearest_by_road(space, roads, road_edges, settings, {
+        "fire_station": (fire_st, dr._working(fire_st, "在役")),
+        "micro_station": (micro, dr._working(micro, "在用")),
+    }, x, y)
+    df = dr.dispatch_times(calls, nearest, fire_st, micro, settings, p, rng, end)
+    df = df.iloc[np.argsort(t, kind="stable")].reset_index(drop=True)
     df.insert(0, "id", ids("JQ", n, 7))
     return df

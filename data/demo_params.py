@@ -77,3 +77,20 @@ class DemoProfile:
     new_hotspot_days: int = 40  # the first emerging area appears only in these last days
     yearly_trend: float = 0.12  # hazards found per year grow by this share (more patrols)
     false_alarm_share: float = 0.4  # IoT alarms that turn out false (误报)
+    open_today: int = 3  # calls of today still being handled at the end (their units are busy)
+
+    # --- measured response (issue 15): drawn around the road model ---------------------
+    turnout_median_s: float = 55.0  # call → rolling, lognormal median (1-min rule met most of the time)
+    turnout_sigma: float = 0.2  # spread of turnout (≈ 40-75 s for the middle 90 %)
+    slow_turnout_share: float = 0.05  # a tail of slow turnouts, 2-4× (crew away from the vehicle)
+    travel_bias: float = 1.1  # measured over modelled road time, median (parking, gates, stairs)
+    travel_noise_sigma: float = 0.25  # lognormal spread of measured / modelled travel
+    rush_hour_factor: float = 1.35  # travel slower 7-9 and 17-19
+    min_travel_s: float = 30.0  # shortest measured travel: out of the gate and to the door (a unit at its own site)
+    fire_micro_share: float = 0.85  # fire calls to which the micro station goes too
+    alarm_station_share: float = 0.15  # alarms to which a fire station goes too
+    unit_id_share: float = 0.3  # units written by id in 出动力量 (the rest by name)
+    unmatched_unit_share: float = 0.01  # calls also naming a unit no register holds (police, property team)
+    suspended_responders: int = 2  # responders out of service (暂停执勤): a micro station and a brigade
+    vulnerable_people: int = 400  # residents on the door-knocking list (特殊群体)
+    vulnerable_at_home_share: float = 0.7  # of them living at a residential key place (the rest along streets)

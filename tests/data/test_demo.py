@@ -21,6 +21,7 @@ from scipy.sparse.csgraph import connected_components
 
 from data.areas import AREAS, load_boundary
 from data.demo import DemoData, build_demo, demo_end, generate_demo
+from data.demo_params import DemoProfile
 from geo import store
 from geo.errors import ConfigError
 from geo.network import graph_from_tables, load_graph
@@ -402,3 +403,107 @@ def test_emerging_new_and_intensifying_areas(demo_db: Path, end_of: datetime) ->
     assert rate(new_town, 0, 40) > 3 * rate(new_town, 120, 730)
     assert rate(growing, 0, 365) > 1.5 * rate(growing, 365, 730)
     assert rate("新浜镇", 0, 365) < 1.5 * rate("新浜镇", 365, 730)  # a quiet rural town
+
+
+# --------------------------------------------------------------------------- measured response (issue 15)
+
+
+def _first_due_against_model(demo_db: Path) -> pd.DataFrame:
+    """Per attended call: its first-listed unit, that unit's layer, and the nearest working
+    responder of that layer by the store's road model (one Dijkstra per layer), with the
+    model's road seconds and the measured rolling → arrival seconds."""
+    from geo.coverage import multi_source_times
+    from geo.units import load_responders, match_units
+
+    settings = Settings()
+    con = store.connect(demo_db)
+    try:
+        graph = load_graph(con, settings)
+        responders = load_responders(con)
+        inc = con.execute("SELECT id, units, reported_at, dispatched_at, arrived_at, lon, lat FROM incident "
+                          "WHERE units IS NOT NULL").df()
+    finally:
+        con.close()
+    assert graph is not None
+    working = responders[(responders["duty_status"] != "暂停执勤")
+                         & responders["status"].isin(["在用", "在役"])].reset_index(drop=True)
+    call_node = graph.snap(inc["lon"].to_numpy(), inc["lat"].to_numpy(), 1e9).node
+    first = match_units(inc, responders).pairs.query("position == 0").set_index("incident_id")
+    inc = inc.join(first[["layer", "unit_id"]], on="id")
+    inc["nearest"], inc["model_s"] = None, np.nan
+    for layer, rows in working.groupby("layer"):
+        src = graph.snap(rows["lon"].to_numpy(), rows["lat"].to_numpy(), 1e9).node
+        eta, which = multi_source_times(graph.seconds, src, np.zeros(len(rows)))
+        sel = (inc["layer"] == layer).to_numpy()
+        inc.loc[sel, "nearest"] = rows["id"].to_numpy()[which[call_node[sel]]]
+        inc.loc[sel, "model_s"] = eta[call_node[sel]]
+    inc["travel_s"] = (inc["arrived_at"] - inc["dispatched_at"]).dt.total_seconds()
+    return inc
+
+
+def test_incidents_carry_dispatch_times_and_units_around_the_road_model(demo_db: Path) -> None:
+    inc = _read(demo_db, "SELECT kind, reported_at, dispatched_at, arrived_at, cleared_at, units, response_s, status "
+                         "FROM incident")
+    went = inc[inc["units"].notna()]
+    assert len(went) > 0.6 * len(inc)
+    # Times in order, response = call → arrival.
+    done = went.dropna(subset=["cleared_at"])
+    assert (done.reported_at <= done.dispatched_at).all() and (done.dispatched_at <= done.arrived_at).all()
+    assert (done.arrived_at < done.cleared_at).all()
+    assert np.allclose((done.arrived_at - done.reported_at).dt.total_seconds(), done.response_s)
+    turnout = (went.dispatched_at - went.reported_at).dt.total_seconds().dropna()
+    assert 45 <= turnout.median() <= 70 and turnout.quantile(0.99) > 120  # a tail of slow ones
+    # First-due = the nearest working responder of its layer by road; travel ≈ model × noise.
+    calls = _first_due_against_model(demo_db).dropna(subset=["travel_s"])
+    assert (calls["unit_id"] == calls["nearest"]).mean() > 0.98
+    fair = calls[(calls["unit_id"] == calls["nearest"]) & (calls["model_s"] > 90)]
+    ratio = fair["travel_s"] / fair["model_s"]
+    hour = fair["dispatched_at"].dt.hour
+    rush = hour.isin([7, 8, 17, 18])
+    profile = DemoProfile()
+    assert abs(ratio[~rush].median() - profile.travel_bias) < 0.08
+    assert abs(ratio[rush].median() / ratio[~rush].median() - profile.rush_hour_factor) < 0.25
+    # Often a micro station first with a fire station behind it.
+    two = calls["units"].str.contains("微型消防站|WXZ") & calls["units"].str.contains("消防救援站|消防队|XFZ")
+    assert (calls["layer"] == "micro_station").mean() > 0.7 and two.mean() > 0.2
+
+
+def test_units_by_name_and_id_a_few_unmatched_and_some_busy_now(demo_db: Path, end_of: datetime) -> None:
+    from data.demo_response import OUTSIDE_UNITS
+    from geo.units import busy_units, load_responders, match_units
+
+    con = store.connect(demo_db)
+    try:
+        responders = load_responders(con)
+        inc = con.execute("SELECT id, units, status, reported_at, dispatched_at, cleared_at FROM incident").df()
+    finally:
+        con.close()
+    match = match_units(inc, responders)
+    texts = match.pairs["unit_text"]
+    assert (texts == match.pairs["unit_id"]).mean() > 0.1 and (texts == match.pairs["unit_name"]).mean() > 0.5
+    assert 0 < len(match.unmatched) < 0.05 * len(match.pairs)
+    assert set(match.unmatched["unit_text"]) <= set(OUTSIDE_UNITS) and set(match.unmatched["reason"]) == {"unknown"}
+    # One or two responders are out of service, and none of them is ever sent.
+    suspended = responders[responders["duty_status"] == "暂停执勤"]
+    assert 1 <= len(suspended) <= 2
+    assert not set(suspended["id"]) & set(match.pairs["unit_id"])
+    # A few calls of today are still open: their units are busy at the end of the data.
+    busy = busy_units(inc, responders, end_of)
+    assert len(busy) >= 2 and set(inc.set_index("id").loc[busy["incident_id"], "status"]) <= {"处置中", "待处置"}
+
+
+def test_key_places_pre_plan_and_vulnerable_people(demo_db: Path) -> None:
+    kp = _read(demo_db, "SELECT category, storeys, occupants, hazmat FROM key_place")
+    assert kp["storeys"].notna().all() and kp["occupants"].notna().all() and (kp["storeys"] >= 1).all()
+    by = kp.groupby("category")
+    assert by["storeys"].median()["高层建筑"] >= 10 and by["storeys"].max()["自建出租房"] <= 5
+    assert kp["hazmat"].notna().sum() > 0 and kp.loc[kp["category"] == "住宅小区", "hazmat"].isna().all()
+    people = _read(demo_db, "SELECT v.category, v.risk_level, v.mobility, v.age, "
+                            "(SELECT min(ST_Distance_Sphere(v.geom, k.geom)) FROM key_place k "
+                            " WHERE k.category IN ('住宅小区', '自建出租房', '规模租赁公寓')) AS home_m "
+                            "FROM vulnerable_person v")
+    assert len(people) == round(DemoProfile().vulnerable_people * 0.2)  # the fixture's scale
+    assert {"独居老人", "残疾人", "卧床病人"} <= set(people["category"]) and set(people["risk_level"]) == {"低", "中", "高"}
+    assert (people.loc[people["mobility"] == "不能行动", "risk_level"] == "高").all()
+    assert (people.loc[people["category"] == "独居老人", "age"] >= 65).all()
+    assert (people["home_m"] <= 100).mean() > 0.5  # most live at a residential key place
