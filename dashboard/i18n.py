@@ -181,6 +181,34 @@ TEXT: dict[str, tuple[str, str]] = {
     "places_total": ("场所数", "Places"),
     "in_interval": ("按期排查", "In interval"),
     "never_inspected": ("从未排查", "Never inspected"),
+    # measured response performance (/review panel; geo.response)
+    "response_title": ("响应时效（实测）", "Measured response"),
+    "response_by_unit": ("按首出力量", "By first-due unit"),
+    "response_by_town": ("按街镇", "By town"),
+    "response_unit": ("出动力量", "Unit"),
+    "response_kind": ("力量类型", "Kind"),
+    "response_calls": ("警情数", "Calls"),
+    "turnout_p50": ("出动 P50", "Turnout p50"),
+    "turnout_p90": ("出动 P90", "Turnout p90"),
+    "travel_p50": ("途中 P50", "Travel p50"),
+    "travel_p90": ("途中 P90", "Travel p90"),
+    "total_p50": ("到场 P50", "On scene p50"),
+    "total_p90": ("到场 P90", "On scene p90"),
+    "turnout_met": ("出动达标率", "Turnout met"),
+    "on_scene_met": ("到场达标率", "On scene met"),
+    "response_worst": ("到场最慢的警情", "Slowest calls"),
+    "call_time": ("接警时间", "Call received"),
+    "turnout_time": ("出动用时", "Turnout"),
+    "travel_time": ("途中用时", "Travel"),
+    "total_time": ("到场用时", "To scene"),
+    "response_trend": ("到场用时月度趋势（分钟）", "Time to scene by month (min)"),
+    "response_summary": ("全区 {calls} 起警情：到场 P50 {p50}，P90 {p90}；到场达标率 {met}",
+                         "District, {calls} calls: on scene p50 {p50}, p90 {p90}; on-scene target met {met}"),
+    "response_note": ("时间为 分:秒；P50/P90 为最近秩百分位（均为实际警情的用时）；首个出动力量计时。"
+                      "目标：微站 出动 {mt}、到场 {ms}；消防站 到场 {fs}（自接警起）。首出力量未匹配 {unmatched} 起，无出动力量 {none} 起。",
+                      "Times m:ss; p50/p90 are nearest-rank (each the time of a real call); the first listed unit is timed. "
+                      "Targets: micro station turnout {mt}, on scene {ms}; fire station on scene {fs} from the call. "
+                      "First unit unmatched: {unmatched} calls; no unit: {none}."),
 }
 
 

@@ -23,7 +23,7 @@ from dashboard.components import context, deferred, engines, mapview, palettes, 
 from dashboard.components.chrome import navbar, panel, table
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
-from geo import governance, hotspots, mapdata
+from geo import governance, hotspots, mapdata, response
 from geo.aggregate import Filter
 from geo.errors import OnemapError
 from layers.registry import LAYERS, get_spec
@@ -34,6 +34,7 @@ dash.register_page(__name__, path=PATH, name="研判会商", title="一图作战
 NS = mapview.NS
 SIDE = "review-side"  # the filter panel's box: its controls come once the map has painted (``deferred``)
 LEVELS = (("town", "level_town"), ("community", "level_community"), ("grid_id", "level_grid"))
+RESPONSE_BY = (("unit", "response_by_unit"), ("town", "response_by_town"))
 
 
 def map_options() -> dict[str, Any]:
@@ -102,6 +103,16 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         panel(t("supervised_list", lang), html.Div(id="review-listed-box")),
         panel(t("inspection", lang), html.Div(id="review-inspection-box")),
         panel(t("scorecard", lang), html.Div(id="review-scorecard-box")),
+        panel(t("response_title", lang), [
+            dcc.RadioItems(id="review-response-by", value="unit", inline=True,
+                           options=[{"label": t(k, lang), "value": v} for v, k in RESPONSE_BY]),
+            html.Div(id="review-response-summary", className="om-review-period"),
+            html.Div(id="review-response-box"),
+            html.Div(id="review-response-trend-box", style={"height": "240px"}),
+            html.H4(t("response_worst", lang)),
+            html.Div(id="review-response-worst-box"),
+            html.Div(id="review-response-note", className="om-note"),
+        ], class_name="om-wide"),
     ], className="om-review-main")
     return html.Div([
         navbar(PATH, lang),
@@ -357,6 +368,94 @@ def update_tables(_go: float | None, level: str | None, start: str | None, end: 
             "review-listed": _records(tables["listed"]), "review-inspection": _records(_rates(tables["inspection"])),
             "review-scorecard": _records(_rates(tables["scorecard"]))}
     return (graph, *[table(tid, cols, rows[tid], page_size=size) for tid, (cols, size) in table_specs(lang).items()])
+
+
+def response_figures(start: str | None, end: str | None, by: str) -> response.ResponsePerformance:
+    """Measured response of the calls received in [start, end] (end day inclusive), by unit or
+    town (``geo.response``; once per snapshot and period)."""
+
+    def build() -> response.ResponsePerformance:
+        flt = build_filter(start, end, None, None)
+        with context.connection() as con:
+            return response.response_performance(con, by=by, flt=flt, settings=context.settings())
+
+    return engines.memo("review-response", (start, end, by), build)
+
+
+def response_columns(by: str, lang: str) -> list[tuple[str, str]]:
+    """The response table's columns (field, label) for ``by``."""
+    head = ([("unit_name", t("response_unit", lang)), ("kind", t("response_kind", lang))] if by == "unit"
+            else [("town", t("town", lang))])
+    times = [(f"{m}_p{p}", t(f"{m}_p{p}", lang)) for m in response.MEASURES for p in response.PERCENTILES]
+    return [*head, ("calls", t("response_calls", lang)), *times, ("turnout_met", t("turnout_met", lang)),
+            ("on_scene_met", t("on_scene_met", lang))]
+
+
+def response_rows(frame: pd.DataFrame, lang: str) -> list[dict[str, Any]]:
+    """Rows as shown: times m:ss (``response.mmss``), shares in % with one decimal."""
+    rows = []
+    for rec in frame.to_dict("records"):
+        row = {"unit_name": rec.get("unit_name") or rec.get("unit_id"), "town": rec.get("town"),
+               "kind": LAYERS[rec["layer"]].label(lang) if rec.get("layer") in LAYERS else None,
+               "calls": int(rec["calls"])}
+        for m in response.MEASURES:
+            for p in response.PERCENTILES:
+                row[f"{m}_p{p}"] = response.mmss(rec[f"{m}_p{p}_s"])
+        for kind in ("turnout", "on_scene"):
+            share = rec[f"{kind}_met_share"]
+            row[f"{kind}_met"] = "—" if pd.isna(share) else f"{100 * share:.1f}%"
+        rows.append(row)
+    return rows
+
+
+@callback(
+    Output("review-response-summary", "children"),
+    Output("review-response-box", "children"),
+    Output("review-response-trend-box", "children"),
+    Output("review-response-worst-box", "children"),
+    Output("review-response-note", "children"),
+    Input("review-go", "data"),
+    Input("review-response-by", "value"),
+    State("review-dates", "start_date", allow_optional=True),
+    State("review-dates", "end_date", allow_optional=True),
+    State("review-lang", "data"),
+)
+def update_response(_go: float | None, by: str | None, start: str | None, end: str | None, lang: str):
+    """The measured-response panel: district line, table by unit or town, monthly trend, slowest calls."""
+    lang = lang_of(lang)
+    if by not in ("unit", "town"):
+        raise PreventUpdate
+    if start is None and end is None:  # the filter panel mounts after the map: the opening period
+        start, end = default_period()
+    result = response_figures(start, end, by)
+    d = result.district
+    met = "—" if pd.isna(d["on_scene_met_share"]) else f"{100 * d['on_scene_met_share']:.1f}%"
+    summary = t("response_summary", lang, calls=f"{int(d['calls']):,}", p50=response.mmss(d["total_p50_s"]),
+                p90=response.mmss(d["total_p90_s"]), met=met)
+    trend = result.trend
+    fig = go.Figure()
+    if len(trend):
+        for p, color in zip(response.PERCENTILES, ("#56B4E9", "#D55E00"), strict=False):
+            fig.add_scatter(x=trend["month"], y=trend[f"total_p{p}_s"] / 60.0, name=t(f"total_p{p}", lang),
+                            mode="lines+markers", line={"color": color, "width": 3})
+    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, legend={"orientation": "h"},
+                      font={"family": "Noto Sans CJK SC, sans-serif"}, plot_bgcolor="white",
+                      yaxis={"title": t("response_trend", lang)})
+    graph = dcc.Graph(id="review-response-trend", figure=fig, config={"displaylogo": False, "displayModeBar": False},
+                      style={"height": "240px"})
+    worst = [{"id": r["id"], "call_time": pd.Timestamp(r["reported_at"]).strftime("%Y-%m-%d %H:%M"),
+              "town": r["town"], "unit_name": r["unit_name"] or "—", "turnout": response.mmss(r["turnout_s"]),
+              "travel": response.mmss(r["travel_s"]), "total": response.mmss(r["total_s"])}
+             for r in result.worst.to_dict("records")]
+    worst_cols = [("id", t("id", lang)), ("call_time", t("call_time", lang)), ("town", t("town", lang)),
+                  ("unit_name", t("response_unit", lang)), ("turnout", t("turnout_time", lang)),
+                  ("travel", t("travel_time", lang)), ("total", t("total_time", lang))]
+    targets = result.targets
+    note = t("response_note", lang, mt=response.mmss(targets["micro_station"][0]),
+             ms=response.mmss(targets["micro_station"][1]), fs=response.mmss(targets["fire_station"][1]),
+             unmatched=result.first_unit_unmatched, none=result.calls_without_unit)
+    return (summary, table("review-response", response_columns(by, lang), response_rows(result.table, lang), page_size=12),
+            graph, table("review-response-worst", worst_cols, worst, page_size=10), note)
 
 
 dash.clientside_callback(

@@ -308,6 +308,67 @@ def _coverage(con: duckdb.DuckDBPyConnection, settings: Settings, town: str | No
     return sec
 
 
+def _response_times(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The measured-response columns of a report table: counts, times m:ss, shares."""
+    from geo.response import MEASURES, PERCENTILES, mmss
+
+    names = {"turnout": "出动", "travel": "途中", "total": "到场"}
+    out: dict[str, pd.Series] = {"警情数": frame["calls"].map(num)}
+    for m in MEASURES:
+        for p in PERCENTILES:
+            out[f"{names[m]}P{p}"] = frame[f"{m}_p{p}_s"].map(mmss)
+    out["出动达标率"] = frame["turnout_met_share"].map(pct)
+    out["到场达标率"] = frame["on_scene_met_share"].map(pct)
+    return out
+
+
+def _response(con: duckdb.DuckDBPyConnection, flt: Filter, settings: Settings,
+              summary: list[tuple[str, str, str]]) -> Section:
+    """Measured response (``geo.response``): district tiles, per town, per first-due unit, by month, slowest calls."""
+    from geo.response import mmss, response_performance
+
+    by_town = response_performance(con, by="town", flt=flt, settings=settings)
+    by_unit = response_performance(con, by="unit", flt=flt, settings=settings)
+    d = by_town.district
+    micro, station = by_town.targets["micro_station"], by_town.targets["fire_station"]
+    summary += [
+        ("到场用时P90", mmss(d["total_p90_s"]), "报告期内警情从接警到首车到场用时的第90百分位（分:秒）"),
+        ("到场达标率", pct(d["on_scene_met_share"]),
+         f"首出力量按时到场的警情比例：微站 {mmss(micro[1])}、消防站 {mmss(station[1])}"),
+    ]
+    sec = Section("response", "响应时效（实测）",
+                  f"报告期内接警 {num(d['calls'])} 起。出动用时 = 出动时间 − 接警时间，途中用时 = 到场时间 − 出动时间，"
+                  f"到场用时 = 到场时间 − 接警时间（分:秒）。首个出动力量计时；P50/P90 为最近秩百分位"
+                  f"（第 ⌈p·n/100⌉ 小的用时，均为实际警情）。目标：微型消防站出动 {mmss(micro[0])}、到场 {mmss(micro[1])}"
+                  f"（“1-3-5”）；消防站到场 {mmss(station[1])}（建标152-2017，以接警为调派时刻）。")
+    district = pd.DataFrame([d])
+    sec.tables.append(("全区", pd.DataFrame({"范围": ["全区"], **_response_times(district)})))
+    if len(by_town.table):
+        sec.tables.append(("各街镇", pd.DataFrame({"街镇": by_town.table["town"].fillna("（未落街镇）"),
+                                                  **_response_times(by_town.table)})))
+    if len(by_unit.table):
+        kinds = by_unit.table["layer"].map({"micro_station": "微型消防站", "fire_station": "消防站"})
+        sec.tables.append(("各首出力量", pd.DataFrame({"出动力量": by_unit.table["unit_name"].fillna(by_unit.table["unit_id"]),
+                                                    "类型": kinds, **_response_times(by_unit.table)})))
+    trend = by_town.trend
+    if len(trend):
+        sec.tables.append(("月度趋势（最近 12 个月）", pd.DataFrame({
+            "月份": pd.to_datetime(trend["month"]).dt.strftime("%Y-%m"), **_response_times(trend)}).tail(12)))
+    worst = by_town.worst
+    if len(worst):
+        sec.tables.append((f"到场最慢的 {len(worst)} 起警情", pd.DataFrame({
+            "编号": worst["id"], "接警时间": pd.to_datetime(worst["reported_at"]).dt.strftime("%Y-%m-%d %H:%M"),
+            "街镇": worst["town"], "出动力量": worst["unit_name"].fillna("—"),
+            "出动": worst["turnout_s"].map(mmss), "途中": worst["travel_s"].map(mmss), "到场": worst["total_s"].map(mmss),
+        })))
+    if not d["calls"]:
+        sec.notes.append("报告期内没有警情记录。")
+    if by_town.first_unit_unmatched or by_town.calls_without_unit:
+        sec.notes.append(f"首个出动力量未匹配到队站的警情 {by_town.first_unit_unmatched} 起、未填出动力量的警情 "
+                         f"{by_town.calls_without_unit} 起：计入全区、街镇和月度数字，不计入各力量。")
+    return sec
+
+
 # --------------------------------------------------------------------------- assembly
 
 
@@ -358,8 +419,9 @@ def collect(
     gov = attempt("隐患治理", _governance, con, flt, as_of, settings, summary) or []
     hs = attempt("隐患热点", _hotspots, con, flt, settings, outline, towns, grids)
     cov = attempt("响应覆盖", _coverage, con, settings, town, outline, towns, grids, summary)
-    sections += [s for s in (hs, cov) if s is not None] + gov
-    order = ["hotspots", "coverage", "trend", "towns", "overdue", "listed", "inspection"]
+    measured = attempt("响应时效", _response, con, flt, settings, summary)
+    sections += [s for s in (hs, cov, measured) if s is not None] + gov
+    order = ["hotspots", "coverage", "response", "trend", "towns", "overdue", "listed", "inspection"]
     sections.sort(key=lambda s: order.index(s.key))
     if failures:
         sections.append(Section("missing", "未能生成的内容", notes=failures))
