@@ -51,6 +51,7 @@ LIMIT_SLACK = 1.5
 """A unit's first search stops at 1.5 × the longest measured travel of its calls (scaled to the
 model's speed); calls not reached by then get a second, unbounded search (exact either way)."""
 UNKNOWN_CLASS = "(unknown)"
+NO_TOWN = "(未分配)"
 SKIP_REASONS: dict[str, str] = {
     "no_times": "no rolling (出动时间) or arrival (到场时间) time",
     "not_after": "arrival not after rolling",
@@ -79,17 +80,20 @@ def nearest_rank(values: np.ndarray, p: float) -> float:
     return float(v[max(math.ceil(p * len(v)) - 1, 0)])
 
 
-def grouped_percentiles(keys: pd.Series, values: np.ndarray, name: str) -> pd.DataFrame:
-    """Per key: ``calls`` and the nearest-rank p50/p90 of ``values`` (sorted by key)."""
-    frame = pd.DataFrame({name: keys.to_numpy(dtype=object), "v": np.asarray(values, dtype=np.float64)})
-    frame = frame.sort_values([name, "v"], kind="stable", ignore_index=True)
-    size = frame.groupby(name, sort=True)["v"].size()
-    start = size.cumsum() - size
-    out = pd.DataFrame({name: size.index.to_numpy(dtype=object), "calls": size.to_numpy(dtype=np.int64)})
-    v = frame["v"].to_numpy()
+def grouped_percentiles(codes: np.ndarray, labels: np.ndarray, values: np.ndarray, name: str) -> pd.DataFrame:
+    """Per label (``labels[code]``, sorted): ``calls`` and the nearest-rank p50/p90 of ``values``."""
+    codes = np.asarray(codes, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)[np.lexsort((values, codes))]
+    size = np.bincount(codes, minlength=len(labels))
+    start = np.cumsum(size) - size
+    present = np.flatnonzero(size)
+    order = present[np.argsort(np.asarray(labels, dtype=object)[present].astype(str) if labels.dtype == object
+                               else np.asarray(labels)[present], kind="stable")]
+    out = pd.DataFrame({name: pd.Series(np.asarray(labels)[order], dtype=labels.dtype),
+                        "calls": size[order].astype(np.int64)})
     for p in PERCENTILES:
-        rank = np.maximum(np.ceil(p * size.to_numpy()).astype(np.int64) - 1, 0)
-        out[f"p{round(p * 100)}"] = v[start.to_numpy() + rank]
+        rank = np.maximum(np.ceil(p * size[order]).astype(np.int64) - 1, 0)
+        out[f"p{round(p * 100)}"] = v[start[order] + rank]
     return out
 
 
@@ -112,13 +116,18 @@ class EdgeClasses:
     codes: np.ndarray
     names: tuple[str, ...]
 
+    @property
+    def labels(self) -> np.ndarray:
+        """Class names by code; the last one, code ``len(names)``, is ``UNKNOWN_CLASS``."""
+        return np.asarray(self.names + (UNKNOWN_CLASS,), dtype=object)
+
     def lookup(self, u: np.ndarray, v: np.ndarray, n_nodes: int) -> np.ndarray:
-        """Class names of the edges u → v (``UNKNOWN_CLASS`` where there is no such edge)."""
+        """Class codes (into ``labels``) of the edges u → v (the unknown code where there is no such edge)."""
         key = np.asarray(u, dtype=np.int64) * n_nodes + np.asarray(v, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
-        hit = (len(self.keys) > 0) & (self.keys[pos] == key) if len(self.keys) else np.zeros(len(key), bool)
-        names = np.asarray(self.names + (UNKNOWN_CLASS,), dtype=object)
-        return names[np.where(hit, self.codes[pos] if len(self.keys) else -1, len(self.names))]
+        if len(self.keys) == 0:
+            return np.full(len(key), len(self.names), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+        return np.where(self.keys[pos] == key, self.codes[pos], len(self.names))
 
 
 def edge_classes(graph: RoadGraph, edges: pd.DataFrame) -> EdgeClasses:
@@ -149,20 +158,49 @@ def load_edge_classes(con: duckdb.DuckDBPyConnection, graph: RoadGraph) -> EdgeC
 # --------------------------------------------------------------------------- routes
 
 
+def _nearest_unit_times(
+    graph: RoadGraph, unit_nodes: np.ndarray, call_nodes: np.ndarray, groups: np.ndarray,
+    seconds: np.ndarray, last: np.ndarray,
+) -> None:
+    """Fill the calls whose unit is the nearest of its group's units to the call.
+
+    One multi-source Dijkstra per group (``min_only``, as ``geo.coverage`` runs per layer) gives
+    every node its nearest source; where that source is the call's own unit the time is that
+    unit's exact route time. The other calls stay inf (searched per unit by ``route_times``).
+    """
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        sources = np.unique(unit_nodes[rows])
+        dist, pred, src = dijkstra(graph.seconds, indices=sources, min_only=True, return_predecessors=True)
+        nodes = call_nodes[rows]
+        own = (src[nodes] == unit_nodes[rows]) & np.isfinite(dist[nodes])
+        seconds[rows[own]] = dist[nodes[own]]
+        last[rows[own]] = pred[nodes[own]]
+
+
 def route_times(
-    graph: RoadGraph, unit_nodes: np.ndarray, call_nodes: np.ndarray, bounds_s: np.ndarray
+    graph: RoadGraph, unit_nodes: np.ndarray, call_nodes: np.ndarray, bounds_s: np.ndarray,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Model travel seconds (at the graph's factor) from each call's unit node to its call node.
 
-    One Dijkstra per distinct unit node, bounded by the largest ``bounds_s`` of its calls
-    (× ``LIMIT_SLACK``); calls it did not reach get one unbounded search. Returns (seconds,
-    predecessor of the call node on the route, -1 at the source); unreachable calls get inf.
+    Calls whose unit is the nearest of its ``groups`` (the unit's layer) to the call take their
+    time from one multi-source search per group (the common case: the first-due unit is the
+    nearest). Each remaining unit gets one Dijkstra over the forward graph for all its calls,
+    bounded by the largest ``bounds_s`` of them (× ``LIMIT_SLACK``); calls not reached get one
+    unbounded search. Both are exact. Returns (seconds, predecessor of the call node on the
+    route, -1 at the source); unreachable calls get inf.
     """
     seconds = np.full(len(call_nodes), np.inf)
     last = np.full(len(call_nodes), -1, dtype=np.int64)
     if len(call_nodes) == 0:
         return seconds, last
-    order = np.argsort(unit_nodes, kind="stable")
+    _nearest_unit_times(graph, unit_nodes, call_nodes,
+                        np.zeros(len(call_nodes), np.int64) if groups is None else groups, seconds, last)
+    rest = np.flatnonzero(~np.isfinite(seconds))
+    if len(rest) == 0:
+        return seconds, last
+    order = rest[np.argsort(unit_nodes[rest], kind="stable")]
     sorted_units = unit_nodes[order]
     starts = np.flatnonzero(np.r_[True, sorted_units[1:] != sorted_units[:-1]])
     for begin, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
@@ -187,12 +225,34 @@ def _skip(skipped: dict[str, int], reason: str, mask: np.ndarray) -> None:
         skipped[reason] = skipped.get(reason, 0) + n
 
 
+def first_due_rows(texts: pd.Series, responders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per 出动力量 cell: the row of ``responders`` of its first-named unit (-1 if none matched)
+    and whether it names any unit at all.
+
+    ``geo.units.match_units`` runs once per distinct cell (exports repeat a few hundred cells
+    over many calls); position 0 is the first-due unit.
+    """
+    codes, cells = pd.factorize(texts, use_na_sentinel=True)
+    distinct = pd.DataFrame({"id": np.arange(len(cells), dtype=np.int64), "units": np.asarray(cells, dtype=object)})
+    match = units.match_units(distinct, responders)
+    named = np.zeros(len(cells) + 1, dtype=bool)  # the extra slot is the NA code (-1)
+    row = np.full(len(cells) + 1, -1, dtype=np.int64)
+    for part in (match.pairs, match.unmatched):
+        named[np.asarray(part["incident_id"], dtype=np.int64)] = True
+    first = match.pairs[match.pairs["position"].to_numpy() == 0]
+    keys = pd.MultiIndex.from_arrays([responders["layer"].astype(object), responders["id"].astype(object)])
+    at = keys.get_indexer(pd.MultiIndex.from_arrays([first["layer"].astype(object), first["unit_id"].astype(object)]))
+    row[np.asarray(first["incident_id"], dtype=np.int64)] = at
+    return row[codes], named[codes]
+
+
 def measured_calls(incidents: pd.DataFrame, responders: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Calls with a measured travel and a matched first-due unit, and the count skipped per reason.
 
     ``incidents`` needs ``INCIDENT_COLUMNS``; ``responders`` is ``geo.units.load_responders``'s
-    frame. Returned columns: incident_id, lon, lat, town, hour (of the rolling time),
-    measured_s, unit_layer, unit_id, unit_name, unit_lon, unit_lat.
+    frame (one row per layer and id). Returned columns (numbers only): inc_row (row of ``incidents``),
+    lon, lat, hour (of the rolling time), measured_s, unit_row (row of ``responders`` without
+    repeated layer and id).
     """
     skipped: dict[str, int] = {}
     rolled = pd.to_datetime(incidents["dispatched_at"], errors="coerce")
@@ -202,45 +262,46 @@ def measured_calls(incidents: pd.DataFrame, responders: pd.DataFrame) -> tuple[p
     measured = (arrived - rolled).dt.total_seconds().to_numpy(dtype=np.float64)
     after = timed & (measured > 0)
     _skip(skipped, "not_after", timed & ~after)
-    inc = incidents[after].assign(measured_s=measured[after], hour=rolled[after].dt.hour.to_numpy())
-    named = np.array([bool(units.split_units(u)) for u in inc["units"]], dtype=bool)
-    _skip(skipped, "no_unit", ~named)
-    inc = inc[named]
-    match = units.match_units(inc[["id", "units"]], responders)
-    first = match.pairs[match.pairs["position"] == 0].drop_duplicates("incident_id")
-    found = inc["id"].isin(first["incident_id"]).to_numpy()
-    _skip(skipped, "unit_unmatched", ~found)
-    where = responders[["layer", "id", "lon", "lat"]].rename(
-        columns={"layer": "unit_layer", "id": "unit_id", "lon": "unit_lon", "lat": "unit_lat"})
-    first = first.rename(columns={"layer": "unit_layer"})[["incident_id", "unit_layer", "unit_id", "unit_name"]]
-    first = first.astype(object).merge(where.astype({"unit_layer": object, "unit_id": object}),
-                                       on=["unit_layer", "unit_id"], how="left").drop_duplicates("incident_id")
-    calls = inc[found].rename(columns={"id": "incident_id"}).astype({"incident_id": object})
-    calls = calls.merge(first, on="incident_id", how="left")
-    keep = ["incident_id", "lon", "lat", "town", "hour", "measured_s", "unit_layer", "unit_id", "unit_name",
-            "unit_lon", "unit_lat"]
-    return calls[keep].reset_index(drop=True), skipped
+    unit_row, named = first_due_rows(incidents["units"], responders.drop_duplicates(["layer", "id"]))
+    _skip(skipped, "no_unit", after & ~named)
+    _skip(skipped, "unit_unmatched", after & named & (unit_row < 0))
+    keep = after & (unit_row >= 0)
+    calls = pd.DataFrame({
+        "inc_row": np.flatnonzero(keep),
+        "lon": incidents["lon"].to_numpy(dtype=np.float64)[keep],
+        "lat": incidents["lat"].to_numpy(dtype=np.float64)[keep],
+        "hour": rolled.dt.hour.to_numpy()[keep].astype(np.int64),
+        "measured_s": measured[keep],
+        "unit_row": unit_row[keep],
+    })
+    return calls, skipped
 
 
 def model_calls(
-    calls: pd.DataFrame, graph: RoadGraph, classes: EdgeClasses | None, settings: Settings,
-    skipped: dict[str, int],
+    calls: pd.DataFrame, responders: pd.DataFrame, graph: RoadGraph, classes: EdgeClasses | None,
+    settings: Settings, skipped: dict[str, int],
 ) -> pd.DataFrame:
-    """Add free_flow_s, modelled_s (at the settings' factor), ratio and road_class; drop (and count in
-    ``skipped``) calls that cannot be placed on the network or have no route."""
+    """Add free_flow_s, modelled_s (at the settings' factor), ratio and class_code (into
+    ``classes.labels``); drop (and count in ``skipped``) calls that cannot be placed on the network
+    or have no route."""
     snap_d = settings.snap_distance_m
-    unit_snap = graph.snap(calls["unit_lon"].to_numpy(np.float64), calls["unit_lat"].to_numpy(np.float64), snap_d)
+    resp = responders.drop_duplicates(["layer", "id"]).reset_index(drop=True)
+    resp_snap = graph.snap(resp["lon"].to_numpy(np.float64), resp["lat"].to_numpy(np.float64), snap_d)
+    rows = calls["unit_row"].to_numpy()
+    unit_ok, unit_node = resp_snap.ok[rows], resp_snap.node[rows]
     call_snap = graph.snap(calls["lon"].to_numpy(np.float64), calls["lat"].to_numpy(np.float64), snap_d)
-    _skip(skipped, "unit_off_road", ~unit_snap.ok)
-    _skip(skipped, "call_off_road", unit_snap.ok & ~call_snap.ok)
-    ok = unit_snap.ok & call_snap.ok
-    same = ok & (unit_snap.node == call_snap.node)
+    _skip(skipped, "unit_off_road", ~unit_ok)
+    _skip(skipped, "call_off_road", unit_ok & ~call_snap.ok)
+    ok = unit_ok & call_snap.ok
+    same = ok & (unit_node == call_snap.node)
     _skip(skipped, "same_node", same)
     ok &= ~same
     factor = settings.urban_slowdown_factor
     out = calls[ok].reset_index(drop=True)
+    layer_code = pd.factorize(resp["layer"].astype(object))[0][rows[ok]]
     # the model at the current factor is free_flow / factor; bound each unit's search by its slowest call
-    modelled, last = route_times(graph, unit_snap.node[ok], call_snap.node[ok], out["measured_s"].to_numpy() / factor)
+    modelled, last = route_times(graph, unit_node[ok], call_snap.node[ok], out["measured_s"].to_numpy() / factor,
+                                 layer_code)
     routed = np.isfinite(modelled)
     _skip(skipped, "no_route", ~routed)
     out = out[routed].reset_index(drop=True)
@@ -248,8 +309,8 @@ def model_calls(
     out["modelled_s"] = modelled
     out["free_flow_s"] = modelled * factor
     out["ratio"] = out["measured_s"].to_numpy() / modelled
-    out["road_class"] = (classes.lookup(last, call_nodes, graph.n_nodes) if classes is not None
-                         else np.full(len(out), UNKNOWN_CLASS, dtype=object))
+    out["class_code"] = (classes.lookup(last, call_nodes, graph.n_nodes) if classes is not None
+                         else np.zeros(len(out), dtype=np.int64))
     return out
 
 
@@ -318,22 +379,47 @@ def calibrate(
     Raises ``ValidationError`` when no call can be used (the message counts each reason).
     """
     calls, skipped = measured_calls(incidents, responders)
-    calls = model_calls(calls, graph, classes, settings, skipped)
+    calls = model_calls(calls, responders, graph, classes, settings, skipped)
     if len(calls) == 0:
         reasons = "; ".join(f"{n} {SKIP_REASONS[k]}" for k, n in skipped.items()) or "no incidents"
         raise ValidationError(f"no call can calibrate the road model: {reasons}")
     measured, free = calls["measured_s"].to_numpy(), calls["free_flow_s"].to_numpy()
     factor = fit_factor(measured, free)
-    calls["town"] = calls["town"].astype(object).where(calls["town"].notna(), "(未分配)")
+    ratio, inc_row = calls["ratio"].to_numpy(), calls["inc_row"].to_numpy()
+    town_code, towns = pd.factorize(np.asarray(incidents["town"].to_numpy(dtype=object)[inc_row], dtype=object))
+    towns = np.append(np.asarray(towns, dtype=object), NO_TOWN)
+    town_code = np.where(town_code < 0, len(towns) - 1, town_code)
+    class_labels = classes.labels if classes is not None else np.array([UNKNOWN_CLASS], dtype=object)
     return Calibration(
-        calls=calls[list(CALL_COLUMNS)], skipped=skipped,
+        calls=_call_table(calls, incidents, responders, towns[town_code], class_labels), skipped=skipped,
         factor_before=settings.urban_slowdown_factor, factor=factor,
         error_before=error_figures(measured, calls["modelled_s"].to_numpy()),
         error_after=error_figures(measured, free / factor),
-        by_class=grouped_percentiles(calls["road_class"], calls["ratio"].to_numpy(), "road_class"),
-        by_town=grouped_percentiles(calls["town"], calls["ratio"].to_numpy(), "town"),
-        by_hour=grouped_percentiles(calls["hour"].astype(np.int64), calls["ratio"].to_numpy(), "hour"),
+        by_class=grouped_percentiles(calls["class_code"].to_numpy(), class_labels, ratio, "road_class"),
+        by_town=grouped_percentiles(town_code, towns, ratio, "town"),
+        by_hour=grouped_percentiles(calls["hour"].to_numpy(), np.arange(24), ratio, "hour"),
     )
+
+
+def _call_table(calls: pd.DataFrame, incidents: pd.DataFrame, responders: pd.DataFrame, town: np.ndarray,
+                class_labels: np.ndarray) -> pd.DataFrame:
+    """The per-call table (``CALL_COLUMNS``); text columns stay object arrays (no string conversion)."""
+    resp = responders.drop_duplicates(["layer", "id"]).reset_index(drop=True)
+    unit_row = calls["unit_row"].to_numpy()
+
+    def text(values: np.ndarray) -> pd.Series:
+        return pd.Series(np.asarray(values, dtype=object), dtype=object)
+
+    return pd.DataFrame({
+        "incident_id": text(incidents["id"].to_numpy(dtype=object)[calls["inc_row"].to_numpy()]),
+        "unit_layer": text(resp["layer"].to_numpy(dtype=object)[unit_row]),
+        "unit_id": text(resp["id"].to_numpy(dtype=object)[unit_row]),
+        "unit_name": text(resp["name"].to_numpy(dtype=object)[unit_row]),
+        "town": text(town), "hour": calls["hour"].to_numpy(),
+        "road_class": text(class_labels[calls["class_code"].to_numpy()]),
+        "measured_s": calls["measured_s"].to_numpy(), "free_flow_s": calls["free_flow_s"].to_numpy(),
+        "modelled_s": calls["modelled_s"].to_numpy(), "ratio": calls["ratio"].to_numpy(),
+    })
 
 
 def _incidents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

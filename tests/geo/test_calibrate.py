@@ -158,7 +158,8 @@ def test_nearest_rank_and_mmss_by_hand() -> None:
     assert calibrate.nearest_rank(np.array([50, 15, 40, 20, 35]), 0.5) == 35
     assert calibrate.nearest_rank(np.array([7.0]), 0.9) == 7.0
     assert math.isnan(calibrate.nearest_rank(np.array([]), 0.5))
-    table = calibrate.grouped_percentiles(pd.Series(["b", "a", "b", "b", "a"]), np.array([3, 9, 1, 2, 8]), "k")
+    labels = np.array(["b", "a", "c"], dtype=object)  # "c" has no calls: no row
+    table = calibrate.grouped_percentiles(np.array([0, 1, 0, 0, 1]), labels, np.array([3, 9, 1, 2, 8]), "k")
     assert table.to_dict("records") == [{"k": "a", "calls": 2, "p50": 8.0, "p90": 9.0},
                                         {"k": "b", "calls": 3, "p50": 2.0, "p90": 3.0}]
     assert [calibrate.mmss(s) for s in (0, 59.6, 125, -61, math.nan)] == ["0:00", "1:00", "2:05", "-1:01", "-"]
