@@ -1,4 +1,4 @@
-"""Every figure shown in more than one place has one value: /review, the wall, `onemap figures
+"""Every figure shown in more than one place has one value: /review, the wall, `onemap figures`/`onemap response
 --json` and the committee report, on one demo database, for the same period.
 
 The screens are read as a user sees them: /review's and the wall's real callback functions
@@ -287,3 +287,91 @@ def test_wall_reach_labels_name_the_configured_minutes(app: Any, demo_db: Path, 
         context.configure(Settings(), str(demo_db))
     assert micro in shown and station in shown
     assert not any(f in shown for f in fixed)
+
+
+# --------------------------------------------------------------------------- measured response (geo.response)
+
+
+def _response_cli(db: Path, by: str, start: str, end: str) -> dict[str, Any]:
+    until = (date.fromisoformat(end) + timedelta(days=1)).isoformat()
+    result = CliRunner().invoke(cli, ["response", "--db", str(db), "--by", by, "--from", start, "--to", until, "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.fixture(scope="module")
+def response_screens(default_period: dict, demo_db: Path) -> dict[str, Any]:
+    """The measured-response figures of the default period on /review's panel, the CLI and the report."""
+    review = page("review")
+    start, end = default_period["start"], default_period["end"]
+    panel = {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "\nThe dash_table.DataTable will be removed", DeprecationWarning)
+        for by in ("unit", "town"):
+            summary, table, graph, worst, _note = _call(review.update_response, None, by, start, end, "zh")
+            panel[by] = {"summary": summary, "rows": _table_rows(table), "worst": _table_rows(worst),
+                         "trend": {str(m)[:7]: y for m, y in zip(graph.figure.data[1].x, graph.figure.data[1].y,
+                                                                 strict=True)} if graph.figure.data else {}}
+    return {"review": panel, "cli": {by: _response_cli(demo_db, by, start, end) for by in ("unit", "town")},
+            "report": _section(default_period["report"], "response")}
+
+
+def _mmss(seconds: Any) -> str:
+    from geo.response import mmss
+
+    return mmss(seconds)
+
+
+def _share(value: Any) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def test_response_district_figures_agree(response_screens: dict, default_period: dict) -> None:
+    cli_d = response_screens["cli"]["town"]["district"]
+    assert cli_d["calls"] > 0  # the demo has calls in its default period
+    assert response_screens["cli"]["unit"]["district"] == cli_d
+    expected = (f"全区 {cli_d['calls']:,} 起警情：到场 P50 {_mmss(cli_d['total_p50_s'])}，P90 {_mmss(cli_d['total_p90_s'])}；"
+                f"到场达标率 {_share(cli_d['on_scene_met_share'])}")
+    assert response_screens["review"]["unit"]["summary"] == response_screens["review"]["town"]["summary"] == expected
+    summary = {label: value for label, value, _ in default_period["report"].summary}
+    assert summary["到场用时P90"] == _mmss(cli_d["total_p90_s"])
+    assert summary["到场达标率"] == _share(cli_d["on_scene_met_share"])
+    district = dict(response_screens["report"].tables)["全区"].iloc[0]
+    assert _int(district["警情数"]) == cli_d["calls"]
+    for m, zh in (("turnout", "出动"), ("travel", "途中"), ("total", "到场")):
+        for p in (50, 90):
+            assert district[f"{zh}P{p}"] == _mmss(cli_d[f"{m}_p{p}_s"]), (m, p)
+
+
+def test_response_per_town_and_unit_figures_agree(response_screens: dict) -> None:
+    tables = dict(response_screens["report"].tables)
+    assert response_screens["cli"]["unit"]["rows"] and response_screens["cli"]["town"]["rows"]  # the demo names units
+    for by, key, report_table, report_key in (("town", "town", "各街镇", "街镇"), ("unit", "unit_name", "各首出力量", "出动力量")):
+        cli_rows = response_screens["cli"][by]["rows"]
+        shown = {r[key]: r for r in response_screens["review"][by]["rows"]}
+        assert len(shown) == len(cli_rows), by
+        report = tables[report_table].set_index(report_key) if cli_rows else None
+        for row in cli_rows:
+            name = row["town"] if by == "town" else (row["unit_name"] or row["unit_id"])
+            mine = shown[name]
+            assert mine["calls"] == row["calls"] == _int(report.loc[name, "警情数"]), (by, name)
+            for m, zh in (("turnout", "出动"), ("travel", "途中"), ("total", "到场")):
+                for p in (50, 90):
+                    text = _mmss(row[f"{m}_p{p}_s"])
+                    assert mine[f"{m}_p{p}"] == text == report.loc[name, f"{zh}P{p}"], (by, name, m, p)
+            assert mine["on_scene_met"] == _share(row["on_scene_met_share"]) == report.loc[name, "到场达标率"]
+            assert mine["turnout_met"] == _share(row["turnout_met_share"]) == report.loc[name, "出动达标率"]
+
+
+def test_response_trend_and_worst_calls_agree(response_screens: dict) -> None:
+    cli = response_screens["cli"]["town"]
+    tables = dict(response_screens["report"].tables)
+    trend = {r["month"][:7]: r for r in cli["trend"]}
+    assert response_screens["review"]["town"]["trend"] == {m: r["total_p90_s"] / 60 for m, r in trend.items()}
+    report_trend = tables["月度趋势（最近 12 个月）"]
+    for month, p90 in zip(report_trend["月份"], report_trend["到场P90"], strict=True):
+        assert p90 == _mmss(trend[month]["total_p90_s"]), month
+    worst_ids = [w["id"] for w in cli["worst"]]
+    assert [w["id"] for w in response_screens["review"]["town"]["worst"]] == worst_ids
+    assert list(tables[f"到场最慢的 {len(worst_ids)} 起警情"]["编号"]) == worst_ids
