@@ -819,18 +819,25 @@ UNMATCHED_LISTED = 50  # unmatched unit texts listed in an ingest result (the mo
 ROWS_LISTED = 10  # row numbers listed per unmatched unit text
 
 
-def _unit_report(con: duckdb.DuckDBPyConnection, rows: pa.Table | pd.DataFrame) -> dict[str, Any] | None:
+def _unit_report(
+    con: duckdb.DuckDBPyConnection, rows: pa.Table | pd.DataFrame
+) -> dict[str, Any] | None:
     """Match the units (出动力量) of the accepted rows to the stations and micro stations of the
     database being written (``geo.units.match_units``); unmatched ones are reported, not rejected."""
     names = rows.column_names if isinstance(rows, pa.Table) else list(rows.columns)
     if "units" not in names:
         return None
-    picked = rows.select(["id", "units", "source_row"]) if isinstance(rows, pa.Table) else rows[["id", "units", "source_row"]]
-    frame = picked.to_pandas() if isinstance(picked, pa.Table) else pd.DataFrame(picked)
+    wanted = ["id", "units", "source_row"]
+    if isinstance(rows, pa.Table):
+        frame = rows.select(wanted).to_pandas()
+    else:
+        frame = pd.DataFrame(rows[wanted])
     frame = frame.rename(columns={"source_row": "row"})
     named = frame[frame["units"].notna()]
     responders = units.load_responders(con)
-    report: dict[str, Any] = {"responders": len(responders), "named": 0, "matched": 0, "unmatched": [], "more": 0}
+    report: dict[str, Any] = {
+        "responders": len(responders), "named": 0, "matched": 0, "unmatched": [], "more": 0
+    }
     if not len(named):
         return report
     match = units.match_units(named, responders)
@@ -838,13 +845,18 @@ def _unit_report(con: duckdb.DuckDBPyConnection, rows: pa.Table | pd.DataFrame) 
     report["matched"] = len(match.pairs)
     if not len(responders):
         return report
-    bad = match.unmatched.merge(named[["id", "row"]], left_on="incident_id", right_on="id", how="left")
+    bad = match.unmatched.merge(
+        named[["id", "row"]], left_on="incident_id", right_on="id", how="left"
+    )
     grouped = bad.groupby(["unit_text", "reason"], sort=False)["row"]
-    listed = grouped.agg(n="size", rows=lambda r: sorted(int(v) for v in r)[:ROWS_LISTED]).reset_index()
+    listed = grouped.agg(n="size", rows=lambda r: sorted(int(v) for v in r)[:ROWS_LISTED])
+    listed = listed.reset_index()
     listed = listed.sort_values(["n", "unit_text"], ascending=[False, True], ignore_index=True)
     report["unmatched"] = [
         {"unit_text": str(text), "reason": str(reason), "count": int(n), "rows": list(rows_)}
-        for text, reason, n, rows_ in listed.head(UNMATCHED_LISTED).itertuples(index=False, name=None)
+        for text, reason, n, rows_ in listed.head(UNMATCHED_LISTED).itertuples(
+            index=False, name=None
+        )
     ]
     report["more"] = max(0, len(listed) - UNMATCHED_LISTED)
     return report

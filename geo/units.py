@@ -41,7 +41,9 @@ UNIT_SEPARATORS: re.Pattern[str] = re.compile(r"\s*[;；、，,/／\r\n]\s*")
 RESPONDER_COLUMNS: tuple[str, ...] = (
     "layer", "id", "name", "kind", "status", "duty_status", "town", "lon", "lat",
 )
-PAIR_COLUMNS: tuple[str, ...] = ("incident_id", "position", "unit_text", "layer", "unit_id", "unit_name")
+PAIR_COLUMNS: tuple[str, ...] = (
+    "incident_id", "position", "unit_text", "layer", "unit_id", "unit_name",
+)
 UNMATCHED_COLUMNS: tuple[str, ...] = ("incident_id", "position", "unit_text", "reason")
 BUSY_COLUMNS: tuple[str, ...] = ("layer", "unit_id", "incident_id", "since")
 UNKNOWN = "unknown"
@@ -109,9 +111,11 @@ class UnitMatch:
     def unmatched_summary(self) -> pd.DataFrame:
         """One row per unmatched text: unit_text, reason, rows (count), incident_ids (first 5)."""
         if not len(self.unmatched):
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in ("unit_text", "reason", "rows", "incident_ids")})
+            columns = ("unit_text", "reason", "rows", "incident_ids")
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         grouped = self.unmatched.groupby(["unit_text", "reason"], sort=False)["incident_id"]
-        out = grouped.agg(rows="size", incident_ids=lambda s: list(s.astype(str).head(5))).reset_index()
+        out = grouped.agg(rows="size", incident_ids=lambda s: list(s.astype(str).head(5)))
+        out = out.reset_index()
         return out.sort_values(["rows", "unit_text"], ascending=[False, True], ignore_index=True)
 
 
@@ -126,12 +130,15 @@ def _normalised_all(texts: np.ndarray) -> np.ndarray:
 
 
 def _responder_keys(responders: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(exact-id table, normalised id-or-name table): key, layer, unit_id, unit_name, n (responders sharing the key)."""
+    """(exact-id table, normalised id-or-name table): key, layer, unit_id, unit_name and n,
+    the number of responders sharing the key."""
     base = pd.DataFrame({c: responders[s].astype(object).to_numpy() for c, s in
                          (("layer", "layer"), ("unit_id", "id"), ("unit_name", "name"))})
     usable = np.array([isinstance(v, str) and v.strip() != "" for v in base["unit_id"]], dtype=bool)
     base = base[usable].reset_index(drop=True)
-    named_mask = np.array([isinstance(v, str) and v.strip() != "" for v in base["unit_name"]], dtype=bool)
+    named_mask = np.array(
+        [isinstance(v, str) and v.strip() != "" for v in base["unit_name"]], dtype=bool
+    )
     base["unit_name"] = base["unit_name"].where(named_mask, None)
     exact = base.assign(key=base["unit_id"])
     named = base[named_mask]
@@ -153,9 +160,11 @@ def _match_texts(texts: np.ndarray, responders: pd.DataFrame) -> pd.DataFrame:
     by_id = frame.merge(exact, left_on="text", right_on="key", how="left")
     by_name = frame.merge(normal, left_on="norm", right_on="key", how="left")
     use_id = by_id["n"].notna().to_numpy()
-    chosen = pd.DataFrame(np.where(use_id[:, None], by_id[["layer", "unit_id", "unit_name", "n"]].to_numpy(object),
-                                   by_name[["layer", "unit_id", "unit_name", "n"]].to_numpy(object)),
-                          columns=["layer", "unit_id", "unit_name", "n"])
+    columns = ["layer", "unit_id", "unit_name", "n"]
+    picked = np.where(
+        use_id[:, None], by_id[columns].to_numpy(object), by_name[columns].to_numpy(object)
+    )
+    chosen = pd.DataFrame(picked, columns=columns)
     n = pd.to_numeric(chosen.pop("n")).fillna(0).to_numpy()
     chosen["reason"] = np.where(n == 1, None, np.where(n > 1, AMBIGUOUS, UNKNOWN))
     chosen.loc[n != 1, ["layer", "unit_id", "unit_name"]] = None
@@ -169,10 +178,15 @@ def _cell_table(cells: np.ndarray, responders: pd.DataFrame) -> pd.DataFrame:
     parts = pc.split_pattern_regex(strings, UNIT_SEPARATORS.pattern)
     table = pd.DataFrame({
         "cell": np.asarray(pc.list_parent_indices(parts), dtype=np.int64),
-        "unit_text": np.asarray(pc.utf8_trim_whitespace(pc.list_flatten(parts)).to_numpy(zero_copy_only=False), dtype=object),
+        "unit_text": np.asarray(
+            pc.utf8_trim_whitespace(pc.list_flatten(parts)).to_numpy(zero_copy_only=False),
+            dtype=object,
+        ),
     })
-    table = table[table["unit_text"] != ""].drop_duplicates(["cell", "unit_text"]).reset_index(drop=True)
-    table.insert(1, "position", table.groupby("cell", sort=False).cumcount().to_numpy(dtype=np.int64))
+    table = table[table["unit_text"] != ""].drop_duplicates(["cell", "unit_text"])
+    table = table.reset_index(drop=True)
+    position = table.groupby("cell", sort=False).cumcount().to_numpy(dtype=np.int64)
+    table.insert(1, "position", position)
     codes, texts = pd.factorize(table["unit_text"])
     matched = _match_texts(np.asarray(texts, dtype=object), responders)
     table = pd.concat([table, matched.iloc[codes].reset_index(drop=True)], axis=1)
@@ -190,7 +204,8 @@ def _expand(incidents: pd.DataFrame, codes: np.ndarray, table: pd.DataFrame) -> 
     inc_rows = np.flatnonzero(valid)
     per_incident = counts[codes[valid]]
     inc_index = np.repeat(inc_rows, per_incident)
-    offsets = np.arange(len(inc_index)) - np.repeat(np.cumsum(per_incident) - per_incident, per_incident)
+    first_row = np.cumsum(per_incident) - per_incident
+    offsets = np.arange(len(inc_index)) - np.repeat(first_row, per_incident)
     row_index = np.repeat(starts[codes[valid]], per_incident) + offsets
     out = table.iloc[row_index].reset_index(drop=True)
     out.insert(0, "incident_id", incidents["id"].astype(object).to_numpy()[inc_index])
@@ -231,11 +246,12 @@ def open_at(incidents: pd.DataFrame, as_of: datetime) -> np.ndarray:
         moment = moment.tz_convert(None)
     reported = pd.to_datetime(incidents["reported_at"], errors="coerce")
     started = (reported <= moment).fillna(False).to_numpy(dtype=bool)
-    status = incidents["status"] if "status" in incidents else pd.Series(None, index=incidents.index, dtype=object)
-    cleared = pd.to_datetime(incidents["cleared_at"], errors="coerce") if "cleared_at" in incidents else None
+    none = pd.Series(None, index=incidents.index, dtype=object)
+    status = incidents["status"] if "status" in incidents else none
+    cleared = pd.to_datetime(incidents["cleared_at"] if "cleared_at" in incidents else none, errors="coerce")
     by_status = status.isin(OPEN_STATUSES).to_numpy(dtype=bool)
     no_status = status.isna().to_numpy(dtype=bool)
-    not_cleared = np.ones(len(incidents), dtype=bool) if cleared is None else ~(cleared <= moment).fillna(False).to_numpy(dtype=bool)
+    not_cleared = ~(cleared <= moment).fillna(False).to_numpy(dtype=bool)
     return started & (by_status | (no_status & not_cleared))
 
 
@@ -250,8 +266,16 @@ def busy_units(incidents: pd.DataFrame, responders: pd.DataFrame, as_of: datetim
     open_calls = incidents[open_at(incidents, as_of)]
     match = match_units(open_calls[["id", "units"]], responders)
     reported = pd.to_datetime(open_calls["reported_at"], errors="coerce")
-    rolled = pd.to_datetime(open_calls["dispatched_at"], errors="coerce") if "dispatched_at" in open_calls else reported
-    since = pd.DataFrame({"incident_id": open_calls["id"].to_numpy(), "since": rolled.fillna(reported).to_numpy()})
+    rolled = (
+        pd.to_datetime(open_calls["dispatched_at"], errors="coerce")
+        if "dispatched_at" in open_calls
+        else reported
+    )
+    since = pd.DataFrame(
+        {"incident_id": open_calls["id"].to_numpy(), "since": rolled.fillna(reported).to_numpy()}
+    )
     out = match.pairs.merge(since.drop_duplicates("incident_id"), on="incident_id", how="left")
-    out = out[list(BUSY_COLUMNS)].sort_values(["since", "layer", "unit_id"], kind="stable", ignore_index=True)
+    out = out[list(BUSY_COLUMNS)].sort_values(
+        ["since", "layer", "unit_id"], kind="stable", ignore_index=True
+    )
     return out.astype({"layer": object, "unit_id": object, "incident_id": object})

@@ -517,7 +517,8 @@ def interval_limits(
     for name in spec.duration_fields:
         if name not in values:
             continue
-        seconds = np.asarray(pc.fill_null(pc.cast(values[name], pa.float64()), 0.0).to_numpy(zero_copy_only=False))
+        filled = pc.fill_null(pc.cast(values[name], pa.float64()), 0.0)
+        seconds = np.asarray(filled.to_numpy(zero_copy_only=False))
         label = spec.field(name).zh
         rejections.add(seconds < 0, name, "negative_interval", texts.get(name),
                        f"{label} 为负数 ({name} is negative)")

@@ -53,8 +53,10 @@ def _unit_lines(report: dict | None) -> list[str]:
     for item in report["unmatched"]:
         text = item["unit_text"]
         shown = text if len(text) <= SHOWN_TEXT else text[:SHOWN_TEXT] + f"…({len(text)} chars)"
-        rows = ", ".join(str(r) for r in item["rows"]) + (" …" if item["count"] > len(item["rows"]) else "")
-        lines.append(f"      {shown!r} {UNIT_REASONS.get(item['reason'], item['reason'])} ×{item['count']} (rows {rows})")
+        more = " …" if item["count"] > len(item["rows"]) else ""
+        rows = ", ".join(str(r) for r in item["rows"]) + more
+        reason = UNIT_REASONS.get(item["reason"], item["reason"])
+        lines.append(f"      {shown!r} {reason} ×{item['count']} (rows {rows})")
     if report["more"]:
         lines.append(f"      … {report['more']} more unmatched texts (--json lists the first ones)")
     return lines
