@@ -1,8 +1,8 @@
 """Benchmark: road-model calibration over 100k calls against one full coverage pass, same scene.
 
-Run: .venv/bin/python bench/calibrate.py [--side 300] [--calls 100000] [--stations 60] [--micro 240]
+Run: .venv/bin/python bench/calibrate.py [--side 520] [--calls 100000] [--stations 60] [--micro 240]
 
-The scene is bench/coverage.py's synthetic city (a jittered street grid with arterials and
+The scene is bench/coverage.py's synthetic city, by default its ≥ 1M-edge one (a jittered street grid with arterials and
 one-ways). Every call goes to a random road node; its first-due unit is the nearest station or
 micro station by road, and its measured travel is the free-flow time / 0.6 with ±10 % noise.
 Timed, best of ``--repeat`` runs each:
@@ -88,14 +88,15 @@ def _best(fn: Any, repeat: int) -> tuple[float, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark, print it and return its figures."""
+    """Run the benchmark, print it and return its figures (``argv`` None: the defaults, not sys.argv,
+    so bench/response.py can call ``main()``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--side", type=int, default=300)
+    ap.add_argument("--side", type=int, default=520)
     ap.add_argument("--calls", type=int, default=100_000)
     ap.add_argument("--stations", type=int, default=60)
     ap.add_argument("--micro", type=int, default=240)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
+    args = ap.parse_args([] if argv is None else argv)
     rng = np.random.default_rng(15)
     settings = Settings()
     nodes, edges = _bench_coverage().synthetic_city(args.side)
@@ -125,4 +126,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
