@@ -7,8 +7,9 @@ one-ways). Every call goes to a random road node; its first-due unit is the near
 micro station by road, and its measured travel is the free-flow time / 0.6 with ±10 % noise.
 Timed, best of ``--repeat`` runs each:
 
-1. ``geo.calibrate.calibrate`` on the 100k calls: unit matching of 出动力量, snapping, one
-   bounded Dijkstra per distinct unit, the fit and the tables by class, town and hour;
+1. ``geo.calibrate.calibrate`` on the 100k calls: unit matching of 出动力量, snapping, the route
+   times (one multi-source search per layer for calls whose unit is the nearest, a bounded
+   Dijkstra per unit for the rest), the fit and the tables by class, town and hour;
 2. ``geo.coverage.compute_coverage`` of the same scene (micro + fire stations to every node,
    carried to the H3 cells).
 
