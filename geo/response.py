@@ -158,67 +158,79 @@ def _first_units(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) 
     return first, unmatched
 
 
-def _calls_sql(columns: set[str], where: str, first: str, settings: Settings) -> tuple[str, list[Any]]:
-    """SQL of one row per filtered call: id, call time, kind, town, month, first-due unit (``code``
-    into the frame ``first``, NULL when none matched), the three times (an invalid one NULL),
-    targets, and flags ``no_unit``, ``unmatched``, ``invalid``."""
-    have = {c: c in columns for c in ("dispatched_at", "arrived_at", "response_s", "units", "town", "kind")}
-    col = {c: (f"i.{c}" if ok else "NULL") for c, ok in have.items()}
-    rolling = f"epoch({col['dispatched_at']}) - epoch(i.reported_at)" if have["dispatched_at"] else "NULL"
-    travel = (f"epoch({col['arrived_at']}) - epoch({col['dispatched_at']})"
-              if have["arrived_at"] and have["dispatched_at"] else "NULL")
-    arrival = f"epoch({col['arrived_at']}) - epoch(i.reported_at)" if have["arrived_at"] else "NULL"
-    total = f"CASE WHEN {col['arrived_at']} IS NOT NULL THEN {arrival} ELSE {col['response_s']} END"
-    join = f"LEFT JOIN {first} f ON f.cell = i.units" if have["units"] else f"LEFT JOIN {first} f ON FALSE"
-    case = " ".join("WHEN ? THEN ?" for _ in RESPONDER_LAYERS)
-    params: list[Any] = []
-    for slot in (0, 1):
-        for layer in RESPONDER_LAYERS:
-            params += [layer, float(layer_timing(layer, settings)[slot])]
-    limit = float(settings.response_max_interval_s)
+US = 1_000_000  # times are kept as integer microseconds in SQL (exact; DuckDB's timestamp unit)
 
-    def valid(name: str) -> str:
-        return f"CASE WHEN isfinite({name}) AND {name} >= 0 AND {name} <= {limit!r} THEN {name} END"
+
+def _calls_sql(columns: set[str], where: str, first: str, settings: Settings, with_town: bool) -> str:
+    """SQL of one row per filtered call, numbers only (the temp table stays small): row id, call
+    time, month, [town], first-due unit ``code`` and its targets (µs, NULL when no unit matched),
+    ``has_units``, the three times in µs (an impossible one NULL) and ``invalid``."""
+    have = {c: c in columns for c in ("dispatched_at", "arrived_at", "response_s", "units", "town")}
+    col = {c: (f"i.{c}" if ok else "NULL") for c, ok in have.items()}
+    call = "epoch_us(i.reported_at)"
+    rolled = f"epoch_us({col['dispatched_at']})" if have["dispatched_at"] else "CAST(NULL AS BIGINT)"
+    arrived = f"epoch_us({col['arrived_at']})" if have["arrived_at"] else "CAST(NULL AS BIGINT)"
+    legacy = (f"CASE WHEN isfinite({col['response_s']}) AND abs({col['response_s']}) < 1e12 "
+              f"THEN CAST(round({col['response_s']} * {US}) AS BIGINT) END") if have["response_s"] else "NULL"
+    bad_legacy = f"({col['response_s']} IS NOT NULL AND NOT isfinite({col['response_s']}))" if have["response_s"] else "FALSE"
+    join = f"LEFT JOIN {first} f ON f.cell = i.units" if have["units"] else f"LEFT JOIN {first} f ON FALSE"
+    units = f"coalesce(trim({col['units']}), '') <> ''" if have["units"] else "FALSE"
+    town = f", {col['town']} AS town" if with_town else ""
+    limit = int(round(float(settings.response_max_interval_s) * US))
+
+    def valid(raw: str) -> str:
+        return f"CASE WHEN {raw} BETWEEN 0 AND {limit} THEN {raw} END"
 
     inner = f"""
-        SELECT i.id, i.reported_at, {col['kind']} AS kind, {col['town']} AS town,
-               CAST(date_trunc('month', i.reported_at) AS DATE) AS month, f.code,
-               coalesce(trim({col['units']}), '') = '' AS no_unit,
-               coalesce(trim({col['units']}), '') <> '' AND f.code IS NULL AS unmatched,
-               CAST({rolling} AS DOUBLE) AS t, CAST({travel} AS DOUBLE) AS v, CAST({total} AS DOUBLE) AS a,
-               CASE f.layer {case} END AS turnout_target_s, CASE f.layer {case} END AS on_scene_target_s
+        SELECT i.rowid AS rid, i.reported_at, CAST(date_trunc('month', i.reported_at) AS DATE) AS month{town},
+               f.code, f.turnout_target_us, f.on_scene_target_us, {units} AS has_units,
+               {rolled} - {call} AS t, {arrived} - {rolled} AS v,
+               CASE WHEN {arrived} IS NOT NULL THEN {arrived} - {call} ELSE {legacy} END AS a, {bad_legacy} AS bad
         FROM incident i {join}
         WHERE {where}"""
-    sql = f"""SELECT id, reported_at, kind, town, month, code, no_unit, unmatched, turnout_target_s, on_scene_target_s,
-                     {valid('t')} AS turnout_s, {valid('v')} AS travel_s, {valid('a')} AS total_s,
-                     (t IS NOT NULL AND turnout_s IS NULL) OR (v IS NOT NULL AND travel_s IS NULL)
-                       OR (a IS NOT NULL AND total_s IS NULL) AS invalid
-              FROM ({inner})"""
-    return sql, params
+    return f"""SELECT rid, reported_at, month{', town' if with_town else ''}, code, turnout_target_us,
+                      on_scene_target_us, has_units,
+                      {valid('t')} AS turnout_us, {valid('v')} AS travel_us, {valid('a')} AS total_us,
+                      bad OR (t IS NOT NULL AND turnout_us IS NULL) OR (v IS NOT NULL AND travel_us IS NULL)
+                        OR (a IS NOT NULL AND total_us IS NULL) AS invalid
+               FROM ({inner})"""
 
 
-def _figures_sql(calls: str, by: str) -> str:
-    """Grouped figures over the per-call table ``calls`` for ``by`` (``unit`` groups by ``code``)."""
-    groups = ("code",) if by == "unit" else GROUP_COLUMNS[by]
+def _key_columns(by: str) -> tuple[str, ...]:
+    """The temp table's columns a grouping ``by`` groups on (``unit`` groups by the unit ``code``)."""
+    return ("code",) if by == "unit" else GROUP_COLUMNS[by]
+
+
+def _figures_sql(calls: str, bys: tuple[str, ...]) -> tuple[str, dict[str, int]]:
+    """One query for several groupings (GROUPING SETS: one scan of ``calls``); returns the SQL and
+    the ``grouping_id`` of each grouping. A unit grouping leaves out calls without a matched unit."""
+    keys = list(dict.fromkeys(c for by in bys for c in _key_columns(by)))
     qs = ", ".join(f"{p / 100!r}" for p in PERCENTILES)
     pieces = [
-        "count(*) AS calls", *(f"quantile_disc({m}_s, [{qs}]) AS _{m}" for m in MEASURES),
-        *(f"count({m}_s) AS {m}_n" for m in MEASURES),
-        "count(*) FILTER (WHERE turnout_s <= turnout_target_s) AS turnout_met",
-        "count(turnout_s + turnout_target_s) AS turnout_judged",
-        "count(*) FILTER (WHERE total_s <= on_scene_target_s) AS on_scene_met",
-        "count(total_s + on_scene_target_s) AS on_scene_judged",
+        "count(*) AS calls", *(f"quantile_disc({m}_us, [{qs}]) AS _{m}" for m in MEASURES),
+        *(f"count({m}_us) AS {m}_n" for m in MEASURES),
+        "count(*) FILTER (WHERE turnout_us <= turnout_target_us) AS turnout_met",
+        "count(turnout_us + turnout_target_us) AS turnout_judged",
+        "count(*) FILTER (WHERE total_us <= on_scene_target_us) AS on_scene_met",
+        "count(total_us + on_scene_target_us) AS on_scene_judged",
     ]
-    select = ", ".join([*(f'"{g}"' for g in groups), *pieces])
-    where = " WHERE code IS NOT NULL" if by == "unit" else ""
-    group = f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)} NULLS LAST" if groups else ""
-    return f"SELECT {select} FROM {calls}{where}{group}"
+    ids = {by: sum(1 << (len(keys) - 1 - k) for k, c in enumerate(keys) if c not in _key_columns(by)) for by in bys}
+    gid = f"grouping_id({', '.join(keys)})" if keys else "0"
+    sets = ", ".join("(" + ", ".join(_key_columns(by)) + ")" for by in bys)
+    select = ", ".join([*(f'"{k}"' for k in keys), f"{gid} AS _gid", *pieces])
+    group = f" GROUP BY GROUPING SETS ({sets})" if keys else ""
+    return f"SELECT {select} FROM {calls}{group}", ids
 
 
 def _unpack(frame: pd.DataFrame, by: str, units: pd.DataFrame) -> pd.DataFrame:
-    """Percentile lists into columns, met shares, unit codes into layer, id and name; columns
-    ``GROUP_COLUMNS[by] + FIGURE_COLUMNS``."""
+    """Percentile lists (µs) into columns of seconds, met shares, unit codes into layer, id and
+    name; columns ``GROUP_COLUMNS[by] + FIGURE_COLUMNS``."""
+    keys = list(_key_columns(by))
     out = frame.copy()
+    if by == "unit":
+        out = out[out["code"].notna()]  # calls whose first unit matched no responder are in no unit's row
+    if keys:
+        out = out.sort_values(keys, na_position="last", kind="stable")
     if by == "unit":
         codes = out.pop("code").to_numpy(dtype=np.int64)
         for c in GROUP_COLUMNS["unit"]:
@@ -226,8 +238,9 @@ def _unpack(frame: pd.DataFrame, by: str, units: pd.DataFrame) -> pd.DataFrame:
     for m in MEASURES:
         lists = out.pop(f"_{m}")
         for k, p in enumerate(PERCENTILES):
-            values = [v[k] if isinstance(v, (list, np.ndarray)) and len(v) > k else np.nan for v in lists]
-            out[f"{m}_p{p}_s"] = np.asarray(values, dtype=float)
+            values = [v[k] if isinstance(v, (list, np.ndarray)) and len(v) > k and v[k] is not None else np.nan
+                      for v in lists]
+            out[f"{m}_p{p}_s"] = np.asarray(values, dtype=float) / US
     for kind in ("turnout", "on_scene"):
         judged = out[f"{kind}_judged"].astype(float)
         out[f"{kind}_met_share"] = (out[f"{kind}_met"] / judged.where(judged > 0)).astype(float)
@@ -241,14 +254,18 @@ def _unpack(frame: pd.DataFrame, by: str, units: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _worst_sql(calls: str, limit: int) -> str:
-    return (f"SELECT id, reported_at, town, kind, code, turnout_s, travel_s, total_s, on_scene_target_s, "
-            f"total_s <= on_scene_target_s AS on_scene_met FROM {calls} "
-            f"WHERE total_s IS NOT NULL ORDER BY total_s DESC, reported_at, id LIMIT {int(limit)}")
-
-
-def _worst(frame: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
-    """The worst calls with their first-due unit's layer, id and name."""
+def _worst(con: duckdb.DuckDBPyConnection, calls: str, limit: int, units: pd.DataFrame) -> pd.DataFrame:
+    """The ``limit`` slowest calls by total time (ties: earlier call first) with their first-due unit."""
+    top = con.execute(f"""SELECT c.rid, c.code, c.turnout_us, c.travel_us, c.total_us, c.on_scene_target_us
+                          FROM {calls} c WHERE c.total_us IS NOT NULL
+                          ORDER BY c.total_us DESC, c.reported_at, c.rid LIMIT {int(limit)}""").df()
+    names = con.execute("SELECT rowid AS rid, id, reported_at, town, kind FROM incident WHERE rowid IN "
+                        "(SELECT unnest(?))", [top["rid"].astype(np.int64).tolist()]).df()
+    frame = top.merge(names, on="rid", how="left")
+    for m in (*MEASURES, "on_scene_target"):
+        frame[f"{m}_s"] = frame.pop(f"{m}_us").astype(float) / US
+    frame["on_scene_met"] = (frame["total_s"] <= frame["on_scene_target_s"]).astype(object).where(
+        frame["on_scene_target_s"].notna(), None)
     codes = frame.pop("code")
     known = codes.notna().to_numpy()
     idx = codes.fillna(0).to_numpy(dtype=np.int64)
@@ -256,6 +273,20 @@ def _worst(frame: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
         values = units[c].to_numpy(dtype=object)[idx] if len(units) else np.full(len(frame), None, dtype=object)
         frame[c] = np.where(known, values, None)
     return frame[list(WORST_COLUMNS)]
+
+
+def _unit_codes(first: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``first`` with a ``code`` per unit (layer, id) and its targets in µs; the units by code."""
+    codes, _ = pd.factorize(first["layer"].astype(str) + "\x00" + first["unit_id"].astype(str))
+    timing = {layer: layer_timing(layer, settings) for layer in RESPONDER_LAYERS}
+    layer = first["layer"].astype(object)
+    first = first.assign(
+        code=codes.astype(np.int64),
+        turnout_target_us=layer.map({k: int(round(v[0] * US)) for k, v in timing.items()}).astype(np.int64),
+        on_scene_target_us=layer.map({k: int(round(v[1] * US)) for k, v in timing.items()}).astype(np.int64),
+    )
+    units = first.drop_duplicates("code").sort_values("code")[list(GROUP_COLUMNS["unit"])].reset_index(drop=True)
+    return first, units
 
 
 def response_performance(
@@ -274,25 +305,24 @@ def response_performance(
     where, params = flt.sql("incident", alias="i")
     columns = _incident_columns(con)
     first, unmatched = _first_units(con, where, params) if "units" in columns else _first_units(con, "FALSE", [])
-    keys = first["layer"].astype(str) + "\x00" + first["unit_id"].astype(str)
-    codes, _ = pd.factorize(keys)
-    first = first.assign(code=codes.astype(np.int64))
-    units = first.drop_duplicates("code").sort_values("code")[list(GROUP_COLUMNS["unit"])].reset_index(drop=True)
+    first, units = _unit_codes(first, settings)
     first_name, calls = f"_response_first_{next(_names)}", f"_response_calls_{next(_names)}"
     con.register(first_name, first)
     try:
-        sql, case_params = _calls_sql(columns, where, first_name, settings)
-        con.execute(f"CREATE TEMP TABLE {calls} AS {sql}", case_params + params)
+        sql = _calls_sql(columns, where, first_name, settings, with_town=by == "town")
+        con.execute(f"CREATE TEMP TABLE {calls} AS {sql}", params)
     finally:
         con.unregister(first_name)
     try:
-        def figures(group: str) -> pd.DataFrame:
-            return _unpack(con.execute(_figures_sql(calls, group)).df(), group, units)
-
-        table, overall = figures(by), figures("district")
-        trend = table if by == "month" else figures("month")
-        worst = _worst(con.execute(_worst_sql(calls, settings.response_worst_calls)).df(), units)
-        counts = con.execute(f"SELECT count(*) FILTER (WHERE no_unit), count(*) FILTER (WHERE unmatched), count(*) FILTER (WHERE invalid) FROM {calls}").fetchone()
+        bys = (by, "district") if by == "month" else (by, "month", "district")
+        sql, ids = _figures_sql(calls, bys)
+        grouped = con.execute(sql).df()
+        parts = {b: _unpack(grouped[grouped["_gid"] == ids[b]], b, units) for b in bys}
+        table, overall, trend = parts[by], parts["district"], parts["month"]
+        worst = _worst(con, calls, settings.response_worst_calls, units)
+        counts = con.execute(f"""SELECT count(*) FILTER (WHERE NOT has_units),
+                                        count(*) FILTER (WHERE has_units AND code IS NULL),
+                                        count(*) FILTER (WHERE invalid) FROM {calls}""").fetchone()
     finally:
         con.execute(f"DROP TABLE IF EXISTS {calls}")
     return ResponsePerformance(
