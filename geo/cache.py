@@ -73,10 +73,13 @@ def retire_snapshot(alias: str) -> int:
 
 
 def release_free_memory() -> None:
-    """Hand memory freed by dropped entries back to the system (glibc ``malloc_trim``; elsewhere nothing).
+    """Hand memory freed by dropped entries back to the system.
 
-    Without it a server's resident size creeps up after each snapshot swap: the freed
-    blocks stay in the malloc arenas of the server's threads (measured by ``bench/memory.py``).
+    Two allocators keep freed blocks: glibc's malloc (the arenas of the server's threads;
+    ``malloc_trim``, on glibc only) and Arrow's default pool (mimalloc in the pyarrow
+    wheels), which holds the buffers of DuckDB query results fetched as Arrow tables.
+    Without both a server's resident size creeps up after each snapshot swap: measured by
+    ``bench/memory.py``; the mimalloc region held most of the residual creep.
     """
     trim = _MALLOC_TRIM.get("fn")
     if trim is None and "fn" not in _MALLOC_TRIM:
@@ -87,6 +90,7 @@ def release_free_memory() -> None:
         _MALLOC_TRIM["fn"] = trim
     if trim is not None:
         trim(0)
+    pa.default_memory_pool().release_unused()
 
 
 def snapshot_alias(snap: Hashable) -> str | None:
