@@ -102,6 +102,12 @@ def record(db_path: str | os.PathLike[str], actor: str, role: str | None, action
     return seq
 
 
+def record_cli(db_path: str | os.PathLike[str], action: str, obj: str | None = None,
+               before: Any = None, after: Any = None) -> int:
+    """``record`` for a CLI command: the actor is ``cli_actor()``, no role (whoever holds the files)."""
+    return record(db_path, cli_actor(), None, action, obj, before, after)
+
+
 # --------------------------------------------------------------------------- verify
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dashboard.access import audit
 from dashboard.commands import config_option, db_option, echo_json, json_option
 from geo.ingest import IngestResult, ingest_file, reason_label
 from geo.settings import Settings
@@ -124,6 +125,9 @@ def ingest(
         settings=settings,
         progress=not (quiet or as_json),
     )
+    audit.record_cli(result.db, "import", f"{layer}:{result.file}", after={
+        "file": result.file, "layer": layer, "sha256": result.sha256, "rows_read": result.rows_read,
+        "accepted": result.accepted, "rejected": result.rejected})
     if as_json:
         echo_json(result.to_dict())
         return

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from dashboard.access import audit
 from dashboard.commands import config_option, db_option, echo_json, json_option
+from geo import store
 from geo.settings import Settings
 
 
@@ -26,7 +28,10 @@ def export_map_cmd(db, config, out, layers, max_points, hex_res, title, as_json)
 
     settings = Settings.load(config)
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
-    result = export_map(out, db, names, settings=settings, max_points=max_points, hex_res=hex_res, title=title)
+    db_path = store.resolve_db_path(db, settings)
+    result = export_map(out, db_path, names, settings=settings, max_points=max_points, hex_res=hex_res, title=title)
+    audit.record_cli(db_path, "export", f"export-map:{result.path}", after={
+        "out": str(result.path), "size_bytes": result.size_bytes, "layers": [n for n, *_ in result.layers]})
     if as_json:
         echo_json({"out": str(result.path), "size_bytes": result.size_bytes,
                    "layers": [{"layer": n, "drawn_as": m, "features": k, "shown": v}
@@ -76,6 +81,8 @@ def export_cmd(name, db, config, out, zh, geometry, towns, since, until, as_json
                                        zh=zh, csv_geometry=geometry)
     finally:
         con.close()
+    audit.record_cli(store.resolve_db_path(db, settings), "export", f"{name}:{path}", after={
+        "name": name, "out": str(path), "rows": rows, "towns": list(towns), "since": since, "until": until})
     if as_json:
         echo_json({"name": name, "out": str(path), "format": export.export_format(path), "rows": rows})
         return
@@ -99,8 +106,11 @@ def report_cmd(db, config, out, town, since, until, as_json) -> None:
     from dashboard.report import build_report
 
     settings = Settings.load(config)
-    result = build_report(out, db, town=town, since=since, until=until, settings=settings)
+    db_path = store.resolve_db_path(db, settings)
+    result = build_report(out, db_path, town=town, since=since, until=until, settings=settings)
     data = result.data
+    audit.record_cli(db_path, "report", f"report:{result.path}", after={
+        "out": str(result.path), "format": result.format, "town": town, "since": since, "until": until})
     if as_json:
         echo_json({
             "out": str(result.path), "format": result.format, "size_bytes": result.size_bytes,
