@@ -18,6 +18,7 @@ from dash import Dash, html
 from dash._utils import split_callback_id
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from dashboard.access.actions import register_actions
 from dashboard.components import context, engines, inputs, preload
 from dashboard.components.routes import register_routes
 from geo.errors import OnemapError, ValidationError
@@ -69,6 +70,7 @@ def create_app(settings: Settings, db_path: str, *, warm: bool = True) -> Dash:
         "{%metas%}", "{%metas%}" + _preloads(app.config.requests_pathname_prefix))
     app.layout = html.Div(dash.page_container, className="om-root")
     register_routes(app.server)
+    register_actions(app.server)
     guard_requests(app)
     if warm:
         engines.ensure_warm()

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, dcc, html
 
+from dashboard.access import actions
 from dashboard.components import context, deferred, engines, inputs, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, note, panel, table
 from dashboard.components.page_start import page_start
@@ -150,10 +151,14 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
                                                                      style={"width": "200px"})], className="om-row"),
             html.Div([html.Span(id="plan-f-count", className="om-big")], className="om-row"),
         ]),
-        panel(t("export", lang), html.Div([
+        panel(t("export", lang), [html.Div([
             html.Button(t("export_geojson", lang), id="plan-export-geojson", className="om-btn", n_clicks=0),
             html.Button(t("export_csv", lang), id="plan-export-csv", className="om-btn", n_clicks=0),
-            dcc.Download(id="plan-download")], className="om-row"))], "om-deferred"),
+            dcc.Download(id="plan-download")], className="om-row"), html.Div([
+            dcc.Input(id="plan-publish-name", type="text", maxLength=actions.MAX_NAME, value="",
+                      placeholder=t("publish_name", lang), style={"width": "140px"}),
+            html.Button(t("publish", lang), id="plan-publish", className="om-btn", n_clicks=0),
+            html.Span(id="plan-publish-msg")], className="om-row")])], "om-deferred"),
     ]
     return html.Div([
         navbar(PATH, lang),
@@ -678,25 +683,48 @@ def suggest(_n: int, k: int | None, responder: str, edits: list, session: str, l
     prevent_initial_call=True,
 )
 def export(_g: int, _c: int, edits: list, session: str, responder: str):
-    """The scenario: edited stations (WGS-84) with the figures before and after."""
-    engine, _ = engines.scenario(session, edits or [])
-    base = engines.base_summary()
-    now = engine.summary()
-    stations = _station_positions(edits or [], engines.refused_indices(session))
-    removed = [e["id"] for e in (edits or []) if e["action"] == "remove"]
+    """The scenario: edited stations (WGS-84) with the figures before and after (an audited export)."""
     if ctx.triggered_id == "plan-export-csv":
+        engines.scenario(session, edits or [])
+        stations = _station_positions(edits or [], engines.refused_indices(session))
+        removed = [e["id"] for e in (edits or []) if e["action"] == "remove"]
         rows = [{"id": sid, "action": "add/move", "layer": e.get("layer", ""), "name": e.get("name", ""),
                  "lon": e["lon"], "lat": e["lat"]} for sid, e in stations.items()]
         rows += [{"id": rid, "action": "remove"} for rid in removed]
         frame = pd.DataFrame(rows, columns=["id", "action", "layer", "name", "lon", "lat"])
+        actions.record_request("export", "plan:scenario.csv", after={"edits": len(edits or []), "responder": responder})
         return {"content": "\ufeff" + csv_text(frame), "filename": "scenario.csv"}
+    doc = scenario_document(edits or [], session, responder)
+    actions.record_request("export", "plan:scenario.geojson", after={"edits": len(edits or []), "responder": responder})
+    return {"content": jsonsafe.dumps(doc, indent=1), "filename": "scenario.geojson"}
+
+
+@callback(
+    Output("plan-publish-msg", "children"),
+    Input("plan-publish", "n_clicks"),
+    State("plan-publish-name", "value"),
+    State("plan-edits", "data"),
+    State("plan-session", "data"),
+    State("plan-responder", "value"),
+    State("plan-lang", "data"),
+    prevent_initial_call=True,
+)
+def publish(_n: int, name: str | None, edits: list, session: str, responder: str, lang: str) -> str:
+    """Save and publish the scenario (planners; an audited action): the message to show."""
+    return actions.publish_message(name, edits or [], responder, session, lang_of(lang))
+
+
+def scenario_document(edits: list, session: str, responder: str) -> dict[str, Any]:
+    """The scenario as GeoJSON: edited stations (WGS-84), removals, the figures before and after
+    (computed here, never taken from the client): the export's file and what a publish stores."""
+    engine, _ = engines.scenario(session, edits)
+    stations = _station_positions(edits, engines.refused_indices(session))
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [e["lon"], e["lat"]]},
                  "properties": {"id": sid, "layer": e.get("layer"), "name": e.get("name")}}
                 for sid, e in stations.items()]
-    doc = {"type": "FeatureCollection", "features": features,
-           "scenario": {"edits": edits or [], "removed": removed, "responder": responder,
-                        "before": base, "after": now}}
-    return {"content": jsonsafe.dumps(doc, indent=1), "filename": "scenario.geojson"}
+    return {"type": "FeatureCollection", "features": features,
+            "scenario": {"edits": edits, "removed": [e["id"] for e in edits if e["action"] == "remove"],
+                         "responder": responder, "before": engines.base_summary(), "after": engine.summary()}}
 
 
 # --------------------------------------------------------------------------- what the callbacks take
