@@ -18,6 +18,7 @@ from dash import Dash, html
 from dash._utils import split_callback_id
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from dashboard.access import web as access_web
 from dashboard.access.actions import register_actions
 from dashboard.components import context, engines, inputs, preload
 from dashboard.components.routes import register_routes
@@ -69,6 +70,7 @@ def create_app(settings: Settings, db_path: str, *, warm: bool = True) -> Dash:
     app.index_string = app.index_string.replace("<html>", '<html lang="zh-CN">').replace(
         "{%metas%}", "{%metas%}" + _preloads(app.config.requests_pathname_prefix))
     app.layout = html.Div(dash.page_container, className="om-root")
+    access_web.install(app, settings, db_path)  # sign-in, the request's principal, roles, security headers
     register_routes(app.server)
     register_actions(app.server)
     guard_requests(app)

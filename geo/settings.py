@@ -146,6 +146,15 @@ class Settings:
     map_zone_simplify_m: float = _s(30.0, "Display simplification of drawn zones (isochrones) in metres (Douglas-Peucker, topology kept): a display choice for draw speed, not a standard; figures use the exact cells.")
     cache_max_mb: float = _s(128.0, "Memory (MB) each cache of derived answers may hold (GeoJSON per URL, page figures, study areas, cell tables); least recently used entries go beyond it, and a database snapshot's entries go with the snapshot (operations choice, not a standard).")
 
+    # --- sign-in and sessions (issue 13) ---------------------------------------------------
+    password_min_length: int = _s(8, "Shortest password `onemap user add`/`passwd` accept (GB/T 22239-2019 等保2.0 §8.1.4.1 a 口令复杂度; 8 characters is the common floor).")
+    login_max_failures: int = _s(5, "Failed sign-ins allowed per user name and per client address within login_lock_minutes; more answer 429 until the window passes (GB/T 22239-2019 等保2.0 §8.1.4.1 b 登录失败处理, 限制非法登录次数; 5 is common practice).")
+    login_lock_minutes: float = _s(15.0, "Window (minutes) in which login_max_failures failed sign-ins lock a user name or client address (GB/T 22239-2019 §8.1.4.1 b; 15 min is common practice).")
+    session_idle_minutes: float = _s(120.0, "A signed-in session ends after this many minutes without a request (GB/T 22239-2019 §8.1.4.1 b 登录连接超时自动退出; a wall polling every wall_refresh_s stays signed in).")
+    session_cookie_secure: bool = _s(False, "Send the session cookie only over HTTPS (set true when a TLS reverse proxy serves the app).")
+    auth_remote_user_header: str = _s("", "Header naming the signed-in user, set by the intranet's SSO reverse proxy (e.g. X-Remote-User); honoured only from auth_trusted_proxies; empty: off.")
+    auth_trusted_proxies: list = _s(["127.0.0.1", "::1"], "Addresses or networks (CIDR) of the SSO reverse proxy whose auth_remote_user_header is believed (default: a proxy on this machine).")
+
     def __post_init__(self) -> None:
         """Check every value against its declared type and range (ConfigError names it)."""
         for f in fields(self):

@@ -92,17 +92,28 @@ class Principal:
 LOCAL = Principal("local", ROLES["admin"], None, "local")
 """With no users configured: the app's single local user, who sees everything (loopback only)."""
 
+ANONYMOUS = Principal("anonymous", Role("anonymous", frozenset(), frozenset(), False, "未登录"), (), "anonymous")
+"""Nobody signed in, in an app with sign-in: no page, no action, no town."""
+
 _G_KEY = "onemap_principal"
+APP_EXTENSION = "onemap_auth"
+"""Key of ``flask.current_app.extensions`` set by ``dashboard.access.web.install``."""
 
 
 def current_principal() -> Principal:
-    """The principal of the running request (``flask.g``), else ``LOCAL`` outside a request."""
+    """The principal of the running request (``flask.g``).
+
+    Outside a request (CLI, tests calling functions): ``LOCAL``. In a request of an app with
+    sign-in installed whose principal was not set (the sign-in page itself): ``ANONYMOUS`` —
+    never more than was proven. In a bare Flask app without sign-in: ``LOCAL``."""
     import flask
 
     if not flask.has_request_context():
         return LOCAL
     found = flask.g.get(_G_KEY)
-    return found if isinstance(found, Principal) else LOCAL
+    if isinstance(found, Principal):
+        return found
+    return ANONYMOUS if APP_EXTENSION in flask.current_app.extensions else LOCAL
 
 
 def set_current_principal(principal: Principal) -> None:
