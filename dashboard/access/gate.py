@@ -42,6 +42,6 @@ def check(app: Dash, principal: Principal, path: str) -> flask.Response | None:
     if path == "/_dash-update-component":
         from dashboard.access import callbacks
 
-        reason = callbacks.refusal(app, principal)
-        return json_error(reason, 403) if reason else None
+        refused = callbacks.refusal(app, principal)
+        return json_error(*refused) if refused else None
     return None

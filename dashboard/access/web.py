@@ -221,7 +221,7 @@ class Auth:
         users = self.users()
         if path in PUBLIC:
             return None
-        if not users:
+        if not users and not self.header:  # no sign-in configured: the app as before (loopback only)
             set_current_principal(LOCAL)
             return None
         principal = self.from_header(users) or self.from_session()
@@ -271,7 +271,7 @@ def _routes(auth: Auth) -> None:
 
     @server.route(LOGIN, methods=["GET", "POST"])
     def login() -> flask.Response | tuple[str, int] | str:
-        if not auth.users():
+        if not auth.users() and not auth.header:
             return flask.redirect(auth.prefix + "/")
         if flask.request.method == "GET":
             return _login_form(auth, pages.lang(), flask.request.args.get("next", ""))
@@ -356,6 +356,6 @@ def safe_next(value: str, principal: Principal) -> str:
     return gate.first_page(principal)
 
 
-def configured(db_path: str | os.PathLike[str]) -> bool:
-    """True when the data file ``db_path`` has users (its control file lists at least one)."""
-    return bool(load_all(db_path))
+def sign_in_configured(settings: Settings, db_path: str | os.PathLike[str]) -> bool:
+    """True when the app asks who is there: users exist for ``db_path``, or an SSO header is set."""
+    return bool(settings.auth_remote_user_header) or bool(load_all(db_path))

@@ -35,14 +35,31 @@ def _refuse_remote_debug(host: str) -> None:
         raise click.UsageError(msg)
 
 
+def _refuse_open_network(settings: Settings, db_path: str) -> None:
+    """Raise a UsageError (exit code 2) for a non-loopback host while nobody has to sign in."""
+    from dashboard.access.web import sign_in_configured
+
+    if is_loopback(settings.host) or sign_in_configured(settings, db_path):
+        return
+    msg = (f"the host is {settings.host!r} (from --host or the config's `host`), reachable from the network, "
+           f"and no users are configured for {db_path}: everyone who can reach the port would read everything, "
+           "personal fields included. Nothing was started. Add the first admin with "
+           f"`onemap user add admin --role admin --db {db_path}` (then more users with `onemap user add`), "
+           "or set `auth_remote_user_header` for an SSO proxy; or serve --host 127.0.0.1.")
+    raise click.UsageError(msg)
+
+
 def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
     """Serve the app: waitress (a production WSGI server, fit for a wall running for weeks);
-    Flask's development server with its reloader in ``debug`` mode, on a loopback address only."""
+    Flask's development server with its reloader in ``debug`` mode, on a loopback address only.
+    A non-loopback host needs sign-in configured (``_refuse_open_network``)."""
     if debug:
         _refuse_remote_debug(settings.host)
+    db_path = str(store.resolve_db_path(db, settings))
+    _refuse_open_network(settings, db_path)
     from dashboard.app import create_app
 
-    app = create_app(settings, db_path=str(store.resolve_db_path(db, settings)))
+    app = create_app(settings, db_path=db_path)
     click.echo(f"onemap: serving on http://{settings.host}:{settings.port}  (Ctrl+C to stop)")
     if debug:
         app.run(host=settings.host, port=settings.port, debug=True)
