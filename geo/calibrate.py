@@ -11,7 +11,8 @@ For every incident with a rolling time (出动时间), a first arrival (到场�
 The ratio measured / modelled (modelled at the settings' current factor) is summarised by road
 class, town and hour of the rolling time. Percentiles are **nearest-rank**: the p-th percentile
 of n values is the smallest value with at least p·n of the values ≤ it (sorted value number
-⌈p·n⌉), so it is always one of the measured values.
+⌈p·n⌉, ``geo.response.nearest_rank``: one rule for every figure), so it is always one of the
+measured values.
 
 Road class of a call: the OSM class (``highway``, ``*_link`` counted as its parent) of the
 **last edge of its modelled route**, i.e. the street the call is on as the appliance arrives.
@@ -41,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import dijkstra
 
-from geo import units
+from geo import response, units
 from geo.errors import ConfigError, NetworkError, ValidationError
 from geo.network import RoadGraph, load_graph
 from geo.settings import Settings
@@ -72,12 +73,19 @@ CALL_COLUMNS: tuple[str, ...] = (
 # --------------------------------------------------------------------------- percentiles
 
 
+def _percent(p: float) -> int:
+    """A fraction (0.9) as the integer percent ``geo.response.nearest_rank`` takes (90)."""
+    percent = round(p * 100)
+    if abs(percent - p * 100) > 1e-9:
+        raise ValueError(f"percentile {p!r} is not a whole percent")
+    return int(percent)
+
+
 def nearest_rank(values: np.ndarray, p: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least ``p`` of the values ≤ it (NaN if none)."""
+    """Nearest-rank percentile: the smallest value with at least ``p`` of the values ≤ it (NaN if
+    none); ``p`` a fraction, the rank by ``geo.response.nearest_rank`` (the one rule)."""
     v = np.sort(np.asarray(values, dtype=np.float64))
-    if len(v) == 0:
-        return math.nan
-    return float(v[max(math.ceil(p * len(v)) - 1, 0)])
+    return float(response.nearest_rank(v, [len(v)], _percent(p))[0])
 
 
 def grouped_percentiles(codes: np.ndarray, labels: np.ndarray, values: np.ndarray, name: str) -> pd.DataFrame:
@@ -85,15 +93,13 @@ def grouped_percentiles(codes: np.ndarray, labels: np.ndarray, values: np.ndarra
     codes = np.asarray(codes, dtype=np.int64)
     v = np.asarray(values, dtype=np.float64)[np.lexsort((values, codes))]
     size = np.bincount(codes, minlength=len(labels))
-    start = np.cumsum(size) - size
     present = np.flatnonzero(size)
     order = present[np.argsort(np.asarray(labels, dtype=object)[present].astype(str) if labels.dtype == object
                                else np.asarray(labels)[present], kind="stable")]
     out = pd.DataFrame({name: pd.Series(np.asarray(labels)[order], dtype=labels.dtype),
                         "calls": size[order].astype(np.int64)})
     for p in PERCENTILES:
-        rank = np.maximum(np.ceil(p * size[order]).astype(np.int64) - 1, 0)
-        out[f"p{round(p * 100)}"] = v[start[order] + rank]
+        out[f"p{_percent(p)}"] = response.nearest_rank(v, size, _percent(p))[order]
     return out
 
 
