@@ -16,6 +16,7 @@ seeded from their boundary with the boundary's current times.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -307,18 +308,24 @@ def _summary_arrays(
     }
 
 
-def summary(result: CoverageResult, town: str | None = None) -> dict[str, Any]:
+def _in_towns(frame: pd.DataFrame, town: str | None, towns: Sequence[str] | None) -> pd.DataFrame:
+    """Rows of ``frame`` in ``town`` and in ``towns`` (each None: no restriction; no ``town`` column: none)."""
+    for keep in ([town] if town is not None else None, towns):
+        if keep is not None:
+            frame = frame[frame["town"].isin(list(keep))] if "town" in frame else frame.iloc[0:0]
+    return frame
+
+
+def summary(result: CoverageResult, town: str | None = None, towns: Sequence[str] | None = None) -> dict[str, Any]:
     """District-wide figures (or one town's): built-up area, key places and demand weight reached in time.
 
-    ``town`` restricts the cells and key places to that town (the report of one town); the
-    figures are otherwise the same (``area_share_<layer>``: share of built-up res-10 area
-    that layer reaches within its target, ``area_share``: any layer).
+    ``town`` restricts the cells and key places to that town (the report of one town), ``towns``
+    to those towns (a town user's scope); the figures are otherwise the same
+    (``area_share_<layer>``: share of built-up res-10 area that layer reaches within its target,
+    ``area_share``: any layer).
     """
-    cells = _area_cells(result)
-    places = result.key_places
-    if town is not None:
-        cells = cells[cells["town"] == town]
-        places = places[places["town"] == town] if "town" in places else places.iloc[0:0]
+    cells = _in_towns(_area_cells(result), town, towns)
+    places = _in_towns(result.key_places, town, towns)
     targets = {layer: result.targets_s[layer] for layer in result.layers}
     return _summary_arrays(
         result.mode,
@@ -333,7 +340,8 @@ def summary(result: CoverageResult, town: str | None = None) -> dict[str, Any]:
     )
 
 
-def blind_spot_summary(blind: WaterBlindSpots, town: str | None = None) -> dict[str, Any]:
+def blind_spot_summary(blind: WaterBlindSpots, town: str | None = None,
+                       towns: Sequence[str] | None = None) -> dict[str, Any]:
     """The one hydrant blind-spot figure of the wall, the report and the CLI.
 
     Over the built-up res-``AREA_RES`` cells (those of ``town`` when given), the same cells
@@ -341,11 +349,8 @@ def blind_spot_summary(blind: WaterBlindSpots, town: str | None = None) -> dict[
     than ``radius_m`` from every working hydrant), ``blind_share`` (None without built-up
     area), ``blind_cells``; and ``places`` / ``blind_places`` for the key places.
     """
-    cells = blind.cells[blind.cells["res"] == AREA_RES]
-    places = blind.key_places
-    if town is not None:
-        cells = cells[cells["town"] == town]
-        places = places[places["town"] == town] if "town" in places else places.iloc[0:0]
+    cells = _in_towns(blind.cells[blind.cells["res"] == AREA_RES], town, towns)
+    places = _in_towns(blind.key_places, town, towns)
     area = float(cells["area_km2"].sum())
     blind_area = float(cells.loc[cells["blind"], "area_km2"].sum())
     return {
@@ -445,17 +450,18 @@ def _neighbour_pairs(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return src[hit], pos[hit]
 
 
-def uncovered_clusters(result: CoverageResult, top: int = 10) -> pd.DataFrame:
+def uncovered_clusters(result: CoverageResult, top: int = 10, towns: Sequence[str] | None = None) -> pd.DataFrame:
     """Connected groups of uncovered built-up cells, ranked by demand weight, then area.
 
-    Cells at ``Settings.coverage_cluster_res``; neighbours by H3 adjacency; each cluster
-    has its cells, km², weight, key places uncovered in it, the mean centre, the town that
-    holds most of it, its worst ETA and its outline (GeoJSON geometry).
+    Cells at ``Settings.coverage_cluster_res`` (of ``towns`` only when given: a cluster ends at
+    their border); neighbours by H3 adjacency; each cluster has its cells, km², weight, key
+    places uncovered in it, the mean centre, the town that holds most of it, its worst ETA and
+    its outline (GeoJSON geometry).
     """
     res = result.settings.coverage_cluster_res
-    cells = result.cells[
+    cells = _in_towns(result.cells[
         (result.cells["res"] == res) & result.cells["built_up"] & ~result.cells["covered"]
-    ]
+    ], None, towns)
     cols = [
         "rank",
         "cells",
@@ -513,14 +519,16 @@ def isochrones(
     minutes: list[float] | None = None,
     layer: str | None = None,
     res: int = AREA_RES,
+    towns: Sequence[str] | None = None,
 ) -> dict[float, dict[str, Any] | None]:
     """Areas reached within each number of minutes (ETA incl. turnout) as GeoJSON geometries.
 
     The union of the cells (all cells at ``res``) whose ETA is within the minutes, dissolved
-    by H3 (``cells_to_geo``); ``layer`` restricts to one responder layer. None when empty.
+    by H3 (``cells_to_geo``); ``layer`` restricts to one responder layer, ``towns`` to the
+    cells of those towns. None when empty.
     """
     minutes = list(minutes if minutes is not None else result.settings.isochrone_minutes)
-    cells = result.cells[result.cells["res"] == res]
+    cells = _in_towns(result.cells[result.cells["res"] == res], None, towns)
     eta = cells["eta_s"] if layer is None else cells[f"eta_{layer}"]
     out: dict[float, dict[str, Any] | None] = {}
     for m in minutes:

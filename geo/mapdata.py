@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo import crs, h3index, store
+from geo import crs, h3index, personal, store
 from geo.errors import ValidationError
 from geo.settings import Settings
 from layers.base import LayerSpec
@@ -49,12 +49,15 @@ HEX_CLASSES: int = 6
 @dataclass(frozen=True)
 class MapFilter:
     """Which rows of a layer to show: allowed values per field (any field of the spec, unlike
-    ``geo.aggregate.Filter`` which knows the hazard/incident fields) and a time window
-    ``[start, end)`` on the layer's time field."""
+    ``geo.aggregate.Filter`` which knows the hazard/incident fields), a time window
+    ``[start, end)`` on the layer's time field and ``towns``: None for the whole district, else
+    only the rows of these towns (``town_sql``; an empty tuple shows nothing). ``parse`` never
+    sets ``towns``: it is a server-side scope, never read from a URL."""
 
     values: Mapping[str, Sequence[str]] | None = None
     start: str | None = None
     end: str | None = None
+    towns: tuple[str, ...] | None = None
 
     @classmethod
     def parse(cls, text: str | None, start: str | None = None, end: str | None = None) -> MapFilter:
@@ -156,6 +159,27 @@ def time_field(spec: LayerSpec) -> str | None:
     return None
 
 
+def town_sql(spec: LayerSpec, towns: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """SQL condition keeping the rows of ``towns`` (街镇) only; ``TRUE`` for None (the whole district).
+
+    A layer with a ``town`` field (every point layer, the grids: ``geo.assign`` gave each point the
+    town of its grid): that value is one of ``towns`` (a row without a town is in no town). An area
+    layer with ``name`` and ``parent_id`` (the admin areas): the areas named so and the areas whose
+    parent is one of them (a town and its communities; not the district around them). Any other
+    layer has no row in a town: ``FALSE``. An empty ``towns`` keeps nothing.
+    """
+    if towns is None:
+        return "TRUE", []
+    names = [str(t) for t in towns]
+    if "town" in spec.field_names:
+        return 'CAST("town" AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))', [names]
+    if {"name", "parent_id"} <= set(spec.field_names):
+        return (f'(CAST("name" AS VARCHAR) IN (SELECT unnest(?::VARCHAR[])) OR "parent_id" IN '
+                f'(SELECT a.id FROM {spec.name} a WHERE CAST(a.name AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))))',
+                [names, names])
+    return "FALSE", []
+
+
 def filter_sql(spec: LayerSpec, filters: MapFilter | None) -> tuple[str, list[Any]]:
     """SQL condition (``?`` parameters) and its parameters for ``filters`` on ``spec``.
 
@@ -165,6 +189,10 @@ def filter_sql(spec: LayerSpec, filters: MapFilter | None) -> tuple[str, list[An
     params: list[Any] = []
     if filters is None:
         return "TRUE", params
+    if filters.towns is not None:
+        tsql, tparams = town_sql(spec, filters.towns)
+        clauses.append(tsql)
+        params.extend(tparams)
     for name, values in (filters.values or {}).items():
         if name not in spec.field_names:
             msg = f"layer {spec.name!r} has no field {name!r} to filter on; fields: {spec.field_names}"
@@ -397,16 +425,22 @@ def point_columns(spec: LayerSpec) -> list[str]:
     return cols
 
 
-def feature_details(con: duckdb.DuckDBPyConnection, layer: str, feature_id: str, lang: str = "zh") -> list[tuple[str, str]]:
+def feature_details(con: duckdb.DuckDBPyConnection, layer: str, feature_id: str, lang: str = "zh",
+                    towns: Sequence[str] | None = None, mask: Sequence[str] = ()) -> list[tuple[str, str]]:
     """(field label, value as text) of one feature, for its popup; empty values left out.
 
-    Raises ValidationError when the id is not in the layer.
+    ``towns``: only a feature of these towns is found (``town_sql``; None: any); ``mask``: fields
+    masked (``geo.personal``). Raises ValidationError when the id is not in the layer (or not in
+    ``towns``: the same message, so an id out of scope cannot be told from a missing one).
     """
     spec = get_spec(layer)
     cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in spec.field_names)
-    df = con.execute(f"SELECT {cols} FROM {spec.name} WHERE id = ? LIMIT 1", [str(feature_id)]).df()
+    tsql, tparams = town_sql(spec, towns)
+    df = con.execute(f"SELECT {cols} FROM {spec.name} WHERE id = ? AND {tsql} LIMIT 1", [str(feature_id), *tparams]).df()
     if df.empty:
         raise ValidationError(f"layer {layer!r} has no feature with id {feature_id!r}")
+    if mask:
+        df = personal.mask_frame(df, mask)
     row = df.iloc[0]
     return [(spec.field_label(c, lang), str(row[c])) for c in spec.field_names if row[c] is not None and str(row[c]) != ""]
 
@@ -418,8 +452,10 @@ def point_features(
     filters: MapFilter | None = None,
     tiles: str = "none",
     limit: int | None = None,
+    mask: Sequence[str] = (),
 ) -> str:
-    """The points of a layer in a box, newest first, with the ``point_columns`` as properties."""
+    """The points of a layer in a box, newest first, with the ``point_columns`` as properties
+    (``mask``: personal fields masked, ``geo.personal``: a vulnerable resident's name)."""
     spec = get_spec(layer)
     fsql, fparams = filter_sql(spec, filters)
     bsql, bparams = bbox_sql(bbox)
@@ -430,6 +466,8 @@ def point_features(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     df = con.execute(sql, bparams + fparams).df()
+    if mask:
+        df = personal.mask_frame(df, mask)
     geoms = _point_geoms(df.pop("lon").to_numpy(), df.pop("lat").to_numpy())
     return feature_collection(geoms, df, tiles)
 
@@ -473,18 +511,20 @@ def layer_view(
     filters: MapFilter | None = None,
     want: str | None = None,
     by_class: bool = False,
+    mask: Sequence[str] = (),
 ) -> LayerView:
     """A point layer for a viewport: hexagons or clustered points (see ``view_mode``).
 
     ``want`` (``hex`` or ``points``) returns an empty collection when the mode differs, so a
     map can hold one hexagon layer and one point layer and fill only the right one;
-    ``by_class`` sends hexagons merged by colour class (``hex_features``).
+    ``by_class`` sends hexagons merged by colour class (``hex_features``); ``mask``: personal
+    fields of the points masked (``point_features``).
     """
     mode, res, n = view_mode(con, layer, bbox, zoom, settings, filters)
     if want is not None and want != mode:
         return LayerView(mode, res, n, EMPTY)
     if mode == "points":
-        text = point_features(con, layer, bbox, filters, settings.tiles)
+        text = point_features(con, layer, bbox, filters, settings.tiles, mask=mask)
     else:
         text = hex_features(con, layer, res or STORED_RESOLUTIONS[-1], bbox, filters, settings.tiles, by_class=by_class)
     return LayerView(mode, res, n, text)
@@ -512,6 +552,7 @@ def polygon_features(
     fields: Sequence[str] | None = None,
     ndigits: int = 6,
     merged: bool = False,
+    mask: Sequence[str] = (),
 ) -> str:
     """A polygon layer (boundaries, grids) with its spec fields (or ``fields``), simplified for display.
 
@@ -520,6 +561,7 @@ def polygon_features(
     layer without levels), properties ``level`` and, per polygon in the geometry's order, the
     ``id`` and ``name`` lists of the feature it belongs to (a multi-part area repeats them): the
     browser builds and draws a handful of paths, the tooltip finds the polygon under the pointer.
+    ``mask``: personal fields masked (``geo.personal``: a grid worker's name and phone).
     Raises ValidationError naming a field the spec does not have.
     """
     spec = get_spec(layer)
@@ -532,6 +574,8 @@ def polygon_features(
     if where:
         sql += f" WHERE {where}"
     df = con.execute(sql, list(params or [])).df()
+    if mask:
+        df = personal.mask_frame(df, mask)
     geoms = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object)) if len(df) else np.array([])
     if len(geoms) and simplify_deg:
         geoms = shapely.simplify(geoms, simplify_deg, preserve_topology=True)
@@ -597,21 +641,27 @@ def road_features(
     return feature_collection(np.asarray(merged, dtype=object), props, settings.tiles)
 
 
-def data_bounds(con: duckdb.DuckDBPyConnection) -> BBox | None:
-    """Box around the district: the admin areas, else the grids, else every point layer."""
+def data_bounds(con: duckdb.DuckDBPyConnection, towns: Sequence[str] | None = None) -> BBox | None:
+    """Box around the district (or ``towns``: ``town_sql``): the admin areas, else the grids, else every point layer."""
     from layers.registry import LAYERS
 
     for name in ("admin_area", "grid"):
         if name in LAYERS:
+            where, params = town_sql(LAYERS[name], towns)
             row = con.execute(
-                f"SELECT min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)), max(ST_YMax(geom)) FROM {name}"
-            ).fetchone()
+                f"SELECT min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)), max(ST_YMax(geom)) FROM {name} "
+                f"WHERE {where}", params).fetchone()
             if row and row[0] is not None:
                 return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
-    parts = [f"SELECT min(lon) a, min(lat) b, max(lon) c, max(lat) d FROM {n}" for n, s in LAYERS.items() if s.geometry == "point"]
+    parts, params = [], []
+    for n, s in LAYERS.items():
+        if s.geometry == "point":
+            where, wparams = town_sql(s, towns)
+            parts.append(f"SELECT min(lon) a, min(lat) b, max(lon) c, max(lat) d FROM {n} WHERE {where}")
+            params += wparams
     if not parts:
         return None
-    row = con.execute(f"SELECT min(a), min(b), max(c), max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    row = con.execute(f"SELECT min(a), min(b), max(c), max(d) FROM ({' UNION ALL '.join(parts)})", params).fetchone()
     if row is None or row[0] is None:
         return None
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
@@ -688,11 +738,13 @@ def grouped_cells(cells: np.ndarray, groups: np.ndarray, props: pd.DataFrame | N
     return feature_collection(np.array(geoms, dtype=object), out, tiles)
 
 
-def area_boxes(con: duckdb.DuckDBPyConnection, level: str) -> list[tuple[str, BBox]]:
-    """(name, box) of every admin area of one level (e.g. 街镇), for a wall rotating through towns."""
+def area_boxes(con: duckdb.DuckDBPyConnection, level: str, towns: Sequence[str] | None = None) -> list[tuple[str, BBox]]:
+    """(name, box) of every admin area of one level (e.g. 街镇; of ``towns`` only: ``town_sql``),
+    for a wall rotating through towns."""
+    where, params = town_sql(get_spec("admin_area"), towns)
     df = con.execute(
         "SELECT name, ST_XMin(geom) w, ST_YMin(geom) s, ST_XMax(geom) e, ST_YMax(geom) n "
-        "FROM admin_area WHERE level = ? ORDER BY name", [level]).df()
+        f"FROM admin_area WHERE level = ? AND {where} ORDER BY name", [level, *params]).df()
     return [(str(r.name), (float(r.w), float(r.s), float(r.e), float(r.n))) for r in df.itertuples()]
 
 

@@ -16,6 +16,7 @@ result: demand = built-up res-10 cells no responder covers (weights from
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,8 +189,10 @@ def build_problem(
     candidates: pd.DataFrame | None = None,
     layer: str = "micro_station",
     max_candidates: int = 500,
+    towns: Sequence[str] | None = None,
 ) -> SitingProblem:
-    """Demand cells (uncovered built-up res-10 cells), candidates and the coverage matrix.
+    """Demand cells (uncovered built-up res-10 cells; of ``towns`` only when given), candidates and
+    the coverage matrix.
 
     Default candidates: the road node nearest to each demand cell's centre; when there are
     more than ``max_candidates``, the one of highest demand per res-8 parent cell first,
@@ -206,9 +209,10 @@ def build_problem(
     turnout, target = layer_timing(layer, scene.settings)
     reach_s = target - turnout
     cells = result.cells
-    demand = cells[(cells["res"] == AREA_RES) & cells["built_up"] & ~cells["covered"]].reset_index(
-        drop=True
-    )
+    wanted = (cells["res"] == AREA_RES) & cells["built_up"] & ~cells["covered"]
+    if towns is not None:  # a town user's scope: demand (and so default candidates) in their towns
+        wanted &= cells["town"].isin(list(towns)) if "town" in cells else False
+    demand = cells[wanted].reset_index(drop=True)
     if candidates is None:
         cand = demand[demand["node"] >= 0] if scene.mode == "network" else demand
         cand = cand.assign(parent=h3index.parent_cells(cand["cell"].to_numpy(np.uint64), 8))
@@ -350,15 +354,16 @@ def suggest_sites(
     exact: bool = False,
     max_candidates: int = 500,
     time_limit_s: float | None = None,
+    towns: Sequence[str] | None = None,
 ) -> SitingResult:
     """Greedy maximal covering (Church & ReVelle 1974): k new sites and the gain of each.
 
     With ``exact`` the exact MCLP (HiGHS) is solved too and ``gap`` says how far greedy is
-    from the optimum.
+    from the optimum. ``towns``: the demand of those towns only (``build_problem``).
     """
     if k < 1:
         raise ValidationError(f"k must be at least 1, got {k}")
-    problem = build_problem(source, candidates, layer, max_candidates)
+    problem = build_problem(source, candidates, layer, max_candidates, towns=towns)
     w = problem.demand["weight"].to_numpy(np.float64)
     t0 = time.perf_counter()
     picks, gains = greedy_mclp(problem.cover, w, k)

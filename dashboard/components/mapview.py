@@ -287,10 +287,16 @@ def roads_layer(page: str, dark: bool, url: str | None = None) -> dl.GeoJSON:
 ROAD_EDGES = "road_edges"
 
 
-def layer_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Rows per layer (decides defaults: which layers are checked and clustered), and of
-    ``road_edges`` (whether the road skeleton has anything to draw)."""
-    counts = store.table_counts(con)
+def layer_counts(con: duckdb.DuckDBPyConnection, towns: Sequence[str] | None = None) -> dict[str, int]:
+    """Rows per layer (of ``towns`` only when given: ``mapdata.town_sql``; decides defaults: which
+    layers are checked and clustered), and of ``road_edges`` (whether the road skeleton has anything to draw)."""
+    if towns is None:
+        counts = store.table_counts(con)
+    else:
+        counts = {}
+        for name, spec in LAYERS.items():
+            where, params = mapdata.town_sql(spec, towns)
+            counts[name] = int(con.execute(f"SELECT count(*) FROM {name} WHERE {where}", params).fetchone()[0])
     counts[ROAD_EDGES] = int(con.execute(f"SELECT count(*) FROM {ROAD_EDGES}").fetchone()[0])
     return counts
 

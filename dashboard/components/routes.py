@@ -11,6 +11,13 @@ cached per snapshot version and query. Endpoints:
 - ``/api/roads.geojson?bbox=&zoom=``
 - ``/api/feature/<layer>/<id>?lang=`` (popup details: ``[[label, value], ...]``)
 - ``/api/empty.geojson``
+
+Every answer is cut to the request principal's scope (``dashboard.access.scope``): a town user
+gets the points, hexagons, grids and areas of their towns only (a filter naming other towns
+only narrows it), personal fields (a grid worker's name and phone, a resident's name) masked
+for roles that do not see them, and a feature out of scope answers 404 like a missing id. The
+cache of answers per URL is keyed by the scope as well (``snapshot_cache``). Roads (the street
+skeleton) are neither personal nor a town's: everyone gets all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 
 import flask
 
+from dashboard.access import scope
 from dashboard.components import context
 from dashboard.components.inputs import BadInput
 from dashboard.components.snapshot_cache import SnapshotLRU
@@ -131,13 +139,14 @@ def register_routes(server: flask.Flask) -> None:
                 raise BadInput(f"unknown view {want[:40]!r}; use hex or points")
             args = flask.request.args
             bbox = mapdata.bbox_to_wgs84(mapdata.parse_bbox(args.get("bbox")), context.settings().tiles)
-            flt = mapdata.MapFilter.parse(args.get("f"), args.get("start"), args.get("end"))
+            flt = scope.map_filter(mapdata.MapFilter.parse(args.get("f"), args.get("start"), args.get("end")))
             zoom = mapdata.parse_zoom(args.get("zoom"))
+            mask = scope.mask_fields(layer)
 
             def make() -> str:
                 with context.connection() as con:
                     return mapdata.layer_view(con, layer, bbox, zoom, context.settings(), flt, want=want,
-                                              by_class=True).geojson
+                                              by_class=True, mask=mask).geojson
 
             return _geojson(_cached(make))
         except (OnemapError, KeyError) as exc:
@@ -152,11 +161,15 @@ def register_routes(server: flask.Flask) -> None:
             if view not in ("all", "map", "outlines"):
                 raise OnemapError(f"fields must be 'all', 'map' or 'outlines', got {view[:40]!r}")
             fields, ndigits = (mapdata.map_fields(spec), 5) if view in ("map", "outlines") else (None, 6)
+            tsql, tparams = mapdata.town_sql(spec, scope.towns())
+            where, params = (f"({where}) AND {tsql}" if where else tsql), [*(params or []), *tparams]
+            mask = scope.mask_fields(layer)
 
             def make() -> str:
                 with context.connection() as con:
                     return mapdata.polygon_features(con, layer, context.settings().tiles, where=where, params=params,
-                                                    fields=fields, ndigits=ndigits, merged=view == "outlines")
+                                                    fields=fields, ndigits=ndigits, merged=view == "outlines",
+                                                    mask=mask)
 
             return _geojson(_cached(make))
         except (OnemapError, KeyError) as exc:
@@ -184,8 +197,9 @@ def register_routes(server: flask.Flask) -> None:
         if len(feature_id) > MAX_ID_CHARS:
             raise BadInput(f"feature id is {len(feature_id):,} characters long; ids are at most {MAX_ID_CHARS}")
         try:
-            with context.connection() as con:
-                rows = mapdata.feature_details(con, layer, feature_id, lang)
+            with context.connection() as con:  # out of scope: the same 404 as a missing id
+                rows = mapdata.feature_details(con, layer, feature_id, lang, towns=scope.towns(),
+                                               mask=scope.mask_fields(layer))
             return flask.jsonify({"title": spec.label(lang), "rows": rows})
         except (OnemapError, KeyError) as exc:
             return flask.Response(flask.json.dumps({"error": str(exc)}), status=404, mimetype="application/json")

@@ -7,6 +7,10 @@ drop their scene and sessions); an answer built on an older snapshot (a request 
 started before the swap) is handed back but not kept.
 Bytes are measured by ``geo.cache.size_of`` (GeoJSON text: its length) against the
 ``cache_max_mb`` budget (``geo.cache``).
+
+Every key is also keyed by the request principal's scope (``dashboard.access.scope.cache_key``:
+their towns and whether they see personal fields), so an answer built for the whole district
+is never handed to a town user, nor an unmasked one to a role that sees masked data.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from dashboard.access import scope
 from dashboard.components import context
 from geo import store
 from geo.cache import BoundedCache, release_free_memory, size_of
@@ -92,8 +97,9 @@ class SnapshotLRU:
         return self._cache
 
     def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The cached answer for ``key`` in the current snapshot, building it when missing."""
+        """The cached answer for ``key`` in the current snapshot and the request's scope, building it when missing."""
         token = snapshot_token()
+        key = (scope.cache_key(), key)
         found, value = self._cache.lookup(token, key)
         if found:
             return value
@@ -104,5 +110,5 @@ class SnapshotLRU:
         return value
 
     def peek(self, key: Hashable) -> Any | None:
-        """The cached answer for ``key`` in the current snapshot, else None (never builds)."""
-        return self._cache.lookup(snapshot_token(), key)[1]
+        """The cached answer for ``key`` in the current snapshot and the request's scope, else None (never builds)."""
+        return self._cache.lookup(snapshot_token(), (scope.cache_key(), key))[1]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, ctx, dcc, html
 
-from dashboard.access import actions
+from dashboard.access import actions, scope
 from dashboard.components import context, deferred, engines, inputs, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, note, panel, table
 from dashboard.components.page_start import page_start
@@ -211,7 +211,7 @@ dash.clientside_callback(
 
 def filtered_count(layer: str, entry: dict[str, Any]) -> int:
     """Rows of ``layer`` passing one filter entry of the map store (once per snapshot and filter)."""
-    flt = mapdata.MapFilter(dict(entry.get("f") or {}), entry.get("start"), entry.get("end"))
+    flt = scope.map_filter(mapdata.MapFilter(dict(entry.get("f") or {}), entry.get("start"), entry.get("end")))
     key = (layer, json.dumps(entry, sort_keys=True, ensure_ascii=False))
 
     def build() -> int:
@@ -443,10 +443,10 @@ def scenario_figures(edits: list, responder: str, selection: dict | None, _paint
     lang = lang_of(lang)
     edits = edits or []
     try:
-        base = engines.base_summary()
+        base = scoped_summary()
         if edits:
             engine, refused = engines.scenario(session, edits)
-            now, mode = engine.summary(), engine.scene.mode
+            now, mode = scoped_summary(engine), engine.scene.mode
         else:
             now, refused, mode = base, [], engines.scene().mode
     except OnemapError as exc:
@@ -467,6 +467,15 @@ def scenario_figures(edits: list, responder: str, selection: dict | None, _paint
             applied)
 
 
+def scoped_summary(engine: coverage.CoverageEngine | None = None) -> dict[str, Any]:
+    """Reach figures of the stored responders (or of ``engine``'s scenario) over the request's scope:
+    the district's, or a town user's towns' (``coverage.summary(towns=...)``, from the full result)."""
+    towns = scope.towns()
+    if towns is None:
+        return engine.summary() if engine is not None else engines.base_summary()
+    return coverage.summary(engine.result if engine is not None else engines.base_coverage(), towns=towns)
+
+
 def road_model_label(settings: Settings, lang: str) -> str:
     """Which road model coverage uses: calibrated on N calls (``onemap calibrate --write``) or the default factor."""
     factor = f"{settings.urban_slowdown_factor:g}"
@@ -483,12 +492,12 @@ def _overlays(result: coverage.CoverageResult, responder: str, overlays: tuple[s
     tiles = context.settings().tiles
     iso = first_due = blind = EMPTY_FC
     if "iso" in overlays and minutes:
-        geoms = coverage.isochrones(result, sorted(minutes, reverse=True), layer=responder)
+        geoms = coverage.isochrones(result, sorted(minutes, reverse=True), layer=responder, towns=scope.towns())
         props = pd.DataFrame({"minutes": [f"{m:g}" for m in geoms]})
         iso = json.loads(mapdata.geometries_features(list(geoms.values()), props, tiles,
                                                      simplify_m=context.settings().map_zone_simplify_m))
     if "firstdue" in overlays:
-        cells = result.cells[result.cells["res"] == result.cells["res"].min()]
+        cells = scope.keep_towns(result.cells[result.cells["res"] == result.cells["res"].min()])
         col = f"first_{responder}"
         if col in cells:
             cells = cells[cells[col].notna() & (cells[col].astype(str) != "")]
@@ -500,7 +509,7 @@ def _overlays(result: coverage.CoverageResult, responder: str, overlays: tuple[s
             first_due = json.loads(mapdata.grouped_cells(cells["cell"].to_numpy(np.uint64), groups, props, tiles))
     if "blind" in overlays:
         bc = engines.blind_spots().cells
-        bc = bc[bc["blind"] & (bc["res"] == bc["res"].min())]
+        bc = scope.keep_towns(bc[bc["blind"] & (bc["res"] == bc["res"].min())])
         blind = json.loads(mapdata.dissolved_cells(bc["cell"].to_numpy(np.uint64), tiles))
     return iso, first_due, blind
 
@@ -514,7 +523,8 @@ def base_overlays(responder: str, overlays: tuple[str, ...], minutes: tuple[floa
 def base_iso_text(responder: str, minutes: tuple[float, ...]) -> str:
     """Isochrones of the stored responders as GeoJSON text (once per snapshot; served by URL)."""
     def build() -> str:
-        geoms = coverage.isochrones(engines.base_coverage(), sorted(minutes, reverse=True), layer=responder)
+        geoms = coverage.isochrones(engines.base_coverage(), sorted(minutes, reverse=True), layer=responder,
+                                    towns=scope.towns())
         props = pd.DataFrame({"minutes": [f"{m:g}" for m in geoms]})
         return mapdata.geometries_features(list(geoms.values()), props, context.settings().tiles,
                                            simplify_m=context.settings().map_zone_simplify_m)
@@ -579,7 +589,7 @@ def _worst_table(rows: list[dict[str, Any]], lang: str) -> Any:
 
 
 def _worst(result: coverage.CoverageResult) -> list[dict[str, Any]]:
-    worst = coverage.uncovered_clusters(result, top=10).drop(columns=["geometry"], errors="ignore")
+    worst = coverage.uncovered_clusters(result, top=10, towns=scope.towns()).drop(columns=["geometry"], errors="ignore")
     if "worst_eta_s" in worst:
         worst["worst_eta_min"] = (worst["worst_eta_s"] / 60).round(1)
     return worst.round(3).to_dict("records")
@@ -665,7 +675,7 @@ def scenario_worst(applied: dict | None, edits: list, session: str, lang: str):
 def suggest(_n: int, k: int | None, responder: str, edits: list, session: str, lang: str):
     """Greedy maximal covering: k new sites with the gain of each (geo.siting)."""
     engine, _ = engines.scenario(session, edits or [])
-    res = siting.suggest_sites(engine, int(k or 1), layer=responder)
+    res = siting.suggest_sites(engine, int(k or 1), layer=responder, towns=scope.towns())
     picks = res.picks
     geo = json.loads(mapdata.points_features(picks["lon"].to_numpy(), picks["lat"].to_numpy(),
                                              picks[["rank"]], context.settings().tiles))
@@ -724,7 +734,7 @@ def scenario_document(edits: list, session: str, responder: str) -> dict[str, An
                 for sid, e in stations.items()]
     return {"type": "FeatureCollection", "features": features,
             "scenario": {"edits": edits, "removed": [e["id"] for e in edits if e["action"] == "remove"],
-                         "responder": responder, "before": engines.base_summary(), "after": engine.summary()}}
+                         "responder": responder, "before": scoped_summary(), "after": scoped_summary(engine)}}
 
 
 # --------------------------------------------------------------------------- what the callbacks take

@@ -2,7 +2,9 @@
 inspection compliance and the town scorecard, for committee meetings; print-friendly.
 
 Every figure comes from ``geo.hotspots`` and ``geo.governance`` with one shared
-``geo.aggregate.Filter`` built from the time range and category filters.
+``geo.aggregate.Filter`` built from the time range and category filters, cut to the signed-in
+user's towns (``dashboard.access.scope``: a town user's counts, tables, hotspots and response
+figures are of their towns only; the town scorecard lists their towns with their district rank).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
+from dashboard.access import scope
 from dashboard.components import context, deferred, engines, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, panel, table
 from dashboard.components.page_start import page_start
@@ -146,9 +149,11 @@ def table_specs(lang: str) -> dict[str, tuple[list[tuple[str, str]], int]]:
 
 
 def build_filter(start: str | None, end: str | None, categories: list | None, severities: list | None) -> Filter:
-    """The shared filter: [start, end] inclusive of the end day, categories, severities."""
+    """The shared filter: [start, end] inclusive of the end day, categories, severities, and the
+    towns of the request's scope (``scope.scoped``: never from the client)."""
     end_excl = (pd.Timestamp(end) + timedelta(days=1)) if end else None
-    return Filter(start=start, end=end_excl, category=tuple(categories or ()), severity=tuple(severities or ()))
+    return scope.scoped(Filter(start=start, end=end_excl, category=tuple(categories or ()),
+                               severity=tuple(severities or ())))
 
 
 def _rates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -213,9 +218,11 @@ def review_tables(start: str | None, end: str | None, categories: list | None, s
                 "loop": governance.closed_loop(con, by=(level,), flt=flt, as_of=as_of, settings=settings),
                 "overdue": governance.overdue_hazards(con, flt, as_of=as_of, settings=settings, limit=100),
                 "listed": governance.listed_hazards(con, flt, as_of=as_of, settings=settings, limit=100),
-                "inspection": governance.inspection_compliance(con, by=("town",), as_of=as_of, settings=settings),
-                "scorecard": governance.town_scorecard(con, governance.scorecard_year(as_of), as_of=as_of,
-                                                       settings=settings),
+                "inspection": governance.inspection_compliance(con, by=("town",), as_of=as_of, flt=flt,
+                                                               settings=settings),
+                # the district's assessment, of the scope's towns (their rank among all towns)
+                "scorecard": scope.keep_towns(governance.town_scorecard(con, governance.scorecard_year(as_of),
+                                                                        as_of=as_of, settings=settings)),
             }
 
     return engines.memo("review-tables", (*_key(start, end, categories, severities), level), build)

@@ -5,6 +5,13 @@ KPI tiles, a ticker and the map refresh every ``Settings.wall_refresh_s`` throug
 ``dcc.Interval`` reading the snapshot-following ``store.Reader``; the map layers refetch
 when the snapshot version changes. A new incident (or one an operator picks) brings up
 its dispatch picture; with ``Settings.wall_rotate_towns_s`` the map tours the towns.
+
+A wall signed in with a town scope (``dashboard.access.scope``) shows its towns only: KPIs,
+ticker, reach tiles (the shares of its towns' built-up area), the incidents it can pick, the
+towns it tours. The dispatch picture of an incident in scope shows what serves that call,
+wherever it stands (the nearest stations, water and residents may lie across a town border);
+personal fields in it are masked unless the signed-in role sees them (never for the local
+single user of an app without users: a kiosk, as before).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
+from dashboard.access import scope
 from dashboard.components import context, engines, mapview, preload
 from dashboard.components.chrome import kpi_tile, navbar
 from dashboard.components.page_start import page_start
@@ -131,8 +139,10 @@ def reach_figures() -> dict[str, str]:
 
     def build() -> dict[str, str]:
         try:
-            summary = engines.base_summary()
-            blind = coverage.blind_spot_summary(engines.blind_spots())
+            towns = scope.towns()
+            summary = (engines.base_summary() if towns is None
+                       else coverage.summary(engines.base_coverage(), towns=towns))
+            blind = coverage.blind_spot_summary(engines.blind_spots(), towns=towns)
         except OnemapError:  # no roads, no responders: the wall keeps running without these tiles
             return {"micro": "–", "station": "–", "blind": "–"}
         return {"micro": _pct(summary.get("area_share_micro_station")),
@@ -169,7 +179,7 @@ def wall_kpis(now: datetime) -> governance.WallKpis:
 
     def build() -> governance.WallKpis:  # as of the first ask in this minute and snapshot
         with context.connection() as con:
-            return governance.wall_kpis(con, as_of=now, settings=context.settings())
+            return governance.wall_kpis(con, as_of=now, settings=context.settings(), flt=scope.scoped())
 
     return engines.memo("wall-kpis", minute, build)
 
@@ -395,18 +405,20 @@ def show_dispatch(incident_id: str | None, lang: str, fly: bool, newest: str | N
     lang = lang_of(lang)
     if not incident_id:
         with context.connection() as con:
-            b = mapdata.data_bounds(con)
+            b = mapdata.data_bounds(con, scope.towns())
         view = ({"bounds": mapview.display_bounds(b, context.settings()), "transition": "flyToBounds"}
                 if b else dash.no_update)
         return [], html.Div(t("dispatch_pick", lang), className="om-dim"), view
+    where, params = mapdata.town_sql(LAYERS["incident"], scope.towns())  # an id out of scope: as missing
     with context.connection() as con:
-        row = con.execute("SELECT lon, lat FROM incident WHERE id = ?", [incident_id]).fetchone()
+        row = con.execute(f"SELECT lon, lat FROM incident WHERE id = ? AND {where}", [incident_id, *params]).fetchone()
     if row is None:
         return [], html.Div(t("dispatch_none", lang), className="om-dim"), dash.no_update
     try:
-        # the wall is a kiosk: personal fields stay masked (show_personal is never set here)
+        # the wall is a kiosk: personal fields stay masked unless the signed-in role sees them
         result = dispatch.dispatch(engines.scene(), float(row[0]), float(row[1]),
-                                   context=dispatch_context(datetime.now()), incident_id=str(incident_id))
+                                   context=dispatch_context(datetime.now()), incident_id=str(incident_id),
+                                   show_personal=scope.sees_personal(PAGE))
     except OnemapError as exc:  # show why instead of a broken wall
         return [], html.Div(f"{t('dispatch_unavailable', lang)}: {exc}", className="om-dim"), dash.no_update
     tiles = context.settings().tiles
@@ -433,8 +445,8 @@ def rotate_towns(n: int, lang: str, incident: str | None):
         return dash.no_update, dash.no_update
     lang = lang_of(lang)
     with context.connection() as con:
-        towns = mapdata.area_boxes(con, TOWN_LEVEL)
-        whole = mapdata.data_bounds(con)
+        towns = mapdata.area_boxes(con, TOWN_LEVEL, scope.towns())
+        whole = mapdata.data_bounds(con, scope.towns())
     stops = [(t("whole_district", lang), whole)] + towns
     name, box = stops[n % len(stops)]
     if box is None:
