@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import html
+from dash import dcc, html
 
 from dashboard.access import actions, audit, current_principal
 from dashboard.components.chrome import navbar, note, panel, table
@@ -38,23 +38,26 @@ def _limit(value: Any) -> int:
 
 
 def _field(label: str, control: Any) -> html.Label:
-    return html.Label([html.Span(label), control], className="om-audit-field")
+    return html.Label([html.Span(label), control], className="om-audit-field",
+                      style={"display": "flex", "flexDirection": "column", "width": "150px", "marginRight": "8px"})
 
 
 def _filter_form(lang: str, actor: str, action: str, since: str, until: str, limit: str) -> html.Form:
     """A GET form: submitting it loads ``/audit?...`` with the filters (no callback)."""
-    options = [html.Option(t("audit_any", lang), value="")] + [
-        html.Option(a, value=a, selected=(a == action)) for a in audit.AUDIT_ACTIONS]
+    def box(name: str, value: str, **more: Any) -> dcc.Input:
+        return dcc.Input(name=name, value=value, type="text", debounce=True, style={"width": "100%"}, **more)
+
     return html.Form([
-        html.Input(type="hidden", name="lang", value=lang),
-        _field(t("audit_actor", lang), html.Input(name="actor", value=actor, maxLength=200)),
-        _field(t("audit_action", lang), html.Select(options, name="action")),
-        _field(t("audit_since", lang), html.Input(type="date", name="since", value=since)),
-        _field(t("audit_until", lang), html.Input(type="date", name="until", value=until)),
-        _field(t("audit_limit", lang), html.Input(type="number", name="limit", min=1, max=audit.MAX_LIST,
-                                                  value=limit or str(DEFAULT_LIMIT))),
+        dcc.Input(type="hidden", name="lang", value=lang),
+        _field(t("audit_actor", lang), box("actor", actor, maxLength=200)),
+        _field(t("audit_action", lang), box("action", action, list="audit-actions", placeholder=t("audit_any", lang))),
+        html.Datalist([html.Option(value=a) for a in audit.AUDIT_ACTIONS], id="audit-actions"),
+        _field(t("audit_since", lang), box("since", since, placeholder="YYYY-MM-DD", maxLength=40)),
+        _field(t("audit_until", lang), box("until", until, placeholder="YYYY-MM-DD", maxLength=40)),
+        _field(t("audit_limit", lang), box("limit", limit or str(DEFAULT_LIMIT), inputMode="numeric", maxLength=6)),
         html.Button(t("audit_filter", lang), type="submit", className="om-btn"),
-    ], method="GET", action=PATH, className="om-row om-audit-form")
+    ], method="GET", action=PATH, className="om-row om-audit-form",
+        style={"display": "flex", "flexWrap": "wrap", "alignItems": "flex-end", "marginBottom": "8px"})
 
 
 def _verdict(lang: str) -> html.Div:
@@ -63,10 +66,12 @@ def _verdict(lang: str) -> html.Div:
     if found.ok:
         head = (found.head_hash or "-")[:16]
         return html.Div(t("audit_intact", lang, rows=found.rows, seq=found.head_seq or 0, hash=head),
-                        className="om-note om-audit-ok", id="audit-verdict")
+                        className="om-note om-audit-ok", id="audit-verdict",
+                        style={"background": "#e8f5e9", "color": "#1b5e20"})
     return html.Div([html.Strong(t("audit_broken", lang, n=len(found.problems))),
                      html.Ul([html.Li(str(p)) for p in found.problems[:50]])],
-                    className="om-note om-audit-broken", id="audit-verdict")
+                    className="om-note om-audit-broken", id="audit-verdict",
+                    style={"background": "#fdecea", "color": "#8a1c1c"})
 
 
 def _cell(value: Any) -> Any:
