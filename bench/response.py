@@ -211,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     base = p(runs["pandas groupby-quantile"], 95)
     ratio = p(runs["onemap warm"], 95) / base
     verdict = "PASS" if ratio <= 1 / 3 else "FAIL"
-    print(f"verdict on WARM p95: onemap warm p95 / pandas groupby-quantile p95 = {ratio:.3f} (target ≤ 0.333): {verdict}")
-    print(f"onemap cold p95 / pandas groupby-quantile p95 = {p(cold, 95) / base:.3f} (context: first call on a snapshot)")
+    print(f"verdict on WARM p95: onemap warm p95 / pandas groupby-quantile p95 = {ratio:.3f} "
+          f"(target ≤ 0.333): {verdict}")
+    print(f"onemap cold p95 / pandas groupby-quantile p95 = {p(cold, 95) / base:.3f} "
+          "(context: first call on a snapshot)")
     print(f"onemap warm p95 / pandas whole computation p95 = "
           f"{p(runs['onemap warm'], 95) / p(runs['pandas whole'], 95):.3f} (context)")
     if not args.no_calibrate:

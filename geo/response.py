@@ -174,7 +174,7 @@ _FLAG_PATTERNS = 1 << (len(COUNTS) - 1)
 # pattern × count: 1 where the pattern of flags has the count's bit (``calls``: always).
 _BITS = np.array([[1, *((pattern >> k) & 1 for k in range(len(COUNTS) - 1))] for pattern in range(_FLAG_PATTERNS)],
                  dtype=np.int64)
-_NO_UNITS, _UNIT_UNMATCHED, _INVALID = 1, 2, 4  # bits of a call's ``extra``
+_NO_UNITS, _UNIT_UNMATCHED, _INVALID = 1, 2, 4  # a call's other bits: the district's count codes
 _CALLS: SnapshotCache[Any] = SnapshotCache(maxsize=16, name="response calls")
 
 
@@ -182,7 +182,7 @@ _CALLS: SnapshotCache[Any] = SnapshotCache(maxsize=16, name="response calls")
 class _Grouping:
     """The calls of one grouping: ``size`` groups (codes 0 … size-1, the last one the calls
     without a value: no town, no matched unit); per call ``keyed`` = code × 128 + its figure
-    flags (the code: the group's, or for the district the call's ``extra`` bits, 0 …
+    flags (the code: the group's, or for the district the call's ``_NO_UNITS`` … bits, 0 …
     count_size-1); per measure the positions of the calls having it, sorted by (group, time)."""
 
     size: int
@@ -199,7 +199,8 @@ class _Calls:
     code into ``units`` (-1: none matched); ``missed_at``: positions of the calls whose first
     unit matches no responder, ``missed`` its index into ``texts``; ``flags``: bits of ``COUNTS``
     (the calls' ``_NO_UNITS`` … bits are the district's count codes);
-    ``town``, ``month``, ``kind``: codes into their sorted labels (len(labels) = none);
+    ``town``, ``kind``: codes into their sorted labels (len(labels) = none); ``months``: the
+    month grouping's labels (first days);
     ``worst``: positions of the calls with a total, slowest first (ties: earlier call, row id).
     """
 
@@ -214,7 +215,6 @@ class _Calls:
     flags: np.ndarray
     town: np.ndarray
     towns: np.ndarray
-    month: np.ndarray
     months: np.ndarray
     kind: np.ndarray
     kinds: np.ndarray
@@ -258,7 +258,8 @@ def _first_units(con: duckdb.DuckDBPyConnection, columns: set[str],
     texts = pd.unique(cells["first"]) if len(cells) else np.array([], dtype=object)
     match = match_units(pd.DataFrame({"id": texts, "units": texts}), load_responders(con))
     pairs = pd.DataFrame({c: match.pairs[s].astype(object).to_numpy() for c, s in
-                          (("text", "incident_id"), ("layer", "layer"), ("unit_id", "unit_id"), ("unit_name", "unit_name"))})
+                          (("text", "incident_id"), ("layer", "layer"), ("unit_id", "unit_id"),
+                           ("unit_name", "unit_name"))})
     units = (pairs.drop_duplicates(["layer", "unit_id"]).sort_values(["layer", "unit_id"], kind="stable")
              [["layer", "unit_id", "unit_name"]].reset_index(drop=True))
     timing = {layer: (t, s) for layer, t, s in _targets(settings)}
@@ -317,7 +318,7 @@ def _text_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     uniques = pc.unique(column).drop_null()
     labels = uniques.take(pc.sort_indices(uniques))
     codes = pc.fill_null(pc.index_in(column, value_set=labels), len(labels))
-    return np.asarray(codes.to_numpy(), dtype=np.int64), np.asarray(labels.to_pylist(), dtype=object)
+    return np.asarray(codes.to_numpy(), dtype=np.int32), np.asarray(labels.to_pylist(), dtype=object)
 
 
 def _numbers(table: pa.Table, name: str, null: int = MISSING) -> np.ndarray:
@@ -337,9 +338,9 @@ def _flags(times: dict[str, np.ndarray], unit: np.ndarray, units: dict[str, np.n
         turnout_judged & (times["turnout"] <= turnout_target), turnout_judged,
         scene_judged & (times["total"] <= scene_target), scene_judged,
     ]
-    flags = np.zeros(len(unit), dtype=np.int64)
+    flags = np.zeros(len(unit), dtype=np.uint8)
     for k, bit in enumerate(bits):
-        flags |= bit.astype(np.int64) << k
+        flags |= bit.astype(np.uint8) << k
     return flags
 
 
@@ -359,7 +360,8 @@ def _grouping(flags: np.ndarray, by_time: dict[str, np.ndarray], codes: np.ndarr
     Arrays are int64 (numpy's index type: no conversion when indexing or counting). The counts
     may be kept by finer codes (``count_by``, 0 … count_size-1) that add up to the groups."""
     codes = np.asarray(codes, dtype=np.int64)
-    keyed = ((codes if count_by is None else np.asarray(count_by, dtype=np.int64)) << (len(COUNTS) - 1)) | flags
+    count_codes = codes if count_by is None else np.asarray(count_by, dtype=np.int64)
+    keyed = (count_codes << (len(COUNTS) - 1)) | flags.astype(np.int64)
     small = codes.astype(np.int16) if size <= np.iinfo(np.int16).max else codes
     orders = {m: order if size == 1 else order[np.argsort(small[order], kind="stable")] for m, order in by_time.items()}
     return _Grouping(size=size, keyed=keyed, orders=orders, count_size=count_size or size)
@@ -385,7 +387,7 @@ def _build(con: duckdb.DuckDBPyConnection, settings: Settings) -> _Calls:
     rid = _numbers(table, "rid")
     call_us = _numbers(table, "call_us", null=_NAT)  # NULL as NaT
     times = {m: _numbers(table, f"{m}_us") for m in MEASURES}
-    unit = _numbers(table, "code")
+    unit = _numbers(table, "code").astype(np.int32)
     flags = _flags(times, unit, units)
     no_units = ~np.asarray(table.column("has_units").to_numpy(), dtype=bool)
     extra = (no_units * _NO_UNITS | ((~no_units) & (unit < 0)) * _UNIT_UNMATCHED
@@ -404,7 +406,7 @@ def _build(con: duckdb.DuckDBPyConnection, settings: Settings) -> _Calls:
                  "month": _grouping(flags, by_time, month, len(months) + 1)}
     return _Calls(rid=None if dense else rid, call_us=call_us, times=times, unit=unit, units=units,
                   missed_at=np.flatnonzero(miss), missed=miss[miss > 0] - 1, texts=texts, flags=flags,
-                  town=town, towns=towns, month=month, months=months.view("datetime64[us]"), kind=kind, kinds=kinds,
+                  town=town, towns=towns, months=months.view("datetime64[us]"), kind=kind, kinds=kinds,
                   ids=table.column("id").combine_chunks(), worst=_worst_order(call_us, times["total"]),
                   groupings=groupings)
 
@@ -545,7 +547,8 @@ def response_performance(
     table = trend if by == "month" else _figures(calls, grouping, mask)
     by_extra = _counts(calls.groupings["district"], mask)  # rows: the calls' _NO_UNITS … bits
     district = _figures(calls, calls.groupings["district"], mask, by_extra.sum(axis=0, keepdims=True))
-    count = {bit: int(by_extra[[k for k in range(8) if k & bit], 0].sum()) for bit in (_NO_UNITS, _UNIT_UNMATCHED, _INVALID)}
+    count = {bit: int(by_extra[[k for k in range(8) if k & bit], 0].sum())
+             for bit in (_NO_UNITS, _UNIT_UNMATCHED, _INVALID)}
     return ResponsePerformance(
         by=by, filter=flt, table=_table(by, calls, table),
         district={c: _plain(district[c][0]) for c in FIGURE_COLUMNS},

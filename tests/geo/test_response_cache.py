@@ -29,7 +29,8 @@ US = 1_000_000
 TOWNS = ("甲镇", "乙镇", "丙镇")
 STATIONS = pd.DataFrame({"id": ["FS1", "FS2"], "name": ["城东消防站", "城西消防站"], "kind": "消防救援站",
                          "status": "在役", "lon": [121.20, 121.30], "lat": [31.00, 31.10]})
-MICRO = pd.DataFrame({"id": ["WZ1", "WZ2", "WZ3", "WZ4"], "name": ["幸福微站", "和平微站", "同名微站", "同名微站"],
+MICRO = pd.DataFrame({"id": ["WZ1", "WZ2", "WZ3", "WZ4"],
+                      "name": ["幸福微站", "和平微站", "同名微站", "同名微站"],
                       "kind": "社区", "status": "在用", "lon": [121.21, 121.22, 121.23, 121.24],
                       "lat": [31.01, 31.02, 31.03, 31.04]})
 # first unit text → (layer, id) it matches, or the reason it matches none
