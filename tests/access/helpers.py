@@ -48,15 +48,33 @@ def onemap(*args: str, stdin: str | None = None, cwd: Path | None = None,
                           text=True, timeout=120, cwd=cwd, env={**os.environ, **(env or {})})
 
 
+def onemap_here(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``onemap ARGS`` in this process (click's runner; an OnemapError becomes exit code 2 and
+    ``onemap: message`` on stderr, as ``dashboard.cli.main`` makes it): fast, for many hostile cases."""
+    from click.testing import CliRunner
+
+    from dashboard.cli import cli
+    from geo.errors import OnemapError
+
+    result = CliRunner().invoke(cli, list(args), input=stdin)
+    if isinstance(result.exception, OnemapError):
+        return subprocess.CompletedProcess(list(args), 2, result.stdout, f"onemap: {result.exception}\n")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
 def add_user(db: Path, name: str, role: str, password: str | None = PASSWORD,
-             towns: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
-    """``onemap user add NAME --role ROLE [--town T]... --password-stdin`` (``--no-password`` for None)."""
+             towns: Sequence[str] = (), *, here: bool = False) -> subprocess.CompletedProcess[str]:
+    """``onemap user add NAME --role ROLE [--town T]... --password-stdin`` (``--no-password`` for None);
+    a subprocess, or in this process with ``here``."""
+    run = onemap_here if here else onemap
     args = ["user", "add", name, "--role", role, "--db", str(db)]
     for town in towns:
         args += ["--town", town]
     if password is None:
-        return onemap(*args, "--no-password")
-    return onemap(*args, "--password-stdin", stdin=password + "\n")
+        return run(*args, "--no-password")
+    return run(*args, "--password-stdin", stdin=password + "\n")
 
 
 def free_port() -> int:
