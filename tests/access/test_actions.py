@@ -184,7 +184,8 @@ def test_a_planner_publishes_a_scenario_with_figures_computed_on_the_server(
     status, _, raw = fetch(clients["viewer"], f"{served.url}/api/v1/scenarios/{body['id']}")
     doc = json.loads(raw)
     assert doc["type"] == "FeatureCollection" and doc["features"][0]["properties"]["id"] == "new-1"
-    assert doc["scenario"]["after"] == body["after"] and doc["scenario"]["before"]["area_share"] < body["after"]["area_share"]
+    assert doc["scenario"]["after"] == body["after"]
+    assert doc["scenario"]["before"]["area_share"] < body["after"]["area_share"]
     row = last_rows(served.db, action="scenario-publish")[0]
     assert (row["actor"], row["role"], row["object"]) == ("planner", "planner", f"scenario:{body['id']}")
     assert row["after"]["name"] == "九亭新站 <b>A</b>" and row["after"]["edits"] == 1

@@ -194,7 +194,8 @@ def test_deleting_the_last_row_is_detected(tmp_path: Path) -> None:
 def test_deleting_the_tail_and_the_meta_head_is_still_detected_by_the_sidecar(tmp_path: Path) -> None:
     db = tmp_path / "x.duckdb"
     by_hand(trail(db, 5), "DELETE FROM audit WHERE seq >= 4",
-            f"UPDATE meta SET value = (SELECT seq || ':' || hash FROM audit WHERE seq = 3) WHERE key = '{audit.HEAD_KEY}'")
+            "UPDATE meta SET value = (SELECT seq || ':' || hash FROM audit WHERE seq = 3) "
+            f"WHERE key = '{audit.HEAD_KEY}'")
     result = verify(db)
     assert result.returncode == 1
     assert "rows 4–5 missing at the end" in result.stdout and "sidecar" in result.stdout
