@@ -8,16 +8,22 @@ from typing import Any
 import click
 
 from dashboard.access import audit
+from dashboard.access.control import control_path
 from dashboard.commands import config_option, db_option, echo_json, json_option
 from geo import store
-from geo.errors import ValidationError
+from geo.errors import StoreError, ValidationError
 from geo.settings import Settings
 
 SHOWN_CHANGE = 60  # characters of before/after shown per row in the text listing
 
 
 def _db(db: str | None, config: str | None) -> str:
-    return str(store.resolve_db_path(db, Settings.load(config)))
+    """The data file whose control file holds the trail; a clear error when neither exists (a typo)."""
+    path = store.resolve_db_path(db, Settings.load(config))
+    if not path.exists() and not control_path(path).exists():
+        raise StoreError(f"database {path} not found (nor its control file {control_path(path).name}); "
+                         "pass --db or set ONEMAP_DB")
+    return str(path)
 
 
 def _short(value: Any) -> str:

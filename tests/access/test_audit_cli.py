@@ -144,8 +144,12 @@ def test_an_intact_trail_verifies_and_prints_its_head(tmp_path: Path) -> None:
     head = audit.rows(db, limit=1)[0]
     assert f"head 4:{head['hash']}" in result.stdout
     assert verify(db, "--anchor", f"4:{head['hash']}").returncode == 0
-    empty = verify(tmp_path / "none.duckdb")
+    (tmp_path / "new.duckdb").touch()
+    empty = verify(tmp_path / "new.duckdb")
     assert empty.returncode == 0 and "no rows yet" in empty.stdout
+    typo = verify(tmp_path / "nonexistent" / "x.duckdb")
+    assert typo.returncode == 2 and "not found" in typo.stderr
+    assert not (tmp_path / "nonexistent").exists()
 
 
 @pytest.mark.parametrize("column, value", [
