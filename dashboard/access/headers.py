@@ -5,6 +5,8 @@ Scripts: only the app's own files and Dash's inline renderer/clientside scripts 
 Styles: the app's own files plus inline styles (Dash components and Plotly set them). Images:
 the app's own, ``data:``/``blob:`` (Leaflet, Plotly) and the basemap's tile server when
 ``Settings.tiles`` names one. Nothing may frame the app (clickjacking); no referrer leaves it.
+Answers of the API and of sign-in are ``no-store`` (or ``private`` when the route set its own
+caching): one user's answer is never kept by a shared cache.
 """
 
 from __future__ import annotations
@@ -79,5 +81,9 @@ def install_headers(app: Dash, settings: Settings) -> None:
             response.headers.setdefault(name, value)
         response.headers.setdefault("Content-Security-Policy", policy[0])
         if flask.request.path.startswith(("/api/", "/login", "/logout")) or response.status_code >= 400:
-            response.headers.setdefault("Cache-Control", "no-store")
+            cache = response.headers.get("Cache-Control")
+            if cache is None:
+                response.headers["Cache-Control"] = "no-store"
+            elif "no-store" not in cache and "private" not in cache:  # a user's answer: no shared cache keeps it
+                response.headers["Cache-Control"] = cache + ", private"
         return response
