@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -81,6 +82,9 @@ def backup_target(dest: str, db: Path, now: datetime) -> Path:
     if not dest or "\x00" in dest:
         raise BackupError("DEST is empty or holds a NUL byte: give a folder or a file name ending in .duckdb")
     raw = Path(dest).expanduser()
+    longest = max((len(os.fsencode(part)) for part in raw.parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise BackupError(f"DEST: a name in it is {longest} bytes long; use at most {MAX_NAME_BYTES}")
     if dest.endswith(("/", os.sep)) or raw.is_dir():
         folder = raw
         stamp = now.strftime("%Y%m%d-%H%M%S")
@@ -274,12 +278,18 @@ def backup(db: Path, dest: str, wait_s: float = DEFAULT_WAIT_S) -> BackupResult:
     return result
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):  # FloatRange lets NaN through: it compares false with both bounds
+        raise click.BadParameter(f"{value!r} is not a number of seconds", ctx, param)
+    return value
+
+
 @click.command(name="backup")
 @click.argument("dest")
 @db_option
 @config_option
 @click.option("--wait", "wait_s", default=DEFAULT_WAIT_S, show_default=True, type=click.FloatRange(0, 86400),
-              help="Seconds to wait for a running ingest to finish.")
+              callback=_finite, help="Seconds to wait for a running ingest to finish.")
 @json_option
 def backup_cmd(dest, db, config, wait_s, as_json) -> None:
     """Copy the database (and its users/audit control file) to DEST while the app serves.
