@@ -164,13 +164,16 @@ class Auth:
         self.header = settings.auth_remote_user_header
         self.limiter = FailureCounter(settings.login_max_failures, settings.login_lock_minutes * 60)
         self.prefix = app.config.routes_pathname_prefix.rstrip("/")
-        self._secret_ready = False
+        self.closed = bool(self.header)  # sign-in required; once users were seen it stays so
 
     def users(self) -> dict[str, tuple[Principal, str | None]]:
+        """The users now; the first time there are some, the kept session key is put in place."""
         found = self.directory.refresh()
-        if found and not self._secret_ready:
+        if found and self.app.server.config.get("ONEMAP_SECRET_FROM") != self.db_path:
             self.app.server.secret_key = session_secret(self.db_path)
-            self._secret_ready = True
+            self.app.server.config["ONEMAP_SECRET_FROM"] = self.db_path
+        if found:
+            self.closed = True
         return found
 
     def trusted(self, address: str | None) -> bool:
@@ -200,7 +203,10 @@ class Auth:
             return None
         found = users.get(name.strip())
         if found is None:
-            return pages.denied(f"{name.strip()[:NAME_MAX]!r}", status=403, unknown_user=True)
+            shown = f"{name.strip()[:NAME_MAX]!r}"
+            if flask.request.path.startswith(("/api/", "/_dash-")):
+                return json_error(f"the SSO user {shown} is not registered here", 403)
+            return pages.denied(shown, status=403, unknown_user=True)
         p = found[0]
         return Principal(p.name, p.role, p.towns, "remote-user")
 
@@ -221,7 +227,7 @@ class Auth:
         users = self.users()
         if path in PUBLIC:
             return None
-        if not users and not self.header:  # no sign-in configured: the app as before (loopback only)
+        if not users and not self.closed:  # no sign-in configured: the app as before (loopback only)
             set_current_principal(LOCAL)
             return None
         principal = self.from_header(users) or self.from_session()
@@ -271,7 +277,7 @@ def _routes(auth: Auth) -> None:
 
     @server.route(LOGIN, methods=["GET", "POST"])
     def login() -> flask.Response | tuple[str, int] | str:
-        if not auth.users() and not auth.header:
+        if not auth.users() and not auth.closed:
             return flask.redirect(auth.prefix + "/")
         if flask.request.method == "GET":
             return _login_form(auth, pages.lang(), flask.request.args.get("next", ""))

@@ -4,6 +4,7 @@ would), and `onemap serve --host` refusing the network until sign-in is configur
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import duckdb
@@ -144,6 +145,11 @@ def test_serve_on_a_network_address_is_refused_without_users(tmp_path: Path, hos
 def test_serve_on_a_network_address_starts_once_an_admin_exists(copy_demo_db: Path) -> None:
     assert add_user(copy_demo_db, "boss", "admin").returncode == 0
     with serve(copy_demo_db, host="0.0.0.0") as served:
+        assert fetch(None, served.url + "/api/empty.geojson")[0] == 401
+        assert fetch(None, served.url + "/")[0] == 302
+        assert onemap_here("user", "remove", "boss", "--db", str(copy_demo_db)).returncode == 0
+        time.sleep(0.1)
+        # no users left: the running server stays closed (it never falls back to the open local mode)
         assert fetch(None, served.url + "/api/empty.geojson")[0] == 401
         assert fetch(None, served.url + "/")[0] == 302
 
