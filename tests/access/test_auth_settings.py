@@ -47,3 +47,19 @@ def test_session_cookie_secure_sets_the_secure_flag(copy_demo_db: Path, secure: 
     flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert {"httponly", "samesite"} <= flags
     assert ("secure" in flags) is secure
+
+
+@pytest.mark.parametrize("typed", ["", "None", "sso", PASSWORD])
+def test_an_sso_only_user_cannot_sign_in_with_the_form(copy_demo_db: Path, typed: str) -> None:
+    from dashboard.app import create_app
+    from geo.settings import Settings
+
+    users.add_user(copy_demo_db, "boss", "admin", PASSWORD)
+    users.add_user(copy_demo_db, "zhang", "editor", None)
+    assert users.verify(copy_demo_db, "zhang", typed) is None
+    client = create_app(Settings(), str(copy_demo_db), warm=False).server.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    answer = client.post("/login", data={"username": "zhang", "password": typed, "next": "", "csrf": token})
+    assert answer.status_code == 401
+    assert client.get("/api/empty.geojson").status_code == 401
