@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 import duckdb
 import pytest
-
 from helpers import PASSWORD, Served, fetch, sign_in, signin_app
+
+from layers.hazard import CLOSED_STATUS
 
 
 
@@ -312,3 +313,24 @@ def test_dispatch_panel_masks_for_the_wall_and_viewers_shows_for_editors(server:
     other = sql(db, "SELECT id FROM incident WHERE town = ? ORDER BY id LIMIT 1", [towns["OTHER"]])[0][0]
     assert "暂无警情" in _dispatch_panel(clients["tv"], base, other)
     assert "暂无警情" not in _dispatch_panel(clients["dv"], base, other)
+
+
+def test_wall_tiles_and_incident_list_of_a_town_viewer(server: Served, clients, towns) -> None:
+    """The wall's open-hazard tile equals an SQL count of the town's open hazards, the district
+    viewer's the district's; the incidents offered for a dispatch picture are the town's."""
+    base, db, one = server.url, server.db, towns["ONE"]
+    open_sql = ("SELECT count(*) FROM hazard WHERE discovered_at <= now() "
+                f"AND NOT coalesce(closed_at <= now(), status = '{CLOSED_STATUS}')")
+
+    def refresh(user: str) -> dict[str, Any]:
+        status, answer = callback(clients[user], base, "wall-kpi-open", {
+            "wall-interval.n_intervals": 1, "wall-painted.data": 1, "wall-lang.data": "zh"})
+        assert status == 200, answer
+        return answer["response"]
+
+    town, district = refresh("tv"), refresh("dv")
+    assert int(town["wall-kpi-open"]["children"].replace(",", "")) == sql(db, open_sql + " AND town = ?", [one])[0][0]
+    assert int(district["wall-kpi-open"]["children"].replace(",", "")) == sql(db, open_sql)[0][0]
+    offered = {o["value"] for o in town["wall-incident"]["options"]}
+    assert offered and offered <= ids_in(db, "incident", (one,))
+    assert {o["value"] for o in district["wall-incident"]["options"]} - ids_in(db, "incident", (one,))
