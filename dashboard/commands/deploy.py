@@ -355,14 +355,14 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None, quiet: bool = False
     except FileNotFoundError:
         raise BundleError(f"{what}: {cmd[0]} not found") from None
     if done.returncode != 0:
-        tail = "" if not quiet else ": " + (done.stderr or done.stdout).strip()[-1500:]
+        tail = "" if not quiet else ": " + f"{done.stdout}\n{done.stderr}".strip()[-1500:]
         raise BundleError(f"{what} failed (exit {done.returncode}){tail}")
     return done.stdout or ""
 
 
 def pins() -> str:
     """The versions installed in this Python (known to work: the tests ran on them), as pip constraints."""
-    frozen = _run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], "pip freeze", quiet=True)
+    frozen = _run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"], "pip freeze", quiet=True)
     keep = [line for line in frozen.splitlines()
             if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*==\S+$", line) and not line.lower().startswith("onemap==")]
     return "\n".join(keep) + "\n"
@@ -560,7 +560,11 @@ def _archive(bundle: Path) -> Path:
     return target
 
 
-def _check_dest(dest: Path) -> None:
+def _check_dest(dest: Path, root: Path) -> None:
+    inside = dest.is_relative_to(root) and dest != root
+    if dest == root or (inside and dest.relative_to(root).parts[0] != "dist"):
+        raise BundleError(f"{str(dest)!r} is inside the source tree, which the bundle copies: "
+                          f"write it under {root / 'dist'} or outside {root}")
     if dest.exists() and not (dest.is_dir() and (dest / BUNDLE_MARK).is_file()):
         raise BundleError(f"{str(dest)!r} exists and is not an earlier bundle; remove it or choose another folder")
 
@@ -578,7 +582,7 @@ def _wheel_sets(root: Path, work: Path, with_tests: bool) -> dict[str, int]:
             click.echo(err=True, message=f"==> wheels/{name}: {', '.join(reqs[name])}")
             _pip_wheels(folder, reqs[name], pinned, [])
             if name == "app":
-                click.echo("==> wheels/app: onemap itself, built offline from the shipped source")
+                click.echo(err=True, message="==> wheels/app: onemap itself, built offline from the shipped source")
                 _own_wheel(work / "onemap", folder, work / "wheels" / "build")
             if name == "test":  # app and build stay whole: each installs on its own
                 _drop_duplicates(folder, [work / "wheels" / s for s in sets])
@@ -589,7 +593,8 @@ def _wheel_sets(root: Path, work: Path, with_tests: bool) -> dict[str, int]:
 def build_bundle(dest: Path, with_debs: bool = True, with_tests: bool = True, archive: bool = True) -> dict:
     """Write the offline bundle folder ``dest`` (and ``dest.tar.gz``); returns its ``bundle.json``."""
     root = project_root()
-    _check_dest(dest)
+    dest = Path(os.path.abspath(dest))
+    _check_dest(dest, root)
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
@@ -647,7 +652,10 @@ def bundle_cmd(dest: Path, no_debs: bool, no_test_tools: bool, no_archive: bool,
     (wheels/app, with onemap's own), pip and the build tools (wheels/build), the test tools
     (wheels/test), the Debian packages (debs/), the source (onemap/) and INSTALL.txt. Needs
     the network; `make demo BUNDLE=DEST` then installs with none."""
-    info = build_bundle(dest, with_debs=not no_debs, with_tests=not no_test_tools, archive=not no_archive)
+    try:
+        info = build_bundle(dest, with_debs=not no_debs, with_tests=not no_test_tools, archive=not no_archive)
+    except OSError as exc:
+        raise BundleError(f"cannot write the bundle {str(dest)!r}: {exc.strerror or exc}") from None
     if as_json:
         echo_json(info)
         return
