@@ -32,7 +32,7 @@ $(BIN)/python: | bundle-check
 
 # The app alone (what `make demo` needs): no pytest, playwright or notebook tools.
 $(APP_STAMP): pyproject.toml | $(BIN)/python
-	@echo "==> [setup] installing onemap and the libraries it runs on (about 85 packages, 300 MB; pip lists each)"
+	@echo "==> [setup] installing onemap and the libraries it runs on (about 90 packages, 300 MB; pip lists each)"
 	$(BIN)/pip install --progress-bar off $(PIP_FLAGS) $(PIP_FROM) -e .
 	@touch $@
 
