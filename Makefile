@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
 #   make demo                  installs onemap (the app only) into .venv, builds and serves the demo
 #   make test                  installs onemap + the test tools, Debian chromium/fonts/poppler, runs pytest
-#   make bundle [BUNDLE=dir]   writes an offline bundle (default dist/onemap-bundle, and .tar.gz)
+#   make bundle [BUNDLE=dir]   writes an offline bundle (default dist/onemap-bundle, and .tar.gz);
+#                              BUNDLE_FLAGS="--no-debs --no-test-tools --no-archive" leave parts out
 #   make demo BUNDLE=dir       the same two commands on a machine with no network, from a bundle
 #   make test BUNDLE=dir
 PY ?= python3
@@ -13,6 +14,7 @@ BUNDLE ?=
 # Extra pip options (e.g. PIP_FLAGS=--no-compile) and `onemap demo` arguments (e.g. DEMO_ARGS="--port 8060 --scale 0.5").
 PIP_FLAGS ?=
 DEMO_ARGS ?=
+BUNDLE_FLAGS ?=
 
 .PHONY: demo test setup browser bundle bundle-check clean
 

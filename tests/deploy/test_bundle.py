@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,13 +60,14 @@ def wheel_versions(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
     """A bundle of this clone: the app's wheels, pip and the build tools (no debs, no test tools)."""
     dest = tmp_path_factory.mktemp("bundle") / "onemap-bundle"
     done = subprocess.run([*ONEMAP, "bundle", str(dest), "--no-debs", "--no-test-tools", "--no-archive", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    return dest, json.loads(done.stdout)
+    yield dest, json.loads(done.stdout)
+    shutil.rmtree(dest, ignore_errors=True)  # 1.3 GB with the venv the demo test installs
 
 
 def test_the_bundle_holds_the_installed_versions_for_this_python(bundle: tuple[Path, dict]) -> None:
