@@ -196,7 +196,8 @@ def remove_user(db_path: str | os.PathLike[str], name: str) -> dict[str, Any]:
         role, towns, has_pw = _one(con, name)
         others = con.execute("SELECT count(*) FROM users WHERE name <> ?", [name]).fetchone()[0]
         if role == "admin" and others and not _admins_left(con, name):
-            raise UserError(f"{name!r} is the last admin; make another admin first (onemap user set OTHER --role admin)")
+            raise UserError(f"{name!r} is the last admin; make another admin first "
+                            "(onemap user set OTHER --role admin)")
         con.execute("DELETE FROM users WHERE name = ?", [name])
     return describe(name, role, towns, has_pw)
 

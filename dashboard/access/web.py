@@ -137,20 +137,23 @@ def _networks(settings: Settings) -> tuple[Any, ...]:
         try:
             out.append(ipaddress.ip_network(item.strip(), strict=False))
         except ValueError:
-            raise ConfigError(f"setting `auth_trusted_proxies`: {item!r} is not an IP address or network (CIDR)") from None
+            msg = f"setting `auth_trusted_proxies`: {item!r} is not an IP address or network (CIDR)"
+            raise ConfigError(msg) from None
     return tuple(out)
 
 
 def check_settings(settings: Settings) -> None:
     """ConfigError for sign-in settings the generic checker cannot judge (types, ranges, header names)."""
     if not isinstance(settings.session_cookie_secure, bool):
-        raise ConfigError(f"setting `session_cookie_secure` = {settings.session_cookie_secure!r}: expected true or false")
+        shown = repr(settings.session_cookie_secure)
+        raise ConfigError(f"setting `session_cookie_secure` = {shown}: expected true or false")
     for name in ("login_max_failures", "login_lock_minutes", "session_idle_minutes", "password_min_length"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting `{name}` must be greater than 0")
     header = settings.auth_remote_user_header
     if header and not HEADER_NAME.match(header):
-        raise ConfigError(f"setting `auth_remote_user_header` = {header!r}: expected a header name such as X-Remote-User")
+        raise ConfigError(f"setting `auth_remote_user_header` = {header!r}: "
+                          "expected a header name such as X-Remote-User")
     _networks(settings)
 
 
@@ -325,7 +328,8 @@ def _login_post(auth: Auth) -> flask.Response | tuple[str, int]:
     keys = [f"user:{name}", f"ip:{address}"]
     wait = auth.limiter.retry_after(keys)
     if wait > 0:
-        page, status = _login_form(auth, lang, next_url, pages.text("locked", lang, minutes=max(1, round(wait / 60))), 429, name)
+        locked = pages.text("locked", lang, minutes=max(1, round(wait / 60)))
+        page, status = _login_form(auth, lang, next_url, locked, 429, name)
         response = flask.make_response(page, status)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
