@@ -447,8 +447,10 @@ def rotate_towns(n: int, lang: str, incident: str | None):
     with context.connection() as con:
         towns = mapdata.area_boxes(con, TOWN_LEVEL, scope.towns())
         whole = mapdata.data_bounds(con, scope.towns())
-    stops = [(t("whole_district", lang), whole)] + towns
-    name, box = stops[n % len(stops)]
+    mine = scope.towns()
+    first = t("whole_district", lang) if mine is None else "、".join(mine)
+    stops = [(first, whole)] + towns
+    name, box = stops[(n or 0) % len(stops)]  # a crafted payload may send None
     if box is None:
         return dash.no_update, dash.no_update
     return ({"bounds": mapview.display_bounds(box, context.settings()), "transition": "flyToBounds"},

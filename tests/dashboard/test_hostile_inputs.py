@@ -246,6 +246,18 @@ def test_hostile_values_in_every_callback_input_are_refused_or_harmless(app, cli
     assert failures == []
 
 
+def test_every_callback_with_every_value_unset_is_not_a_5xx(app, client):
+    """The renderer sends null for a property never set (a timer that has not ticked): every
+    server callback, each of its inputs as the trigger, all values null, answers < 500."""
+    failures: list[str] = []
+    for output, cb in _server_callbacks(app).items():
+        for index in range(max(1, len(cb["inputs"]))):
+            resp = _post(client, _body(output, cb, changed=index))
+            if resp.status_code >= 500:
+                failures.append(f"{output[:80]} trigger {index}: {resp.status_code}")
+    assert failures == []
+
+
 def test_callback_errors_name_the_component_property_and_value(app, client):
     output, cb = next((o, c) for o, c in _server_callbacks(app).items() if "plan-f-fields" in o)
     body = _body(output, cb)
