@@ -200,33 +200,52 @@ def publish(who: Principal, name: str, edits: list, responder: str, session: str
     sid, at = uuid.uuid4().hex[:16], datetime.now().replace(microsecond=0)
     with open_control(db_path()) as con:
         con.execute("INSERT INTO scenarios (id, name, owner, published_at, body) VALUES (?, ?, ?, ?, ?)",
-                    [sid, name, actor_of(who), at, jsonsafe.dumps({**doc, "name": name})])
+                    [sid, name, actor_of(who), at, jsonsafe.dumps({**doc, "name": name, "towns": _towns(who)})])
     seq = audit.record(db_path(), actor_of(who), who.role.name, "scenario-publish", f"scenario:{sid}", None,
                        {"name": name, "responder": responder, "edits": len(edits), "after": doc["scenario"]["after"]})
     return {"id": sid, "name": name, "owner": actor_of(who), "published_at": at.isoformat(sep=" "),
             "url": f"/api/v1/scenarios/{sid}", "audit_seq": seq, "after": doc["scenario"]["after"]}
 
 
-def list_scenarios() -> list[dict[str, Any]]:
-    """Published scenarios, newest first (without their bodies)."""
+def _towns(who: Principal) -> list[str] | None:
+    """The towns a scenario's figures are of: its publisher's scope (None: the whole district)."""
+    return None if who.towns is None else sorted(who.towns)
+
+
+def _visible(doc: dict[str, Any], who: Principal) -> bool:
+    """A scenario shows to a principal whose scope holds every town its figures are of: a town
+    user never sees a district scenario's figures (or another town's)."""
+    if who.towns is None:
+        return True
+    towns = doc.get("towns")
+    return isinstance(towns, list) and set(towns) <= set(who.towns)
+
+
+def list_scenarios(who: Principal) -> list[dict[str, Any]]:
+    """Published scenarios ``who`` may see, newest first (without their bodies)."""
     with open_control(db_path()) as con:
         found = con.execute("SELECT id, name, owner, published_at, body FROM scenarios "
                             "ORDER BY published_at DESC, id").fetchall()
     out = []
     for sid, name, owner, at, body in found:
-        inner = json.loads(body).get("scenario", {})
+        doc = json.loads(body)
+        if not _visible(doc, who):
+            continue
+        inner = doc.get("scenario", {})
         out.append({"id": sid, "name": name, "owner": owner, "published_at": at.isoformat(sep=" "),
                     "responder": inner.get("responder"), "edits": len(inner.get("edits", []))})
     return out
 
 
-def get_scenario(sid: str) -> dict[str, Any]:
-    """One published scenario's document; Refused(404) when there is none."""
+def get_scenario(sid: str, who: Principal) -> dict[str, Any]:
+    """One published scenario's document; Refused(404) when there is none or ``who`` may not see
+    it (the same answer: ids cannot be probed)."""
     with open_control(db_path()) as con:
         row = con.execute("SELECT body FROM scenarios WHERE id = ?", [sid]).fetchone()
-    if row is None:
+    doc = json.loads(row[0]) if row is not None else None
+    if doc is None or not _visible(doc, who):
         raise Refused(404, f"no scenario {sid[:60]!r}")
-    return json.loads(row[0])
+    return doc
 
 
 # --------------------------------------------------------------------------- routes
@@ -246,17 +265,16 @@ def register_actions(server: flask.Flask) -> None:
     @server.route("/api/v1/scenarios", methods=["GET", "POST"])
     def scenarios() -> flask.Response:
         if flask.request.method == "GET":
-            require("read")
-            return _answer(list_scenarios())
+            return _answer(list_scenarios(require("read")))
         who = require("scenario.publish")
         body = json_body({"name", "edits", "responder", "session", "type", "features", "scenario"})
         return _answer(publish(who, *_scenario_input(body)), 201)
 
     @server.route("/api/v1/scenarios/<sid>")
     def scenario(sid: str) -> flask.Response:
-        require("read")
+        who = require("read")
         _clean_text(sid, "scenario id", MAX_ID_CHARS)
-        return _answer(get_scenario(sid))
+        return _answer(get_scenario(sid, who))
 
 
 def publish_message(name: Any, edits: list, responder: str, session: str, lang: str) -> str:

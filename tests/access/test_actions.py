@@ -191,6 +191,22 @@ def test_a_planner_publishes_a_scenario_with_figures_computed_on_the_server(
     assert row["after"]["name"] == "九亭新站 <b>A</b>" and row["after"]["edits"] == 1
 
 
+def test_a_district_scenario_is_not_shown_to_a_town_user(served: Served, clients: dict[str, Any]) -> None:
+    """Its figures are of the whole district: a town user's list leaves it out and its id answers
+    404 as an unknown one does; a district user sees it."""
+    status, body = post(clients["planner"], f"{served.url}/api/v1/scenarios",
+                        {"name": "全区方案", "edits": [EDIT], "responder": "fire_station"})
+    assert status == 201, body
+    town_list = json.loads(fetch(clients["towned"], f"{served.url}/api/v1/scenarios")[2])
+    district_list = json.loads(fetch(clients["viewer"], f"{served.url}/api/v1/scenarios")[2])
+    assert body["id"] not in {s["id"] for s in town_list}
+    assert body["id"] in {s["id"] for s in district_list}
+    hidden = fetch(clients["towned"], f"{served.url}/api/v1/scenarios/{body['id']}")
+    unknown = fetch(clients["towned"], f"{served.url}/api/v1/scenarios/{'0' * 16}")
+    assert hidden[0] == unknown[0] == 404
+    assert json.loads(hidden[2])["error"].replace(body["id"], "ID") == json.loads(unknown[2])["error"].replace("0" * 16, "ID")
+
+
 def test_the_exported_scenario_file_can_be_published_as_it_is(served: Served, clients: dict[str, Any]) -> None:
     exported = {"type": "FeatureCollection", "features": [],
                 "scenario": {"edits": [EDIT], "removed": [], "responder": "fire_station", "before": {}, "after": {}}}
