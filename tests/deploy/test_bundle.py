@@ -3,7 +3,8 @@
 The main test builds a bundle of this clone (the app's wheels), then runs the README's first
 command pointed at it, `make demo BUNDLE=..`, in the bundle's copy of the source with pip cut
 off from every index (no config, dead proxy, `--no-index`), and opens the demo it serves.
-It takes about 1.5 to 2.5 minutes (pip wheel ~30 s, an install of 90 wheels ~60 s, the demo).
+It takes about 1.5 to 2.5 minutes (pip wheel ~30 s, an install of 90 wheels ~45 s, the demo,
+then `make setup BUNDLE=..` adds the 35 test wheels and runs tests/test_readme.py with them).
 The Debian packages are checked lighter: the full list resolves against a base Debian, and a
 small part of it is downloaded, read by dpkg-deb and installs offline in apt's simulation.
 """
@@ -61,9 +62,9 @@ def wheel_versions(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
-    """A bundle of this clone: the app's wheels, pip and the build tools (no debs, no test tools)."""
+    """A bundle of this clone: the app's wheels, pip and the build tools, the test tools (no debs)."""
     dest = tmp_path_factory.mktemp("bundle") / "onemap-bundle"
-    done = subprocess.run([*ONEMAP, "bundle", str(dest), "--no-debs", "--no-test-tools", "--no-archive", "--json"],
+    done = subprocess.run([*ONEMAP, "bundle", str(dest), "--no-debs", "--no-archive", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     yield dest, json.loads(done.stdout)
@@ -74,7 +75,9 @@ def test_the_bundle_holds_the_installed_versions_for_this_python(bundle: tuple[P
     dest, info = bundle
     assert json.loads((dest / "bundle.json").read_text()) | {"archive": None} == info | {"archive": None}
     assert info["python"] == f"cp{sys.version_info.major}{sys.version_info.minor}"
-    assert not (dest / "wheels" / "test").exists() and not (dest / "debs").exists()
+    assert not (dest / "debs").exists()
+    test = wheel_versions(dest / "wheels" / "test")
+    assert {"pytest", "nbclient", "ipykernel"} <= set(test) and not {"duckdb", "playwright"} & set(test)
     app = wheel_versions(dest / "wheels" / "app")
     assert app["onemap"] == importlib.metadata.version("onemap")
     assert {"duckdb", "duckdb-extension-spatial", "pyarrow", "dash", "waitress", "playwright"} <= set(app)
@@ -138,6 +141,16 @@ def test_make_demo_installs_from_the_bundle_alone_and_serves(bundle: tuple[Path,
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+    # `make test BUNDLE=..` installs the test tools from the bundle alone too; its tests then run
+    setup = subprocess.run(["make", "setup", "BUNDLE=..", f"PY={python}", "PIP_FLAGS=--no-compile"], cwd=source,
+                           env=offline_env(), capture_output=True, text=True, timeout=900)
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    assert "Downloading" not in setup.stdout and "Looking in indexes" not in setup.stdout
+    tests = subprocess.run([str(source / ".venv" / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "tests/test_readme.py"], cwd=source, env=offline_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert tests.returncode == 0 and "3 passed" in tests.stdout, tests.stdout[-3000:]
 
 
 @pytest.fixture
