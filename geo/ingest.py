@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from geo import assign, h3index, store, units
+from geo import assign, h3index, ingest_stream, store, units
 from geo.crs import normalise_crs
 from geo.errors import CRSError, ReadError, ValidationError
 from geo.readers import RawTable, read_any, text_table, to_text
@@ -112,6 +112,8 @@ class Prepared:
     cells: Callable[[], dict[int, np.ndarray]] | None = None
     # The unit report (``IngestResult.units``), made while storing.
     units: dict[str, Any] | None = None
+    # Per field, rows whose value an alias mapped: {(spelling, canonical): rows}.
+    value_counts: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- headers
@@ -225,10 +227,13 @@ def prepare(
     lon: str | None = None,
     lat: str | None = None,
     id_column: str | None = None,
+    seen: Callable[[pa.Array, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Prepared, str]:
     """Validate a raw table against ``spec``; returns the prepared rows and the CRS used.
 
     Every check runs on whole Arrow/numpy columns; only rejected rows become Python objects.
+    ``seen`` (a chunked ingest) marks the rows, among those still valid, whose id an earlier
+    chunk of the same file already stored: they are duplicates as in a one-chunk ingest.
     """
     table = raw.table
     n = table.num_rows
@@ -371,16 +376,15 @@ def prepare(
 
     values: dict[str, pa.Array] = {}
     mapped_notes: list[str] = []
+    value_counts: dict[str, dict[tuple[str, str], int]] = {}
     for f in spec.fields:
         text = texts.get(f.name)
         if text is not None and f.value_aliases:
             text, counts = map_values(f, text)
             texts[f.name] = text
             if counts:
-                pairs = ", ".join(f"{a}→{b} ×{k}" for (a, b), k in counts.items())
-                mapped_notes.append(
-                    f"{f.name}: 取值按别名换为标准值 (value aliases mapped to canonical values): {pairs}"
-                )
+                value_counts[f.name] = counts
+                mapped_notes.append(mapped_note(f.name, counts))
         if text is None:
             if f.required:
                 rej.add(
@@ -447,8 +451,11 @@ def prepare(
         )
     values["id"] = ids
     valid = ~rej.mask()
+    again = store.repeated(ids, valid)
+    if seen is not None:
+        again |= valid & seen(ids, valid)
     rej.add(
-        store.repeated(ids, valid),
+        again,
         "id",
         "duplicate_id",
         ids,
@@ -488,6 +495,7 @@ def prepare(
         column_map=mapping,
         unmapped=unmapped,
         file_notes=[*raw.notes, *mapped_notes],
+        value_counts=value_counts,
     )
     if lon_col and lat_col and use_columns:
         prepared.column_map.update({lon_col: "lon", lat_col: "lat"})
@@ -569,6 +577,12 @@ def map_values(f: Field, text: pa.Array) -> tuple[pa.Array, dict[tuple[str, str]
     hits = np.bincount(found, minlength=len(spellings))
     counts = {f.value_aliases[i]: int(k) for i, k in enumerate(hits) if k}
     return pc.coalesce(canonical.take(where), text), counts
+
+
+def mapped_note(name: str, counts: dict[tuple[str, str], int]) -> str:
+    """The file note saying which value aliases of field ``name`` were mapped, and how often."""
+    pairs = ", ".join(f"{a}→{b} ×{k}" for (a, b), k in counts.items())
+    return f"{name}: 取值按别名换为标准值 (value aliases mapped to canonical values): {pairs}"
 
 
 def _true(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -960,6 +974,17 @@ def ingest_file(
     # file (both release the GIL), so neither adds to the ingest time on a second core.
     warm = _BACKGROUND.submit(store.warm_up)
     sha_future = _BACKGROUND.submit(file_sha256, p) if p.is_file() else None
+    chosen = ingest_stream.plan(p, spec, settings)
+    if chosen.chunked:  # the whole file would not fit ingest_memory_mb: chunk by chunk
+        options = {"crs": crs, "lon": lon, "lat": lat, "id_column": id_column,
+                   "sheet": sheet, "encoding": encoding}
+        db_path = store.resolve_db_path(db, settings)
+        warm.result()
+        tally, extra = ingest_stream.ingest_chunks(
+            spec, p, file, db_path, chosen, prepare=prepare, options=options,
+            settings=settings, sha=sha_future, progress=progress,
+        )
+        return _chunked_result(spec, tally, extra, file, time.perf_counter() - t0, db_path)
     raw = read_any(p, spec, sheet=sheet, encoding=encoding)
     t_read = time.perf_counter()
     with _stages(p.name, progress and raw.n_rows >= PROGRESS_MIN_ROWS) as step:
@@ -1047,6 +1072,33 @@ def ingest_frame(
         assigned,
         time.perf_counter() - t0,
         None,
+    )
+
+
+def _chunked_result(
+    spec: LayerSpec, tally: Any, extra: dict[str, Any], file: str, seconds: float, db: Path
+) -> IngestResult:
+    """The result of a chunked ingest (``geo.ingest_stream``): the chunks' sums."""
+    return IngestResult(
+        file=file,
+        layer=spec.name,
+        crs=extra["crs"],
+        fmt=extra["fmt"],
+        rows_read=tally.rows_read,
+        accepted=tally.accepted,
+        rejected=tally.rejected_rows,
+        rejected_by_reason=tally.by_reason(),
+        repaired=0,
+        assigned_to_grid=tally.assigned,
+        column_map=dict(tally.column_map),
+        unmapped_columns=tuple(tally.unmapped),
+        notes=tuple(tally.file_notes),
+        sha256=extra["sha256"],
+        encoding=extra["encoding"],
+        seconds=round(seconds, 3),
+        db=str(db),
+        stages=extra["stages"],
+        units=tally.units,
     )
 
 

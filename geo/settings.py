@@ -41,6 +41,8 @@ class Settings:
     db_path: str = _s("data/onemap.duckdb", "DuckDB file; `--db` or ONEMAP_DB override it.")
     china_bounds: list = _s([73.4, 3.8, 135.1, 53.6], "lon/lat box of China used to reject points outside China for Chinese CRSs.")
     area_of_interest: list | None = _s(None, "Optional [min_lon, min_lat, max_lon, max_lat]; points outside are rejected.")
+    ingest_memory_mb: float = _s(1024.0, "Peak memory (MB) `onemap ingest` aims to stay under whatever the file size: a bigger file is read, validated and written in chunks (issue 17: a 20M-row provincial export on a 24 GB server, or a district office PC with a few GB free; 1 GB leaves room for the dashboard beside it).")
+    ingest_chunk_rows: int = _s(0, "Rows per chunk of a chunked ingest; 0 = derived from ingest_memory_mb and the file's bytes per row (set it only to test chunking on small files).")
 
     # --- response standards -----------------------------------------------------------
     micro_station_minutes: float = _s(3.0, "Micro station on scene within 3 min: the 1-3-5 rule (seed 004; 公消〔2015〕301号 '3分钟到场').")

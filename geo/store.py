@@ -773,8 +773,10 @@ def write_layer(
     return rows.num_rows
 
 
-def _needs_resort(con: duckdb.DuckDBPyConnection, layer: str, column: str) -> bool:
-    """Whether appending ``_incoming`` (sorted) after the stored rows would leave the table unsorted.
+def _needs_resort(
+    con: duckdb.DuckDBPyConnection, layer: str, column: str, source: str = "_incoming"
+) -> bool:
+    """Whether appending ``source`` (sorted) after the stored rows would leave the table unsorted.
 
     The stored rows are sorted with NULLs last; the new ones keep that order if none of the
     stored values is NULL and the new values start at or after the last stored value.
@@ -784,10 +786,109 @@ def _needs_resort(con: duckdb.DuckDBPyConnection, layer: str, column: str) -> bo
     ).fetchone()
     if not kept:
         return False
-    first = con.execute(f'SELECT min("{column}") FROM _incoming').fetchone()[0]
+    first = con.execute(f'SELECT min("{column}") FROM {source}').fetchone()[0]
     if kept_nulls:
         return True
     return first is not None and last is not None and first < last
+
+
+# --------------------------------------------------------------------------- chunked writes
+#
+# A chunked ingest (``geo.ingest_stream``) appends each chunk's accepted point rows to a
+# staging table in the writer's private copy (on disk, so DuckDB may evict it), and at the
+# end moves them into the layer in one statement, as ``write_layer`` would the whole file:
+# same deletes by id, same order, same cell numbers (new cells numbered in cell order).
+
+STAGE_TABLE = "_ingest_stage"
+
+
+def begin_stage(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> None:
+    """Create the (empty) staging table of a chunked ingest of point layer ``spec``."""
+    skip = {"geom", "ingested_at", *(code_column(r) for r in CODED_RESOLUTIONS)}
+    cols = ", ".join(f'"{n}" {t}' for n, t in layer_columns(spec) if n not in skip)
+    con.execute(f"CREATE OR REPLACE TABLE {STAGE_TABLE} ({cols})")
+
+
+def stage_rows(con: duckdb.DuckDBPyConnection, spec: LayerSpec, rows: pa.Table) -> int:
+    """Append one chunk's accepted rows (fields, lon/lat, H3 cells, source) to the staging table."""
+    incoming = _incoming(spec, rows)
+    con.register("_chunk", incoming)
+    try:
+        con.execute(f"INSERT INTO {STAGE_TABLE} BY NAME SELECT * FROM _chunk")
+    finally:
+        con.unregister("_chunk")
+    return incoming.num_rows
+
+
+def staged_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array, where: np.ndarray) -> np.ndarray:
+    """Mask of the rows (among ``where``) whose id is already in the staging table."""
+    out = np.zeros(len(ids), dtype=bool)
+    pos = np.flatnonzero(where)
+    if not len(pos):
+        return out
+    probe = pa.table({"id": ids.filter(pa.array(where)), "p": pa.array(pos)})
+    con.register("_probe", probe)
+    try:
+        hits = con.execute(
+            f"SELECT p FROM _probe WHERE id IN (SELECT id FROM {STAGE_TABLE})"
+        ).fetchnumpy()["p"]
+    finally:
+        con.unregister("_probe")
+    out[np.asarray(hits, dtype=np.int64)] = True
+    return out
+
+
+def merge_stage(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> int:
+    """Move the staged rows into the layer (upsert by id, sorted like ``write_layer``); returns rows."""
+    layer = spec.name
+    n = con.execute(f"SELECT count(*) FROM {STAGE_TABLE}").fetchone()[0]
+    if n:
+        stored = {c for c, _ in layer_columns(spec)}
+        names = [
+            str(r[0])
+            for r in con.execute(f"DESCRIBE {STAGE_TABLE}").fetchall()
+            if str(r[0]) in stored
+        ]
+        select = ", ".join(f'"{c}"' for c in names)
+        existing = con.execute(f"SELECT count(*) FROM {layer}").fetchone()[0]
+        if existing:
+            con.execute(f"DELETE FROM {layer} WHERE id IN (SELECT id FROM {STAGE_TABLE})")
+        order, rewrite = "", False
+        if spec.sort_by:
+            order = f' ORDER BY "{spec.sort_by}"'
+            rewrite = existing > 0 and _needs_resort(con, layer, spec.sort_by, STAGE_TABLE)
+        con.execute(
+            f"INSERT INTO {layer} BY NAME SELECT {select}, ST_Point(lon, lat) AS geom, "
+            f"?::TIMESTAMP AS ingested_at FROM {STAGE_TABLE}{order}",
+            [datetime.now()],
+        )
+        fill_cell_codes(con, layer)
+        if rewrite:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {layer} AS SELECT * FROM {layer} ORDER BY {spec.sort_by}"
+            )
+    con.execute(f"DROP TABLE {STAGE_TABLE}")
+    return int(n)
+
+
+@contextlib.contextmanager
+def memory_bound(con: duckdb.DuckDBPyConnection, mb: float, spill: Path) -> Iterator[None]:
+    """Cap this process's DuckDB instance at ``mb`` MB for a block, spilling to ``spill``."""
+    old = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchone()
+    spill.mkdir(parents=True, exist_ok=True)
+    quoted = spill.as_posix().replace("'", "''")
+    con.execute(f"SET memory_limit = '{int(mb)}MB'")
+    con.execute(f"SET temp_directory = '{quoted}'")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"SET memory_limit = '{old[0]}'")
+            prior = str(old[1] or "").replace("'", "''")
+            con.execute(f"SET temp_directory = '{prior}'")
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _write_cover(
