@@ -447,6 +447,15 @@ def _counts(grouping: _Grouping, mask: np.ndarray | None) -> np.ndarray:
     return np.bincount(keyed, minlength=shape[0] * shape[1]).reshape(shape) @ _BITS
 
 
+def _seconds_at(times_us: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Seconds of the calls at positions ``at``; NaN where ``at`` is -1 (an empty group; also
+    when no call is kept at all, so ``times_us`` may be empty)."""
+    out = np.full(len(at), np.nan)
+    found = at >= 0
+    out[found] = times_us[at[found]] / US
+    return out
+
+
 def _figures(calls: _Calls, grouping: _Grouping, mask: np.ndarray | None,
              counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per group code: the ``COUNTS`` (``counts`` when already counted) and the percentiles (s)
@@ -458,7 +467,7 @@ def _figures(calls: _Calls, grouping: _Grouping, mask: np.ndarray | None,
         kept = order if mask is None else order[mask[order]]
         for p in PERCENTILES:
             at = nearest_rank(kept, out[f"{m}_n"], p, empty=-1)
-            out[f"{m}_p{p}_s"] = np.where(at >= 0, calls.times[m][at] / US, np.nan)
+            out[f"{m}_p{p}_s"] = _seconds_at(calls.times[m], at)
     for kind in ("turnout", "on_scene"):
         met, judged = out[f"{kind}_met"], out[f"{kind}_judged"]
         out[f"{kind}_met_share"] = np.where(judged > 0, met / np.maximum(judged, 1), np.nan)
