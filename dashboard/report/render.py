@@ -97,8 +97,13 @@ def html_to_pdf(html_text: str, out: str | os.PathLike[str], *, timeout_ms: int 
 
     Every request other than data: URIs is blocked, so the PDF shows exactly the HTML file.
     """
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        msg = ("printing a PDF needs Playwright, which `make demo` does not install: "
+               "`.venv/bin/pip install -e '.[report]'` (or from the offline bundle), or write the report as .html")
+        raise ConfigError(msg) from exc
 
     if not Path(CHROMIUM).exists():
         msg = (f"Chromium not found at {CHROMIUM}; install the Debian package chromium (`make browser`) "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import re
 import subprocess
 from datetime import datetime, timedelta
@@ -179,3 +181,18 @@ def test_bad_requests_are_clear(demo_db: Path, tmp_path: Path) -> None:
         build_report(tmp_path / "r.html", demo_db, town="不存在镇")
     with pytest.raises(ValidationError, match="is not before"):
         build_report(tmp_path / "r.html", demo_db, since="2025-02-01", until="2025-01-01")
+
+
+def test_a_pdf_without_playwright_is_one_clear_line(demo_db: Path, tmp_path: Path) -> None:
+    """`make demo` installs no Playwright: `onemap report --out x.pdf` then says how to get it,
+    with exit code 2 and no traceback, and writes nothing."""
+    blocked = tmp_path / "blocked"
+    (blocked / "playwright").mkdir(parents=True)
+    (blocked / "playwright" / "__init__.py").write_text('raise ImportError("No module named playwright")\n')
+    exe = Path(sys.executable).with_name("onemap")
+    out = tmp_path / "r.pdf"
+    done = subprocess.run([str(exe), "report", "--db", str(demo_db), "--out", str(out)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(blocked)}, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and ".[report]" in done.stderr
+    assert not out.exists()
