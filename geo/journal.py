@@ -83,7 +83,7 @@ FOLDED_TABLE = "journal_folded"
 SNAPSHOT_TABLES: dict[str, str] = {
     HISTORY_TABLE: "seq BIGINT, layer VARCHAR, id VARCHAR, field VARCHAR, old VARCHAR, new VARCHAR, "
                    '"at" TIMESTAMP, source VARCHAR',
-    FOLDED_TABLE: "seq BIGINT",
+    FOLDED_TABLE: "seq BIGINT, rejected_seq BIGINT",
 }
 
 
@@ -268,3 +268,33 @@ def history_rows(db_path: str | os.PathLike[str], after: int = 0, layer: str | N
     cur = _open(db_path).execute(sql + " ORDER BY seq", params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def rejected_head(db_path: str | os.PathLike[str]) -> int:
+    """The seq of the newest kept rejection (0 when there is none)."""
+    if not exists(db_path):
+        return 0
+    return int(_open(db_path).execute("SELECT coalesce(max(seq), 0) FROM rejected").fetchone()[0])
+
+
+def rejected_rows(db_path: str | os.PathLike[str], after: int, upto: int) -> list[dict[str, Any]]:
+    """Kept rejections with ``after < seq <= upto`` (the columns of the snapshot's ``rejected``)."""
+    if not exists(db_path):
+        return []
+    cur = _open(db_path).execute(
+        "SELECT seq, layer, file, row_number, field, reason, value, detail, raw, ingested_at FROM rejected "
+        "WHERE seq > ? AND seq <= ? ORDER BY seq", [int(after), int(upto)])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def forget(db_path: str | os.PathLike[str], upto: int, upto_rejected: int, keep_s: float) -> None:
+    """Delete folded events (and their history) older than ``keep_s`` seconds, folded rejections."""
+    cutoff = datetime.fromtimestamp(time.time() - keep_s).isoformat(sep=" ", timespec="seconds")
+    with transaction(db_path) as con:
+        old = con.execute("SELECT coalesce(max(seq), 0) FROM events WHERE seq <= ? AND at < ?",
+                          [int(upto), cutoff]).fetchone()[0]
+        if old:
+            con.execute("DELETE FROM events WHERE seq <= ?", [old])
+            con.execute("DELETE FROM history WHERE seq <= ?", [old])
+        con.execute("DELETE FROM rejected WHERE seq <= ?", [int(upto_rejected)])

@@ -148,6 +148,12 @@ class Settings:
     map_zone_simplify_m: float = _s(30.0, "Display simplification of drawn zones (isochrones) in metres (Douglas-Peucker, topology kept): a display choice for draw speed, not a standard; figures use the exact cells.")
     cache_max_mb: float = _s(128.0, "Memory (MB) each cache of derived answers may hold (GeoJSON per URL, page figures, study areas, cell tables); least recently used entries go beyond it, and a database snapshot's entries go with the snapshot (operations choice, not a standard).")
 
+    # --- live feed (issue 12) --------------------------------------------------------------
+    live_max_body_kb: float = _s(1024.0, "Largest body (KB) `POST /api/v1/events/<layer>` accepts; larger answers 413 (operations choice: 1 MB holds about 2,000 hazards, a platform sends more as several batches).")
+    live_max_features: int = _s(2000, "Most Features in one feed POST; more answers 400 (operations choice, with live_max_body_kb).")
+    live_fold_s: float = _s(2.0, "Seconds between folds of the live journal into the database snapshot while events wait (each fold copies the file, about 1 s per GB: a larger value for a large database).")
+    live_keep_s: float = _s(3600.0, "Seconds a folded journal event stays readable by `journal.changes_since` (a wall or client polling with an older token reads the snapshot instead).")
+
     # --- sign-in and sessions (issue 13) ---------------------------------------------------
     password_min_length: int = _s(8, "Shortest password `onemap user add`/`passwd` accept (GB/T 22239-2019 等保2.0 §8.1.4.1 a 口令复杂度; 8 characters is the common floor).")
     login_max_failures: int = _s(5, "Failed sign-ins allowed per user name and per client address within login_lock_minutes; more answer 429 until the window passes (GB/T 22239-2019 等保2.0 §8.1.4.1 b 登录失败处理, 限制非法登录次数; 5 is common practice).")

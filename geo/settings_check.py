@@ -27,7 +27,7 @@ POSITIVE = frozenset(
         "siting_exact_time_limit_s", "inspection_interval_days", "recurring_window_days",
         "hazard_deadline_days", "warning_period_days", "warning_baseline_days",
         "server_threads", "wall_refresh_s", "review_default_days", "dispatch_per_kind",
-        "ingest_memory_mb",
+        "ingest_memory_mb", "live_max_body_kb", "live_max_features", "live_fold_s", "live_keep_s",
     }
 )
 #: Probabilities and shares: strictly between 0 and 1.
