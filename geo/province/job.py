@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geo import h3index, partition
+from geo import h3index, partition, store
 from geo.errors import ValidationError
 from geo.province.figures import FIGURES, district_task, from_ipc
 from geo.settings import Settings
@@ -60,15 +60,18 @@ def spark_session(master: str, app: str = "onemap-province", shuffle_partitions:
 
 
 def add_cells(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow``: each hazard batch with its H3 cells at res 5-9 (from lon/lat, whole columns)."""
+    """``mapInArrow``: each hazard batch with its H3 cells at res 5-9 (from lon/lat, whole columns).
+
+    The cells are made as ``geo.store`` makes its ``h3_r*`` columns (``h3index.index_points``:
+    the res-10 cell, the others its parents), so they equal the district database's."""
     for batch in batches:
         lon = batch.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)
         lat = batch.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
-        fine = h3index.cells_at(lon, lat, CELL_RESOLUTIONS[-1])
+        # as the store indexes points: the finest stored cell, the coarser ones its parents
+        cells = h3index.index_points(lon, lat, (*CELL_RESOLUTIONS, max(store.POINT_RESOLUTIONS)))
         cols: list[pa.Array] = [batch.column(c) for c in ("district", "month", "category", "severity")]
         for res in CELL_RESOLUTIONS:
-            cells = fine if res == CELL_RESOLUTIONS[-1] else h3index.parent_cells(fine, res)
-            cols.append(pa.array(np.asarray(cells, dtype=np.uint64).astype(np.int64)))
+            cols.append(pa.array(np.asarray(cells[res], dtype=np.uint64).astype(np.int64)))
         names = ["district", "month", "category", "severity", *(f"c{r}" for r in CELL_RESOLUTIONS)]
         yield pa.RecordBatch.from_arrays(cols, names=names)
 
