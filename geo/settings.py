@@ -138,6 +138,8 @@ class Settings:
     tiles: str = _s("none", "Basemap: none (offline), osm, tianditu, amap, or a URL template of a local tile server.")
     tiles_url: str = _s("", "URL template for tiles = url (e.g. http://127.0.0.1:8080/{z}/{x}/{y}.png).")
     tianditu_key: str = _s("", "Tianditu key (tiles = tianditu).")
+    province_results: str = _s("", "Directory of `onemap province run --out` results that the /province page reads with DuckDB (empty: the page says how to make them).")
+    province_district_urls: dict = _s({}, "Drill-down from /province: district code (adcode) → URL of that district's own dashboard where it is served (http/https only), e.g. 310117 = \"https://songjiang.intranet/\".")
     point_cluster_zoom: int = _s(14, "From this zoom on, point layers show clustered viewport points; below it, H3 hexagons.")
     viewport_max_points: int = _s(20000, "Most points sent for one layer's viewport; above it the map shows res-10 hexagons instead (browser stays fast).")
     cluster_min_points: int = _s(500, "Point layers with more rows than this are clustered on the map and hidden by default; sparser ones (stations, water) show every point.")
@@ -150,7 +152,7 @@ class Settings:
 
     # --- live feed (issue 12) --------------------------------------------------------------
     live_max_body_kb: float = _s(1024.0, "Largest body (KB) `POST /api/v1/events/<layer>` accepts; larger answers 413 (operations choice: 1 MB holds about 2,000 hazards, a platform sends more as several batches).")
-    live_max_features: int = _s(2000, "Most Features in one feed POST; more answers 400 (operations choice, with live_max_body_kb).")
+    live_max_features: int = _s(1000, "Most Features in one feed POST; more answers 400 (operations choice, with live_max_body_kb; a JSON list of the API holds at most 1,000 items).")
     live_fold_s: float = _s(2.0, "Seconds between folds of the live journal into the database snapshot while events wait (each fold copies the file, about 1 s per GB: a larger value for a large database).")
     live_keep_s: float = _s(3600.0, "Seconds a folded journal event stays readable by `journal.changes_since` (a wall or client polling with an older token reads the snapshot instead).")
 

@@ -3,9 +3,10 @@
 Routes (JSON in, JSON out; a body must be ``application/json``):
 
 - ``POST /api/v1/hazard/<id>/status`` ``{"status": "立案", "note": "..."?}`` — editors
-  (``status.change``); the status is one of the hazard layer's ``STATUSES``; the step's time
-  (``filed_at`` ...) is set to now if empty, the times of later steps are cleared (a reopened
-  hazard is open again). Written through ``store.writer`` (a snapshot swap).
+  (``status.change``); the status is one of the hazard layer's ``STATUSES`` and the move follows
+  the closed loop (``geo.workflow``; 409 otherwise); the step's time (``filed_at`` ...) is set to
+  now if empty, the times of later steps are cleared (a reopened hazard is open again). Written
+  through the live journal (``geo.live``, a history row per field) and folded at once.
 - ``POST /api/v1/scenarios`` ``{"name": ..., "edits": [...], "responder": ..., "session": ...?}``,
   or the document /plan exports with a ``name`` — planners (``scenario.publish``); the figures
   are recomputed on the server, never taken from the body. ``GET /api/v1/scenarios`` lists,
@@ -34,7 +35,7 @@ from werkzeug.exceptions import BadRequest
 from dashboard.access import Principal, audit, current_principal
 from dashboard.access.control import open_control
 from dashboard.components import context, inputs
-from geo import jsonsafe, store
+from geo import jsonsafe, live, workflow
 from geo.errors import OnemapError
 from layers.hazard import SPEC as HAZARD, STATUSES
 
@@ -44,7 +45,7 @@ MAX_NAME = 100
 """Longest scenario name."""
 MAX_NOTE = 500
 """Longest note of a status change (kept in the audit row)."""
-STEP_TIMES: dict[str, str] = dict(zip(STATUSES, HAZARD.time_order, strict=True))
+STEP_TIMES = workflow.STEP_TIMES
 """The time field each status step sets: 发现 → discovered_at, 立案 → filed_at, ..., 结案 → closed_at."""
 
 
@@ -115,39 +116,30 @@ def _answer(data: Any, status: int = 200) -> flask.Response:
 # --------------------------------------------------------------------------- status change
 
 
-def _hazard_row(con: Any, hazard_id: str) -> dict[str, Any] | None:
-    cols = ["status", "town", *STEP_TIMES.values()]
-    row = con.execute(f"SELECT {', '.join(cols)} FROM hazard WHERE id = ?", [hazard_id]).fetchone()
-    return dict(zip(cols, row, strict=True)) if row else None
-
-
-def _new_times(row: dict[str, Any], status: str, now: datetime) -> dict[str, Any]:
-    """The step times after moving to ``status``: its own set if empty, the later ones cleared."""
-    steps = list(STEP_TIMES)
-    at = steps.index(status)
-    times = {STEP_TIMES[s]: row[STEP_TIMES[s]] for s in steps}
-    times[STEP_TIMES[status]] = times[STEP_TIMES[status]] or now
-    for later in steps[at + 1:]:
-        times[STEP_TIMES[later]] = None
-    return times
-
-
 def change_status(who: Principal, hazard_id: str, status: str, note: str | None) -> dict[str, Any]:
-    """Move hazard ``hazard_id`` to ``status`` (a new snapshot) and audit it; the answer's body."""
-    with store.writer(db_path()) as con:
-        row = _hazard_row(con, hazard_id)
-        if row is None or (who.towns is not None and row["town"] not in who.towns):
-            raise Refused(404, f"no hazard {hazard_id[:60]!r}")
-        if row["status"] == status:
-            raise Refused(409, f"hazard {hazard_id[:60]!r} is already {status}")
-        times = _new_times(row, status, datetime.now().replace(microsecond=0))
-        sets = ", ".join(f"{c} = ?" for c in times)
-        con.execute(f"UPDATE hazard SET status = ?, {sets} WHERE id = ?", [status, *times.values(), hazard_id])
-    before = {k: v for k, v in row.items() if k != "town"}
-    after = {"status": status, **times}
-    changed_before = {k: v for k, v in before.items() if after.get(k) != v}
-    changed_after = {k: after[k] for k in changed_before}
-    seq = audit.record(db_path(), actor_of(who), who.role.name, "status-change", f"hazard:{hazard_id}",
+    """Move hazard ``hazard_id`` to ``status`` and audit it; the answer's body.
+
+    Written through the live journal (``geo.live``: the closed-loop rules, a history row per
+    field changed), then folded at once so every reader sees it as before. An editor moving a
+    closed hazard back reopens it on purpose (the feed must say ``"reopen": true``)."""
+    db = db_path()
+    row = live.stored_rows(db, HAZARD, [hazard_id]).get(hazard_id)
+    if row is None or (who.towns is not None and row.get("town") not in who.towns):
+        raise Refused(404, f"no hazard {hazard_id[:60]!r}")
+    if row["status"] == status:
+        raise Refused(409, f"hazard {hazard_id[:60]!r} is already {status}")
+    feature = {"type": "Feature", "geometry": None,
+               "properties": {"id": hazard_id, "status": status, "reopen": True}}
+    outcome = live.submit(db, "hazard", actor_of(who), feature, context.settings())
+    if not outcome.accepted:
+        reasons = "; ".join(str(r.get("detail") or r.get("reason")) for r in outcome.rejected)
+        raise Refused(409, f"hazard {hazard_id[:60]!r}: {reasons}"[:500])
+    live.fold(db, context.settings())
+    after_row = live.stored_rows(db, HAZARD, [hazard_id])[hazard_id]
+    keys = ["status", *STEP_TIMES.values()]
+    changed_before = {k: row.get(k) for k in keys if after_row.get(k) != row.get(k)}
+    changed_after = {k: after_row.get(k) for k in changed_before}
+    seq = audit.record(db, actor_of(who), who.role.name, "status-change", f"hazard:{hazard_id}",
                        changed_before, {**changed_after, **({"note": note} if note else {})})
     return {"id": hazard_id, "status": status, "before": changed_before, "after": changed_after, "audit_seq": seq}
 
@@ -253,6 +245,10 @@ def get_scenario(sid: str, who: Principal) -> dict[str, Any]:
 
 def register_actions(server: flask.Flask) -> None:
     """Add the action routes to the Flask server; Refused answers its status as JSON."""
+
+    from dashboard.access.feed import install_feed
+
+    install_feed(server, context.settings(), db_path())
 
     @server.errorhandler(Refused)
     def refused(exc: Refused) -> flask.Response:

@@ -1,4 +1,4 @@
-"""The control database: users, the audit trail and published scenarios, beside the data file.
+"""The control database: users, the audit trail, published scenarios and feed tokens, beside the data file.
 
 The data file (``onemap.duckdb``) is written by snapshot swaps (a whole copy per write), fit
 for registers but not for a sign-in or an audit row every few seconds. Those go to a small
@@ -49,6 +49,13 @@ SCHEMA: tuple[str, ...] = (
         published_at TIMESTAMP NOT NULL,
         body VARCHAR NOT NULL)          -- JSON text of the scenario""",
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        id VARCHAR PRIMARY KEY,         -- the public part of a feed token (om_<id>.<secret>)
+        source VARCHAR NOT NULL,        -- the platform that posts with it (12345, iot-smoke ...)
+        layers VARCHAR[] NOT NULL,      -- the layers it may write
+        secret_hash VARCHAR NOT NULL,   -- SHA-256 hex of the secret part; the token is shown once
+        created_at TIMESTAMP NOT NULL,
+        revoked_at TIMESTAMP)""",
 )
 
 
