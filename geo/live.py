@@ -296,6 +296,8 @@ def submit(db: str | Path, layer: str, source: str, body: Any, settings: Setting
         ok2, rejected2 = _validate(spec, unplaced, WGS84, settings, file)
         rows = sorted(ok + ok2, key=lambda row: int(row["source_row"]))
         _assign(db, spec, rows)
+        generated = sorted({str(r["id"]) for r in rows} - set(base))  # content ids: a resent record is stored
+        base.update(stored_rows(db, spec, generated))
         by_index = {r.index: r for r in records}
         events, flow, outcome = _events(spec, rows, by_index, base)
         kept = _kept_rejections(spec, file, features, [rejected, rejected2], refused + flow)
