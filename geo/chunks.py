@@ -45,8 +45,9 @@ from geo.readers import (
 )
 from layers.base import LayerSpec
 
-SCAN_BLOCK = 1 << 24  # bytes per read of the encoding / blank-line scan
+SCAN_BLOCK = 1 << 20  # bytes per read of the encoding / blank-line scan (small: glibc keeps big freed blocks)
 MIN_BLOCK = 1 << 10  # smallest CSV block handed to pyarrow (a record must fit in one block)
+MAX_BLOCK = 1 << 22  # largest: a record (row) of a CSV read in chunks is at most 4 MB
 
 
 @dataclass
@@ -187,7 +188,9 @@ def _csv_chunks(path: Path, chunk_rows: int, encoding: str | None, size: int) ->
     if scan.first_line.count(delimiter) == 0 and path.suffix.lower() == ".tsv":
         delimiter = "\t"
     headers = _unique_headers(next(csv.reader([scan.first_line], delimiter=delimiter)))
-    block = int(min(max(chunk_rows * scan.bytes_per_row, MIN_BLOCK), (1 << 31) - 1))
+    # Blocks of at most MAX_BLOCK (pyarrow's streaming reader holds a dozen blocks read
+    # ahead); a chunk gathers blocks until it has chunk_rows rows.
+    block = int(min(max(chunk_rows * scan.bytes_per_row / 2, MIN_BLOCK), MAX_BLOCK))
     stream = pa.input_stream(str(path))
     enc = scan.encoding
     malformed: list[tuple[int | None, str]] = []
@@ -220,7 +223,7 @@ def _csv_chunks(path: Path, chunk_rows: int, encoding: str | None, size: int) ->
         stream.close()
         raise ReadError(f"{path}: not a readable CSV ({_first_line(exc)})") from exc
     numbers = _Numbers(path, enc, delimiter, len(headers), scan.blank_lines)
-    batches = _csv_batches(path, reader, stream, malformed, numbers)
+    batches = _csv_batches(path, reader, stream, malformed, numbers, chunk_rows)
     return Chunked("csv", enc, batches, size, position=stream.tell)
 
 
@@ -230,19 +233,29 @@ def _csv_batches(
     stream: Any,
     malformed: list[tuple[int | None, str]],
     numbers: _Numbers,
+    chunk_rows: int,
 ) -> Iterator[RawTable]:
     try:
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
+        done = False
+        while not done:
+            batches: list[pa.RecordBatch] = []
+            have = 0
+            while have < chunk_rows:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    done = True
+                    break
+                except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                    raise ReadError(f"{path}: not a readable CSV ({_first_line(exc)})") from exc
+                batches.append(batch)
+                have += batch.num_rows
+            if not batches:
                 break
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise ReadError(f"{path}: not a readable CSV ({_first_line(exc)})") from exc
             found, malformed[:] = list(malformed), []
-            rows, bad = numbers.take(batch.num_rows, found)
+            rows, bad = numbers.take(have, found)
             yield RawTable(
-                table=pa.Table.from_batches([batch]),
+                table=pa.Table.from_batches(batches, schema=reader.schema),
                 row_numbers=rows,
                 fmt="csv",
                 encoding=numbers.encoding,

@@ -45,12 +45,12 @@ from layers.base import LayerSpec
 # first row (Python, pyarrow, DuckDB with spatial, geopandas), and a whole-file ingest
 # adds ~480 bytes per row of a 70-byte CSV row (text, parsed columns, H3 cells, the Arrow
 # table DuckDB inserts): about 7x the row's bytes.
-BASE_MB = 300.0
+BASE_MB = 450.0
 ROW_BYTES_MIN = 480.0
 ROW_EXPANSION = 7.0
 XLSX_EXPANSION = 40.0  # an xlsx is zip-compressed: in memory its rows are ~40x the file
 MIN_CHUNK_ROWS = 10_000
-DUCKDB_SHARE = 0.5  # of the memory above BASE_MB, what DuckDB may use while chunking
+DUCKDB_SHARE = 0.4  # of the memory above BASE_MB, what DuckDB may use while chunking
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def ingest_chunks(
     now = pd.Timestamp(datetime.now())
     spill = db_path.with_name(f".{db_path.name}.spill-{os.getpid()}")
     timing = {"read": 0.0, "validate": 0.0, "store": 0.0}
-    with store.writer(db_path) as con, store.memory_bound(con, chosen.duckdb_mb, spill):
+    with store.memory_bound(chosen.duckdb_mb, spill), store.writer(db_path) as con:
         began = time.perf_counter()
         con.execute("DELETE FROM rejected WHERE layer = ? AND file = ?", [spec.name, file])
         con.execute("DELETE FROM ingest_notes WHERE layer = ? AND file = ?", [spec.name, file])

@@ -839,7 +839,13 @@ def staged_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array, where: np.ndarray)
 
 
 def merge_stage(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> int:
-    """Move the staged rows into the layer (upsert by id, sorted like ``write_layer``); returns rows."""
+    """Move the staged rows into the layer (upsert by id, sorted like ``write_layer``); returns rows.
+
+    New cells are numbered over all staged rows at once (in cell order, as ``write_layer``
+    numbers a whole file); the rows are then read back in batches, in staging (file) order
+    or sorted by ``spec.sort_by``, given their numbers in numpy and inserted, so neither a
+    join (which would not keep the order) nor the whole table passes through memory.
+    """
     layer = spec.name
     n = con.execute(f"SELECT count(*) FROM {STAGE_TABLE}").fetchone()[0]
     if n:
@@ -849,20 +855,15 @@ def merge_stage(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> int:
             for r in con.execute(f"DESCRIBE {STAGE_TABLE}").fetchall()
             if str(r[0]) in stored
         ]
-        select = ", ".join(f'"{c}"' for c in names)
         existing = con.execute(f"SELECT count(*) FROM {layer}").fetchone()[0]
+        _register_new_codes(con, STAGE_TABLE)
         if existing:
             con.execute(f"DELETE FROM {layer} WHERE id IN (SELECT id FROM {STAGE_TABLE})")
         order, rewrite = "", False
         if spec.sort_by:
             order = f' ORDER BY "{spec.sort_by}"'
             rewrite = existing > 0 and _needs_resort(con, layer, spec.sort_by, STAGE_TABLE)
-        con.execute(
-            f"INSERT INTO {layer} BY NAME SELECT {select}, ST_Point(lon, lat) AS geom, "
-            f"?::TIMESTAMP AS ingested_at FROM {STAGE_TABLE}{order}",
-            [datetime.now()],
-        )
-        fill_cell_codes(con, layer)
+        _insert_staged(con, layer, names, order)
         if rewrite:
             con.execute(
                 f"CREATE OR REPLACE TABLE {layer} AS SELECT * FROM {layer} ORDER BY {spec.sort_by}"
@@ -871,9 +872,53 @@ def merge_stage(con: duckdb.DuckDBPyConnection, spec: LayerSpec) -> int:
     return int(n)
 
 
+def _insert_staged(
+    con: duckdb.DuckDBPyConnection, layer: str, names: list[str], order: str
+) -> None:
+    """Insert the staged rows into ``layer`` batch by batch, with their cell numbers."""
+    known = {}
+    for res in CODED_RESOLUTIONS:
+        got = con.execute(
+            f"SELECT cell, code FROM {CODES_TABLE} WHERE res = ? ORDER BY cell", [res]
+        ).fetchnumpy()
+        known[res] = (np.asarray(got["cell"], dtype=np.uint64), np.asarray(got["code"], dtype=np.int64))
+    select = ", ".join(f'"{c}"' for c in names)
+    reader_con = cursor(con)
+    try:
+        batches = reader_con.execute(f"SELECT {select} FROM {STAGE_TABLE}{order}").to_arrow_reader(
+            ROW_GROUP_ROWS
+        )
+        now = datetime.now()
+        for batch in batches:
+            rows = pa.Table.from_batches([batch])
+            for res in CODED_RESOLUTIONS:
+                cells_known, codes_known = known[res]
+                column = rows.column(h3index.cell_column(res))
+                valid = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
+                cells = np.asarray(pc.fill_null(column, 0).to_numpy(), dtype=np.uint64)
+                pos = np.minimum(np.searchsorted(cells_known, cells), max(len(cells_known) - 1, 0))
+                codes = codes_known[pos] if len(cells_known) else np.zeros(len(cells), np.int64)
+                rows = rows.append_column(
+                    code_column(res), pa.array(codes.astype(np.uint32), mask=~valid, type=pa.uint32())
+                )
+            con.register("_staged", rows)
+            try:
+                con.execute(
+                    f"INSERT INTO {layer} BY NAME SELECT *, ST_Point(lon, lat) AS geom, "
+                    f"?::TIMESTAMP AS ingested_at FROM _staged",
+                    [now],
+                )
+            finally:
+                con.unregister("_staged")
+    finally:
+        reader_con.close()
+
+
 @contextlib.contextmanager
-def memory_bound(con: duckdb.DuckDBPyConnection, mb: float, spill: Path) -> Iterator[None]:
-    """Cap this process's DuckDB instance at ``mb`` MB for a block, spilling to ``spill``."""
+def memory_bound(mb: float, spill: Path) -> Iterator[None]:
+    """Cap this process's DuckDB instance at ``mb`` MB for a block, spilling to ``spill``
+    (removed afterwards: put the writer inside the block, its checkpoint may spill too)."""
+    con = _instance().cursor()
     old = con.execute(
         "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
     ).fetchone()
@@ -888,6 +933,7 @@ def memory_bound(con: duckdb.DuckDBPyConnection, mb: float, spill: Path) -> Iter
             con.execute(f"SET memory_limit = '{old[0]}'")
             prior = str(old[1] or "").replace("'", "''")
             con.execute(f"SET temp_directory = '{prior}'")
+        con.close()
         shutil.rmtree(spill, ignore_errors=True)
 
 
