@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PAGES: tuple[str, ...] = ("home", "wall", "plan", "review", "audit")
+PAGES: tuple[str, ...] = ("home", "wall", "plan", "review", "audit", "province")
 """Pages by name: ``/``, ``/wall``, ``/plan``, ``/review`` and the admin's ``/audit``."""
 
 ACTIONS: tuple[str, ...] = (

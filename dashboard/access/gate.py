@@ -14,7 +14,8 @@ from dash import Dash
 from dashboard.access import PAGES, Principal
 from dashboard.access import pages as html_pages
 
-PAGE_PATHS: dict[str, str] = {"home": "/", "wall": "/wall", "plan": "/plan", "review": "/review", "audit": "/audit"}
+PAGE_PATHS: dict[str, str] = {"home": "/", "wall": "/wall", "plan": "/plan", "review": "/review", "audit": "/audit",
+              "province": "/province"}
 _BY_PATH = {path: name for name, path in PAGE_PATHS.items()}
 
 
