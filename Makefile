@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
 #   make demo                  installs onemap (the app only) into .venv, builds and serves the demo
-#   make test                  installs onemap + the test tools, Debian chromium/fonts/poppler, runs pytest
+#   make test                  installs onemap + the test tools, Debian chromium/fonts/poppler and Java 17, runs pytest
 #   make bundle [BUNDLE=dir]   writes an offline bundle (default dist/onemap-bundle, and .tar.gz);
 #                              BUNDLE_FLAGS="--no-debs --no-test-tools --no-archive" leave parts out
 #   make demo BUNDLE=dir       the same two commands on a machine with no network, from a bundle
@@ -16,7 +16,7 @@ PIP_FLAGS ?=
 DEMO_ARGS ?=
 BUNDLE_FLAGS ?=
 
-.PHONY: demo test setup browser bundle bundle-check clean
+.PHONY: demo test setup browser java bundle bundle-check clean
 
 # With BUNDLE (and a goal other than `bundle`), pip installs from the bundle alone: no index.
 ifneq ($(BUNDLE),)
@@ -62,11 +62,18 @@ browser:
 	    if [ -n "$(WHEELS)" ]; then sh $(abspath $(BUNDLE))/install-debs.sh; \
 	    else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk poppler-utils; fi; }
 
+# Debian's Java 17 for the province job on Apache Spark (pyspark's JVM; `onemap province run`).
+java:
+	@java -version 2>&1 | grep -q 'version "\(1[7-9]\|2[0-9]\)' || \
+	  { echo "==> [setup] installing Debian openjdk-17-jre-headless (Java for Spark)"; \
+	    if [ -n "$(WHEELS)" ]; then echo "make: no Java 17 here and the bundle carries none: install openjdk-17-jre-headless"; exit 2; \
+	    else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; fi; }
+
 demo: $(APP_STAMP)
 	@echo "==> building the demo district and serving it (Ctrl+C stops)"
 	$(BIN)/onemap demo $(DEMO_ARGS)
 
-test: $(DEV_STAMP) browser
+test: $(DEV_STAMP) browser java
 	$(BIN)/python -m pytest
 
 bundle: $(DEV_STAMP)
