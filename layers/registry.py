@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from layers import (
     admin_area,
+    alarm,
     fire_station,
     grid,
     hazard,
@@ -28,6 +29,7 @@ LAYERS: dict[str, LayerSpec] = {
         key_place.SPEC,
         hazard.SPEC,
         incident.SPEC,
+        alarm.SPEC, alarm.DEVICE_SPEC,
         vulnerable_person.SPEC,
     )
 }
