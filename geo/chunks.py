@@ -11,8 +11,10 @@ whole file, so a streaming ingest rejects the same rows under the same numbers.
   once a blank line or a malformed record shifts them, Python's ``csv`` module numbers the
   records in step with the chunks (as the whole-file reader's second pass does).
 - XLSX: openpyxl's read-only mode, rows in batches.
-- GeoJSON, GeoPackage, Shapefile, GeoParquet, OSM PBF: read whole (GDAL/pyarrow), then
-  validated and written in chunks; their reading is not bounded (documented in README).
+- GeoParquet and Parquet: record batches of the row groups (pyarrow), each turned into text
+  the way ``geo.readers.read_parquet`` turns the whole file.
+- GeoJSON, GeoPackage, Shapefile, OSM PBF: read whole (GDAL), then validated and written in
+  chunks; their reading is not bounded (documented in README).
 """
 
 from __future__ import annotations
@@ -27,21 +29,27 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from geo.errors import ReadError
 from geo.readers import (
     EXCEL,
+    PARQUET,
     TABULAR,
     RawTable,
     _cell_text,
+    _crs_name,
     _first_line,
+    _split_geometry,
     _unique_headers,
     find_header_row,
     is_utf8,
     read_any,
     read_xlsx,
+    text_table,
+    to_text,
 )
 from layers.base import LayerSpec
 
@@ -76,6 +84,8 @@ def open_chunks(
         return _csv_chunks(path, chunk_rows, encoding, size)
     if ext in EXCEL:
         return _xlsx_chunks(path, spec, sheet, chunk_rows, size)
+    if ext in PARQUET:
+        return _parquet_chunks(path, chunk_rows, size)
     raw = read_any(path, spec, sheet=sheet, encoding=encoding)
     return Chunked(raw.fmt, raw.encoding, split(raw, chunk_rows), size)
 
@@ -460,3 +470,59 @@ def _xlsx_table(
     return RawTable(
         table=table, row_numbers=np.asarray(numbers, dtype=np.int64), fmt="xlsx", notes=notes
     )
+
+
+# --------------------------------------------------------------------------- (Geo)Parquet
+
+
+def _parquet_chunks(path: Path, chunk_rows: int, size: int) -> Chunked:
+    """GeoParquet or Parquet in record batches of ``chunk_rows`` rows (row group by row group)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ReadError(f"{path}: cannot be read as .parquet: {_first_line(exc)}") from exc
+    meta = source.schema_arrow.metadata or {}
+    geo = json.loads(meta[b"geo"]) if b"geo" in meta else None
+    return Chunked("parquet", None, _parquet_batches(path, source, geo, chunk_rows), size)
+
+
+def _parquet_batches(
+    path: Path, source: Any, geo: dict[str, Any] | None, chunk_rows: int
+) -> Iterator[RawTable]:
+    import geopandas as gpd
+    import shapely
+    from pyproj import CRS
+
+    column = crs = None
+    if geo is not None:
+        column = geo.get("primary_column", "geometry")
+        info = geo.get("columns", {}).get(column, {})
+        if info.get("encoding", "WKB").upper() != "WKB":
+            raise ReadError(f"{path}: GeoParquet geometry encoding {info['encoding']!r} is not WKB")
+        # GeoParquet: a geometry column without "crs" is OGC:CRS84 (as geopandas reads it).
+        crs = CRS.from_user_input(info["crs"]) if info.get("crs") is not None else CRS("OGC:CRS84")
+    start = 1
+    try:
+        for batch in source.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            if column is not None:
+                wkb = frame.pop(column)
+                geoms = shapely.from_wkb(np.asarray(wkb, dtype=object))
+                gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+                table, geometry, file_crs = _split_geometry(gdf)
+                file_crs = _crs_name(crs)
+            else:
+                columns = {str(c): to_text(frame[c]) for c in frame.columns}
+                table = text_table(pd.DataFrame(columns, index=range(len(frame))))
+                geometry, file_crs = None, None
+            rows = np.arange(start, start + table.num_rows, dtype=np.int64)
+            start += table.num_rows
+            yield RawTable(
+                table=table, row_numbers=rows, fmt="parquet", geometry=geometry, file_crs=file_crs
+            )
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise ReadError(f"{path}: cannot be read as .parquet: {_first_line(exc)}") from exc

@@ -221,3 +221,34 @@ def test_hostile_memory_settings_are_refused(tmp_path: Path, text: str, name: st
     config.write_text(text + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=name):
         Settings.load(config)
+
+
+def test_geoparquet_in_chunks_equals_one_chunk(tmp_path: Path) -> None:
+    """GeoParquet read by record batches: same text values (integral floats, dates, nulls),
+    geometries, CRS and rejections as the whole-file reader."""
+    import geopandas as gpd
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    n = 150
+    frame = gpd.GeoDataFrame(
+        {
+            "id": [f"P{i % 120}" if i % 13 else None for i in range(n)],
+            "status": np.where(np.arange(n) % 6 == 1, "废弃", "正常"),
+            "pipe_diameter_mm": [150.0 if i % 5 else (np.nan if i % 2 else 1e400) for i in range(n)],
+            "last_inspection": pd.Timestamp("2024-03-05") + pd.to_timedelta(np.arange(n), "D"),
+        },
+        geometry=gpd.points_from_xy(
+            [121.3 + i * 1e-4 if i % 17 != 4 else 200.0 for i in range(n)], [31.1] * n
+        ),
+        crs=4326,
+    )
+    path = tmp_path / "hydrants.parquet"
+    frame.to_parquet(path, row_group_size=50)
+    assert pq.ParquetFile(path).num_row_groups == 3
+    one = ingest(path, tmp_path / "one.duckdb")
+    many = ingest(path, tmp_path / "many.duckdb", chunk_rows=20)
+    assert many.stages["chunks"] >= 7
+    same_result(one, many)
+    assert one.rejected_by_reason["bad_coordinates"] > 0
+    assert contents(tmp_path / "one.duckdb", "hydrant") == contents(tmp_path / "many.duckdb", "hydrant")
