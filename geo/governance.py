@@ -13,6 +13,7 @@ Definitions of every figure are in the README ("Hotspots and governance figures"
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -375,6 +376,45 @@ def monthly_flow(
     ) GROUP BY ALL ORDER BY month{keys}
     """
     return con.execute(sql, [t, *params, lo, hi, lo, hi]).df()
+
+
+STAGES: tuple[tuple[str, str], ...] = tuple(zip(hazard_vocabulary.SPEC.time_order[:-1],
+                                                hazard_vocabulary.SPEC.time_order[1:], strict=True))
+"""Consecutive steps of the closed loop by their time fields: (discovered_at, filed_at), ..., (verified_at, closed_at)."""
+
+
+def stage_column(start: str, end: str) -> str:
+    """Name of the median-days column of the stage from time field ``start`` to ``end``."""
+    return f"days_{start.removesuffix('_at')}_{end.removesuffix('_at')}"
+
+
+def stage_days(
+    con: duckdb.DuckDBPyConnection, by: Sequence[str] = (), flt: Filter | None = None
+) -> pd.DataFrame:
+    """Median days per step of the closed loop (发现→立案, 立案→派遣, ..., 核查→结案): ``*by``,
+    one ``days_<from>_<to>`` column per step, and ``reopened`` (hazards reopened at least once).
+
+    A step counts the hazards (discovered in the filter) that carry both times, the later not
+    before the earlier (an on-the-spot closure skips the steps in between). The times are those
+    of the register and of the feed's workflow (``geo.workflow`` sets a step's time when a
+    hazard reaches it); reopenings come from the feed's history (``live_history``: a status
+    change away from 结案), 0 when the database has none.
+    """
+    flt = flt or Filter()
+    exprs = _group_exprs(by, [g for g in GROUPS if g != "month"])
+    where, params = flt.sql("hazard")
+    cols = ", ".join(
+        f"median(epoch(\"{b}\") - epoch(\"{a}\")) FILTER (WHERE \"{b}\" >= \"{a}\") / 86400.0 "
+        f"AS {stage_column(a, b)}" for a, b in STAGES)
+    keys = "".join(f"{e}, " for e in exprs)
+    group = f" GROUP BY ALL ORDER BY {', '.join(f'{chr(34)}{b}{chr(34)}' for b in by)}" if by else ""
+    reopened = "0"
+    with contextlib.suppress(duckdb.CatalogException):
+        con.execute("SELECT 1 FROM live_history LIMIT 0")
+        reopened = ("count(*) FILTER (WHERE id IN (SELECT id FROM live_history WHERE layer = 'hazard' "
+                    f"AND field = 'status' AND old = '{hazard_vocabulary.CLOSED_STATUS}'))")
+    sql = f"SELECT {keys}{cols}, {reopened}::BIGINT AS reopened FROM hazard WHERE {where}{group}"
+    return con.execute(sql, params).df()
 
 
 def recurring_places(

@@ -29,6 +29,7 @@ from dashboard.i18n import lang_of, t
 from geo import governance, hotspots, mapdata, response
 from geo.aggregate import Filter
 from geo.errors import OnemapError
+from layers.hazard import STATUSES
 from layers.registry import LAYERS, get_spec
 
 PAGE = "review"
@@ -132,7 +133,7 @@ def table_specs(lang: str) -> dict[str, tuple[list[tuple[str, str]], int]]:
     return {
         "review-loop": ([("area", t("by_level", lang)), ("discovered", t("discovered", lang)), ("closed", t("closed", lang)),
             ("open", t("open", lang)), ("rectification_rate", t("rectification_rate", lang)),
-            ("median_days_to_close", t("median_days", lang)), ("overdue", t("overdue", lang)),
+            ("median_days_to_close", t("median_days", lang)), *stage_columns(lang), ("overdue", t("overdue", lang)),
             ("open_major", t("open_major", lang)), ("listed_open", t("listed_open", lang)),
             ("recurring_places", t("recurring", lang)), ("in_grid_share", t("in_grid_share", lang))], 15),
         "review-overdue": ([("id", t("id", lang)), ("category", t("category", lang)), ("severity", t("severity", lang)),
@@ -146,6 +147,17 @@ def table_specs(lang: str) -> dict[str, tuple[list[tuple[str, str]], int]]:
             ("rectification_rate", t("rectification_rate", lang)), ("on_time_rate", t("on_time_rate", lang)),
             ("inspection_compliance", t("compliance", lang)), ("no_recurrence_rate", t("no_recurrence_rate", lang))], 12),
     }
+
+
+def stage_columns(lang: str) -> list[tuple[str, str]]:
+    """(column, label) of the closed loop's median days per step (``governance.stage_days``) and reopenings."""
+    spec = get_spec("hazard")
+    steps = dict(zip(spec.time_order, STATUSES, strict=True))
+    out = []
+    for a, b in governance.STAGES:
+        names = (steps[a], steps[b]) if lang == "zh" else (spec.field(a).en, spec.field(b).en)
+        out.append((governance.stage_column(a, b), f"{names[0]}→{names[1]} " + ("中位天数" if lang == "zh" else "median days")))
+    return [*out, ("reopened", "重新打开" if lang == "zh" else "Reopened")]
 
 
 def build_filter(start: str | None, end: str | None, categories: list | None, severities: list | None) -> Filter:
@@ -216,6 +228,7 @@ def review_tables(start: str | None, end: str | None, categories: list | None, s
             return {
                 "flow": governance.monthly_flow(con, flt, as_of=as_of),
                 "loop": governance.closed_loop(con, by=(level,), flt=flt, as_of=as_of, settings=settings),
+                "stages": governance.stage_days(con, by=(level,), flt=flt),
                 "overdue": governance.overdue_hazards(con, flt, as_of=as_of, settings=settings, limit=100),
                 "listed": governance.listed_hazards(con, flt, as_of=as_of, settings=settings, limit=100),
                 "inspection": governance.inspection_compliance(con, by=("town",), as_of=as_of, flt=flt,
@@ -368,7 +381,7 @@ def update_tables(_go: float | None, level: str | None, start: str | None, end: 
                         line={"color": "#0072B2", "width": 3})
     fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, legend={"orientation": "h"},
                       font={"family": "Noto Sans CJK SC, sans-serif"}, plot_bgcolor="white")
-    loop = _rates(tables["loop"].rename(columns={level: "area"}))
+    loop = _rates(tables["loop"].merge(tables["stages"], on=level, how="left").rename(columns={level: "area"}))
     graph = dcc.Graph(id="review-trend", figure=fig, config={"displaylogo": False, "displayModeBar": False},
                       style={"height": "280px"})
     rows = {"review-loop": _records(loop), "review-overdue": _records(tables["overdue"]),

@@ -107,6 +107,15 @@ def _day(value: Any) -> str:
 # --------------------------------------------------------------------------- sections
 
 
+def _stage_line(con: duckdb.DuckDBPyConnection, flt: Filter) -> tuple[str, str, str]:
+    """The summary line of median days per step of the closed loop (``governance.stage_days``)."""
+    row = governance.stage_days(con, flt=flt).iloc[0]
+    steps = " · ".join(f"{b} {num(row[governance.stage_column(*pair)], 1)}"
+                       for pair, b in zip(governance.STAGES, hazard_vocabulary.STATUSES[1:], strict=True))
+    reopened = f"；重新打开 {num(row['reopened'])} 条" if row["reopened"] else ""
+    return "各环节中位天数", steps, f"发现→立案→派遣→处置→核查→结案，每步所用天数的中位数（天）{reopened}"
+
+
 def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, settings: Settings,
                 summary: list[tuple[str, str, str]]) -> list[Section]:
     total = governance.closed_loop(con, by=(), flt=flt, as_of=as_of, settings=settings).iloc[0]
@@ -118,6 +127,7 @@ def _governance(con: duckdb.DuckDBPyConnection, flt: Filter, as_of: datetime, se
         ("重大隐患未结案", num(total["open_major"]), "等级为重大、尚未结案（条）"),
         ("挂牌督办未结案", num(total["listed_open"]), f"{'、'.join(LISTED)}尚未结案（条）"),
         ("结案天数中位数", num(total["median_days_to_close"], 1), "从发现到结案（天）"),
+        _stage_line(con, flt),
     ]
     sections: list[Section] = []
 
