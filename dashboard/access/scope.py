@@ -33,6 +33,7 @@ import pandas as pd
 from dashboard.access import Principal, current_principal
 from geo import personal
 from geo.aggregate import Filter
+from geo.errors import ValidationError
 from geo.mapdata import MapFilter
 from layers.registry import LAYERS
 
@@ -79,14 +80,34 @@ def scoped(flt: Filter | None = None, principal: Principal | None = None) -> Fil
     return flt.replace(towns=chosen or (NOWHERE,))
 
 
-def map_filter(flt: MapFilter | None = None, principal: Principal | None = None) -> MapFilter | None:
+def map_filter(flt: MapFilter | None = None, principal: Principal | None = None,
+               layer: str | None = None) -> MapFilter | None:
     """A map filter (None: everything) cut to the principal's towns (``MapFilter.towns``, applied by
     ``geo.mapdata.filter_sql`` on top of the filter's own criteria: a ``town`` criterion from the
-    client can only narrow it)."""
+    client can only narrow it).
+
+    A filter on a personal field the principal sees masked (of ``layer``; of any layer when None)
+    is refused (ValidationError): matching ``{"phone": [...1000 guesses]}`` would tell the hidden
+    digits back in a few requests, and a name filter who is on the map."""
+    refuse_personal_filter(flt, layer, principal)
     allowed = towns(principal)
     if allowed is None:
         return flt
     return dataclasses.replace(flt or MapFilter(), towns=allowed)
+
+
+def refuse_personal_filter(flt: MapFilter | None, layer: str | None = None,
+                           principal: Principal | None = None) -> None:
+    """ValidationError when ``flt`` matches on a personal field the principal sees masked."""
+    if flt is None or not flt.values or sees_personal(None, principal):
+        return
+    hidden = set(mask_fields(layer, None, principal)) if layer is not None else {
+        f for spec in LAYERS.values() for f in spec.personal_fields}
+    named = sorted(k for k, v in flt.values.items() if v is not None and k in hidden)
+    if named:
+        role = _who(principal).role.name
+        raise ValidationError(f"filtering on the personal field(s) {named} needs a role that sees personal "
+                              f"data (editor or admin); yours is {role}")
 
 
 def keep_towns(frame: pd.DataFrame, column: str = "town", principal: Principal | None = None) -> pd.DataFrame:

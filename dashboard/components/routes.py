@@ -139,7 +139,8 @@ def register_routes(server: flask.Flask) -> None:
                 raise BadInput(f"unknown view {want[:40]!r}; use hex or points")
             args = flask.request.args
             bbox = mapdata.bbox_to_wgs84(mapdata.parse_bbox(args.get("bbox")), context.settings().tiles)
-            flt = scope.map_filter(mapdata.MapFilter.parse(args.get("f"), args.get("start"), args.get("end")))
+            flt = scope.map_filter(mapdata.MapFilter.parse(args.get("f"), args.get("start"), args.get("end")),
+                                   layer=layer)
             zoom = mapdata.parse_zoom(args.get("zoom"))
             mask = scope.mask_fields(layer)
 

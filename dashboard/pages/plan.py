@@ -211,7 +211,8 @@ dash.clientside_callback(
 
 def filtered_count(layer: str, entry: dict[str, Any]) -> int:
     """Rows of ``layer`` passing one filter entry of the map store (once per snapshot and filter)."""
-    flt = scope.map_filter(mapdata.MapFilter(dict(entry.get("f") or {}), entry.get("start"), entry.get("end")))
+    flt = scope.map_filter(mapdata.MapFilter(dict(entry.get("f") or {}), entry.get("start"), entry.get("end")),
+                           layer=layer)
     key = (layer, json.dumps(entry, sort_keys=True, ensure_ascii=False))
 
     def build() -> int:

@@ -1,0 +1,108 @@
+"""Attacks on sign-in, roles, town scope and masking (issue 13), on the real server.
+
+``onemap serve`` on a copy of the demo district with users made by ``onemap user add``. Each
+test is an attack that worked before its fix: a filter oracle unmasking phone numbers, a
+signed-out cookie replayed, a cross-site callback publishing a scenario, the wall account
+reading /plan's data through the API, ...
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+import pytest
+from helpers import PASSWORD, Served, fetch, sign_in, signin_app
+
+TOWN_OF_MOST = "SELECT town FROM hazard WHERE town IS NOT NULL GROUP BY town ORDER BY count(*) DESC, town LIMIT 1"
+
+
+def sql(db: Path, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(query, params or []).fetchall()
+
+
+@pytest.fixture(scope="module")
+def town(demo_db: Path) -> str:
+    return sql(demo_db, TOWN_OF_MOST)[0][0]
+
+
+@pytest.fixture(scope="module")
+def server(demo_db: Path, town: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    users = {"admin": ("admin", ()), "tv": ("viewer", (town,)), "dv": ("viewer", ()), "kiosk": ("wall", ()),
+             "pl": ("planner", ()), "ed": ("editor", ())}
+    with signin_app(demo_db, tmp_path_factory.mktemp("attack"), users) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def clients(server: Served) -> dict[str, Any]:
+    return {name: sign_in(server.url, name, PASSWORD) for name in server.users}
+
+
+def features(status_body: tuple[int | None, dict[str, str], bytes]) -> list[dict[str, Any]]:
+    status, _, body = status_body
+    assert status == 200, (status, body[:300])
+    return json.loads(body)["features"]
+
+
+def points_url(layer: str, flt: dict[str, Any], view: str = "points") -> str:
+    return f"/api/layer/{layer}/{view}.geojson?f={quote(json.dumps(flt, ensure_ascii=False))}"
+
+
+# --------------------------------------------------------------------------- masking: no filter oracle
+
+
+def test_a_filter_on_a_masked_field_is_refused_not_an_oracle(server: Served, clients: dict[str, Any],
+                                                             town: str) -> None:
+    """A viewer sees ``175****0538``; before the fix ``f={"phone": [10,000 guesses]}`` in ten
+    requests of 1,000 told the hidden digits back (the guess that matched was the one point
+    left), and ``f={"name": ["廖兰斌"]}`` who among the vulnerable residents is where."""
+    phone, name, carer = sql(server.db, "SELECT phone, name, carer FROM vulnerable_person WHERE town = ? "
+                                        "AND phone IS NOT NULL LIMIT 1", [town])[0]
+    contact = sql(server.db, "SELECT contact FROM key_place WHERE town = ? AND contact IS NOT NULL LIMIT 1",
+                  [town])[0][0]
+    attempts = [("vulnerable_person", {"phone": [phone, phone[:-1] + "0"]}), ("vulnerable_person", {"name": [name]}),
+                ("vulnerable_person", {"carer": [carer]}), ("key_place", {"contact": [contact]})]
+    for who in ("tv", "dv", "kiosk", "pl"):
+        for layer, flt in attempts:
+            for view in ("points", "hex"):
+                status, _, body = fetch(clients[who], server.url + points_url(layer, flt, view))
+                assert status == 400, (who, layer, flt, view, status, body[:200])
+                answer = json.loads(body)["error"]
+                assert "personal" in answer and phone not in answer and name not in answer, answer
+    # an editor sees the fields and may filter on them: exactly the resident with that phone
+    expected = sql(server.db, "SELECT count(*) FROM vulnerable_person WHERE phone = ?", [phone])[0][0]
+    found = features(fetch(clients["ed"], server.url + points_url("vulnerable_person", {"phone": [phone]})))
+    assert len(found) == expected >= 1
+    # a field that is not personal stays a filter for everyone (a key place's own name)
+    place = sql(server.db, "SELECT name FROM key_place WHERE town = ? LIMIT 1", [town])[0][0]
+    want = sql(server.db, "SELECT count(*) FROM key_place WHERE town = ? AND name = ?", [town, place])[0][0]
+    assert len(features(fetch(clients["tv"], server.url + points_url("key_place", {"name": [place]})))) == want
+
+
+def _plan_count_body(layer: str, flt: dict[str, Any]) -> dict[str, Any]:
+    return {"output": "plan-f-count.children", "outputs": {"id": "plan-f-count", "property": "children"},
+            "inputs": [{"id": "plan-filters", "property": "data", "value": {layer: {"f": flt}}},
+                       {"id": "plan-f-layer", "property": "value", "value": layer}],
+            "state": [{"id": "plan-lang", "property": "data", "value": "zh"}],
+            "changedPropIds": ["plan-filters.data"]}
+
+
+def test_the_plan_count_callback_is_no_oracle_either(server: Served, clients: dict[str, Any], town: str) -> None:
+    """The /plan filter panel's count (a Dash callback) counted a phone filter as well."""
+    phone = sql(server.db, "SELECT phone FROM vulnerable_person WHERE town = ? AND phone IS NOT NULL LIMIT 1",
+                [town])[0][0]
+    body = json.dumps(_plan_count_body("vulnerable_person", {"phone": [phone]})).encode()
+    headers = {"Content-Type": "application/json"}
+    status, _, answer = fetch(clients["dv"], server.url + "/_dash-update-component", body, headers)
+    assert status == 400 and b"personal" in answer, (status, answer[:300])
+    status, _, answer = fetch(clients["ed"], server.url + "/_dash-update-component", body, headers)
+    assert status == 200, (status, answer[:300])
+    n = sql(server.db, "SELECT count(*) FROM vulnerable_person WHERE phone = ?", [phone])[0][0]
+    assert json.loads(answer)["response"]["plan-f-count"]["children"].endswith(f": {n:,}")
