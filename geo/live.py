@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from geo import ingest, journal, store, workflow
+from geo import assign, ingest, journal, store, workflow
 from geo.errors import OnemapError
-from geo.readers import RawTable, text_table
+from geo.readers import RawTable
 from geo.settings import Settings
 from layers.base import LayerSpec
 from layers.registry import LAYERS
@@ -240,7 +240,8 @@ def _validate(spec: LayerSpec, records: list[tuple[_Record, dict[str, Any], tupl
         [{**{n: _as_text(merged.get(n)) for n in spec.field_names},
           "lon": _as_text(xy[0]) if xy else None, "lat": _as_text(xy[1]) if xy else None}
          for _, merged, xy in records], columns=names, dtype=object)
-    raw = RawTable(table=text_table(frame), row_numbers=np.array([r.index + 1 for r, _, _ in records], dtype=np.int64),
+    table = pa.table({n: pa.array(frame[n].tolist(), type=pa.string()) for n in names})
+    raw = RawTable(table=table, row_numbers=np.array([r.index + 1 for r, _, _ in records], dtype=np.int64),
                    fmt="feed")
     prep, _ = ingest.prepare(spec, raw, crs, settings, file, lon="lon", lat="lat")
     rows = prep.accepted
@@ -250,20 +251,45 @@ def _validate(spec: LayerSpec, records: list[tuple[_Record, dict[str, Any], tupl
 
 
 def _assign(db: Path, spec: LayerSpec, rows: list[dict[str, Any]]) -> None:
-    """Fill town/community/grid of accepted rows from the grid layer where the record left them empty."""
-    if not spec.assign_to_grid or not rows:
+    """Fill town/community/grid of accepted rows from the grid layer where the record left them
+    empty (exact point in polygon, as ``geo.ingest.assign_grids`` does for a file)."""
+    wanted = [f for f in ingest.GRID_FIELDS if f in spec.field_names]
+    need = [r for r in rows if any(r.get(f) in (None, "") for f in wanted)]
+    if not spec.assign_to_grid or not need:
         return
-    table = pa.Table.from_pylist([{"lon": r["lon"], "lat": r["lat"], **{f: r.get(f) for f in ingest.GRID_FIELDS
-                                                                        if f in spec.field_names}} for r in rows])
-    con = store.connect(db)
+    grids = _grids(db)
+    if grids is None:
+        return
+    hit = assign.points_in_polygons(np.array([r["lon"] for r in need], dtype=np.float64),
+                                    np.array([r["lat"] for r in need], dtype=np.float64),
+                                    grids.geometry.to_numpy())
+    for r, h in zip(need, hit, strict=True):
+        if h < 0:
+            continue
+        for f in wanted:
+            if r.get(f) in (None, ""):
+                r[f] = plain(grids[ingest.GRID_SOURCE[f]].iloc[int(h)])
+
+
+_GRIDS: dict[Path, tuple[Any, Any]] = {}
+
+
+def _grids(db: Path) -> Any:
+    """The grid polygons of the database's current snapshot (id, town, community), kept per file version."""
     try:
-        filled, _ = ingest.assign_grids(con, spec, table)
-    finally:
-        con.close()
-    for f in ingest.GRID_FIELDS:
-        if f in filled.column_names:
-            for r, v in zip(rows, filled.column(f).to_pylist(), strict=True):
-                r[f] = v
+        st = db.stat()
+    except OSError:
+        return None
+    identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+    held = _GRIDS.get(db)
+    if held is None or held[0] != identity:
+        con = store.connect(db)
+        try:
+            grids = store.read_layer(con, "grid", columns=["id", "town", "community"])
+        finally:
+            con.close()
+        held = _GRIDS[db] = (identity, grids if len(grids) else None)
+    return held[1]
 
 
 # --------------------------------------------------------------------------- submit
