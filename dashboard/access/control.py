@@ -49,6 +49,9 @@ SCHEMA: tuple[str, ...] = (
         published_at TIMESTAMP NOT NULL,
         body VARCHAR NOT NULL)          -- JSON text of the scenario""",
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS signed_out (
+        sid VARCHAR PRIMARY KEY,        -- the session id a sign-out ended (its cookie is refused)
+        until TIMESTAMP NOT NULL)       -- after this the cookie has expired anyway (idle timeout)""",
     """CREATE TABLE IF NOT EXISTS tokens (
         id VARCHAR PRIMARY KEY,         -- the public part of a feed token (om_<id>.<secret>)
         source VARCHAR NOT NULL,        -- the platform that posts with it (12345, iot-smoke ...)

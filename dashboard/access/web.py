@@ -6,7 +6,8 @@
   ``?lang=en``; fields ``username``, ``password``, ``next``), ``/logout``; the session cookie is
   HttpOnly, SameSite=Strict (Secure with ``session_cookie_secure``) and ends after
   ``session_idle_minutes`` without a request; its key is made once and kept in the control
-  database's ``meta`` table, so a restart keeps everyone signed in;
+  database's ``meta`` table, so a restart keeps everyone signed in; a sign-out records the
+  session's id (``signed_out``), so a copy of its cookie is refused from then on;
 - a ``before_request`` that sets the principal (``set_current_principal``): the trusted SSO
   proxy's header user (``auth_remote_user_header`` from an ``auth_trusted_proxies`` address),
   else the signed-in user, else ``LOCAL`` when no users are configured (the app as before);
@@ -27,7 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 LOGIN, LOGOUT, CSS = "/login", "/logout", "/login.css"
 PUBLIC = frozenset({LOGIN, LOGOUT, CSS, "/_favicon.ico"})
 SECRET_KEY = "session_secret"
+SID = "onemap_sid"  # the session's id: a sign-out records it, and its cookie is refused from then on
 RELOAD_S = 5.0  # users are re-read at least this often, and at once when the control file changes
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +93,7 @@ class Directory:
         self._stamp: tuple[Any, ...] | None = None
         self._loaded_at = 0.0
         self.users: dict[str, tuple[Principal, str | None]] = {}
+        self.signed_out: set[str] = set()
 
     def _file_stamp(self) -> tuple[Any, ...]:
         out: list[Any] = []
@@ -108,8 +111,24 @@ class Directory:
             stamp = self._file_stamp()
             if stamp != self._stamp or time.monotonic() - self._loaded_at > RELOAD_S:
                 self.users = load_all(self.db_path) if stamp[0] is not None else {}
+                self.signed_out = load_signed_out(self.db_path) if self.users else set()
                 self._stamp, self._loaded_at = self._file_stamp(), time.monotonic()
             return self.users
+
+
+def load_signed_out(db_path: str) -> set[str]:
+    """Session ids ended by a sign-out whose cookies could still be replayed (the rest are dropped)."""
+    with open_control(db_path) as con:
+        con.execute("DELETE FROM signed_out WHERE until < ?", [datetime.now()])
+        return {r[0] for r in con.execute("SELECT sid FROM signed_out").fetchall()}
+
+
+def end_session(db_path: str, sid: str, idle_minutes: float) -> None:
+    """Record that session ``sid`` was signed out: its cookie, replayed, is refused until it would
+    have expired anyway (``session_idle_minutes`` after its last use, which is now at the latest)."""
+    until = datetime.now() + timedelta(minutes=idle_minutes, seconds=60)
+    with open_control(db_path) as con:
+        con.execute("INSERT OR REPLACE INTO signed_out VALUES (?, ?)", [sid, until])
 
 
 class SignedIn(flask_login.UserMixin):
@@ -214,8 +233,18 @@ class Auth:
         return Principal(p.name, p.role, p.towns, "remote-user")
 
     def from_session(self) -> Principal | None:
+        """The signed-in user; None when there is none or the cookie is of a session that was
+        signed out (the cookie is signed, not stored: a copy kept from before the sign-out would
+        otherwise still work) or made before sessions had ids."""
         user = flask_login.current_user
-        return user.principal if getattr(user, "is_authenticated", False) else None
+        if not getattr(user, "is_authenticated", False):
+            return None
+        sid = flask.session.get(SID)
+        if not isinstance(sid, str) or sid in self.directory.signed_out:
+            flask_login.logout_user()
+            flask.session.clear()
+            return None
+        return user.principal
 
     def anonymous(self, path: str) -> flask.Response:
         """401 JSON for the API and callbacks; a redirect to the sign-in page for pages."""
@@ -293,6 +322,10 @@ def _routes(auth: Auth) -> None:
             p = user.principal
             audit.record(auth.db_path, p.name, p.role.name, "sign-out", f"user:{p.name}",
                          after={"address": auth.client_address()})
+        sid = flask.session.get(SID)
+        if isinstance(sid, str):
+            end_session(auth.db_path, sid, auth.settings.session_idle_minutes)
+            auth.directory.signed_out.add(sid)
         flask_login.logout_user()
         flask.session.clear()
         return flask.redirect(auth.prefix + LOGIN + ("?lang=en" if pages.lang() == "en" else ""))
@@ -348,6 +381,7 @@ def _signed_in(auth: Auth, found: tuple[Principal, str | None], next_url: str, a
     auth.limiter.clear(keys)
     flask.session.clear()
     flask_login.login_user(SignedIn(*found))
+    flask.session[SID] = secrets.token_urlsafe(24)
     flask.session.permanent = True
     audit.record(auth.db_path, principal.name, principal.role.name, "sign-in", f"user:{principal.name}",
                  after={"address": address})

@@ -106,3 +106,30 @@ def test_the_plan_count_callback_is_no_oracle_either(server: Served, clients: di
     assert status == 200, (status, answer[:300])
     n = sql(server.db, "SELECT count(*) FROM vulnerable_person WHERE phone = ?", [phone])[0][0]
     assert json.loads(answer)["response"]["plan-f-count"]["children"].endswith(f": {n:,}")
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _cookie_header(client: Any) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{c.name}={c.value}" for c in client.jar)}
+
+
+def test_a_signed_out_cookie_replayed_is_refused(server: Served) -> None:
+    """The session cookie is signed, not stored: before the fix a copy kept from before /logout
+    (a shared PC, a proxy log) still read the API after the user had signed out."""
+    client = sign_in(server.url, "dv", PASSWORD)
+    kept = _cookie_header(client)
+    assert fetch(None, server.url + "/api/v1/scenarios", headers=kept)[0] == 200
+    other = sign_in(server.url, "dv", PASSWORD)  # the same user at another desk
+    status, headers, _ = fetch(client, server.url + "/logout")
+    assert status == 302 and "/login" in headers["Location"]
+    for path in ("/api/v1/scenarios", "/api/polygons/grid.geojson", "/_dash-layout"):
+        status, _, body = fetch(None, server.url + path, headers=kept)
+        assert status == 401, (path, status, body[:200])
+    status, headers, _ = fetch(None, server.url + "/review", headers=kept)
+    assert status == 302 and "/login" in headers["Location"]
+    # signing out one session leaves the user's other sessions alone
+    assert fetch(other, server.url + "/api/v1/scenarios")[0] == 200
+    # and signing in again works
+    assert fetch(sign_in(server.url, "dv", PASSWORD), server.url + "/api/v1/scenarios")[0] == 200
