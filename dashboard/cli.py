@@ -11,7 +11,7 @@ import click
 from geo.errors import OnemapError
 
 # Topic modules, each with a COMMANDS list of click commands.
-COMMAND_MODULES = ("core", "ingest", "coverage", "figures", "report", "calibrate", "response", "audit", "users", "deploy", "province", "tokens")
+COMMAND_MODULES = ("core", "ingest", "coverage", "figures", "report", "calibrate", "response", "audit", "users", "deploy", "province", "tokens", "watch", "simulate")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -155,6 +155,9 @@ class Settings:
     live_max_features: int = _s(1000, "Most Features in one feed POST; more answers 400 (operations choice, with live_max_body_kb; a JSON list of the API holds at most 1,000 items).")
     live_fold_s: float = _s(2.0, "Seconds between folds of the live journal into the database snapshot while events wait (each fold copies the file, about 1 s per GB: a larger value for a large database).")
     live_keep_s: float = _s(3600.0, "Seconds a folded journal event stays readable by `journal.changes_since` (a wall or client polling with an older token reads the snapshot instead).")
+    device_offline_after_s: float = _s(900.0, "A device (IoT layer `device`) whose last heartbeat is older than this many seconds counts offline in the online rate (GB 26875.1 has the user information transmission device report its own state to the remote monitoring centre; platforms commonly beat every 5 min, so 900 s = three missed beats; NB-IoT smoke detectors beat less often: set it to about 3x your platform's interval).")
+    wall_live_poll_s: float = _s(0.5, "Seconds between the wall's light checks of the live journal head (a Dash callback that answers no_update while the head stays put: a few ms each); a moved head brings the new alarms, incidents and hazards to the ticker and map (issue 12: on the wall within 2 s of the POST; with 1 s one POST of three took 2.2 s on a loaded 2-core machine, with 0.5 s they took 0.8-1.6 s).")
+    watch_settle_s: float = _s(2.0, "`onemap watch` takes a dropped file only once its size and modification time have not changed for this many seconds (a platform still writing it is left alone).")
 
     # --- sign-in and sessions (issue 13) ---------------------------------------------------
     password_min_length: int = _s(8, "Shortest password `onemap user add`/`passwd` accept (GB/T 22239-2019 等保2.0 §8.1.4.1 a 口令复杂度; 8 characters is the common floor).")

@@ -85,7 +85,8 @@ def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
 @click.option("--no-serve", is_flag=True, help="Build the database, do not start the dashboard.")
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default 8050).")
-def demo(db, config, area, scale, seed, rebuild, no_serve, host, port) -> None:
+@click.option("--live", is_flag=True, help="Serve with the feed simulator posting alarms, heartbeats and hazards (5/s).")
+def demo(db, config, area, scale, seed, rebuild, no_serve, host, port, live) -> None:
     """Build the demo district database if it is missing, then serve the dashboard."""
     from data.demo import build_demo
 
@@ -98,6 +99,11 @@ def demo(db, config, area, scale, seed, rebuild, no_serve, host, port) -> None:
             click.echo(f"  {layer:<14} {n:>9,}")
     else:
         click.echo(f"onemap: using the existing database {path} (--rebuild to make it anew)")
+    if live and not no_serve:
+        from dashboard.commands.simulate import start_live_demo
+
+        start_live_demo(str(path), f"http://127.0.0.1:{settings.port}")
+        click.echo("onemap: the feed simulator posts to the app once it answers (onemap simulate, 5 events/s)")
     if not no_serve:
         _serve(settings, str(path))
 

@@ -26,11 +26,11 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboard.access import scope
-from dashboard.components import context, engines, mapview, preload
+from dashboard.components import context, engines, mapview, preload, wall_live
 from dashboard.components.chrome import kpi_tile, navbar
 from dashboard.components.page_start import page_start
 from dashboard.i18n import lang_of, t
-from geo import coverage, dispatch, governance, mapdata
+from geo import coverage, dispatch, governance, journal, mapdata
 from geo.errors import OnemapError
 from geo.settings import Settings
 from layers import hazard as hazard_vocabulary
@@ -96,7 +96,8 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
     tiles = [kpi_tile(f"wall-kpi-{key}", kpi_label(label, lang, settings), tone=tone) for key, label, tone in KPIS]
     the_map = mapview.map_panel(PAGE, lang, **options,
                                 clustered_layers=mapview.clustered(counts, settings), dark=True, counts=counts,
-                                overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[])],
+                                overlays=[dl.LayerGroup(id="wall-dispatch-layer", children=[]),
+                                          dl.LayerGroup(id="wall-live-layer", children=[])],
                                 map_kwargs={"zoomControl": False})
     rotate = settings.wall_rotate_towns_s
     return html.Div([
@@ -107,10 +108,12 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
             html.Div(id="wall-rotate-label", className="om-wall-rotate"),
             navbar(PATH, lang, dark=True),
         ], className="om-wall-header"),
-        html.Aside(tiles, className="om-wall-kpis"),
+        html.Aside([*tiles, kpi_tile("wall-kpi-devices", wall_live.TEXT[lang]["devices"], tone="ok")],
+                   className="om-wall-kpis"),
         html.Main(the_map, className="om-wall-map"),
         html.Aside([
-            html.Section([html.H2(t("ticker_title", lang)), html.Ul(id="wall-ticker", className="om-ticker")],
+            html.Section([html.H2(t("ticker_title", lang)), html.Ul(id="wall-live-ticker", className="om-ticker om-live"),
+                          html.Ul(id="wall-ticker", className="om-ticker")],
                          className="om-wall-ticker"),
             html.Section([
                 html.H2(t("dispatch_title", lang)),
@@ -121,6 +124,9 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         ], className="om-wall-side"),
         dcc.Interval(id="wall-interval", interval=int(settings.wall_refresh_s * 1000), n_intervals=0),
         dcc.Interval(id="wall-rotate", interval=int(max(rotate, 1) * 1000), disabled=rotate <= 0, n_intervals=0),
+        dcc.Interval(id="wall-live-interval", interval=int(settings.wall_live_poll_s * 1000), n_intervals=0),
+        dcc.Store(id="wall-live-seq", data=journal.head(context.reader().path)),
+        dcc.Store(id="wall-live-items", data=[]),
         dcc.Store(id="wall-lang", data=lang),
         dcc.Store(id="wall-last-incident", data=None),
         dcc.Store(id="wall-fly", data=False),
@@ -233,6 +239,44 @@ def refresh(_n: int, _painted: float | None, lang: str, filters: dict[str, Any],
     return (*[values[key] for key, _, _ in KPIS], ticker_items(kpis, lang), now.strftime("%H:%M:%S"),
             version if version != shown_version else dash.no_update,
             new_filters if new_filters != filters else dash.no_update, options, value, newest, fly)
+
+
+@callback(
+    Output("wall-live-ticker", "children"),
+    Output("wall-live-layer", "children"),
+    Output("wall-live-seq", "data"),
+    Output("wall-live-items", "data"),
+    Input("wall-live-interval", "n_intervals"),
+    State("wall-live-seq", "data"),
+    State("wall-live-items", "data"),
+    State("wall-lang", "data"),
+)
+def live_check(_n: int | None, seen: Any, items: Any, lang: str):
+    """Every ``wall_live_poll_s``: nothing unless the journal head moved; then the new alarms,
+    incidents and hazards in scope join the live ticker and the map, the newest flashing."""
+    db = context.reader().path
+    head = journal.head(db)
+    if isinstance(seen, bool) or not isinstance(seen, int) or seen < 0 or seen > head:
+        return dash.no_update, dash.no_update, head, dash.no_update  # a crafted or stale token: start here
+    if head == seen:
+        return dash.no_update, dash.no_update, dash.no_update, dash.no_update
+    fresh, upto = wall_live.new_items(db, seen, scope.towns())
+    if not fresh:
+        return dash.no_update, dash.no_update, upto, dash.no_update
+    kept = (fresh + wall_live.checked(items))[:wall_live.KEEP]
+    return (wall_live.ticker(kept, seen, lang_of(lang)), wall_live.markers(kept, context.settings()), upto, kept)
+
+
+@callback(
+    Output("wall-kpi-devices", "children"),
+    Input("wall-interval", "n_intervals"),
+    State("wall-lang", "data"),
+)
+def device_tile(_n: int | None, lang: str) -> str:
+    """Device online rate by kind (heartbeats of the snapshot and of the journal), in scope."""
+    with context.connection() as con:
+        return wall_live.device_line(con, context.reader().path, datetime.now(), context.settings(),
+                                     scope.towns(), lang_of(lang))
 
 
 # The incident chosen by a refresh goes to the dropdown once the map has painted: the dispatch
