@@ -164,6 +164,7 @@ def ingest_chunks(
     tally = _Tally()
     now = pd.Timestamp(datetime.now())
     spill = db_path.with_name(f".{db_path.name}.spill-{os.getpid()}")
+    _remove_dead_spills(db_path)
     timing = {"read": 0.0, "validate": 0.0, "store": 0.0}
     with store.memory_bound(chosen.duckdb_mb, spill), store.writer(db_path) as con:
         began = time.perf_counter()
@@ -214,6 +215,23 @@ def ingest_chunks(
         "stages": {k: round(v, 3) for k, v in stages.items()},
     }
     return tally, extra
+
+
+def _remove_dead_spills(db_path: Path) -> None:
+    """Remove spill folders of chunked ingests whose process is gone (killed mid-write)."""
+    import glob
+    import shutil
+
+    for folder in db_path.parent.glob(glob.escape(f".{db_path.name}.spill-") + "*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue
 
 
 def tally_sha(sha: Future[str] | None, path: Path) -> str:

@@ -252,3 +252,16 @@ def test_geoparquet_in_chunks_equals_one_chunk(tmp_path: Path) -> None:
     same_result(one, many)
     assert one.rejected_by_reason["bad_coordinates"] > 0
     assert contents(tmp_path / "one.duckdb", "hydrant") == contents(tmp_path / "many.duckdb", "hydrant")
+
+
+def test_a_spill_folder_left_by_a_killed_ingest_is_removed(tmp_path: Path, messy_csv: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = tmp_path / f".db.duckdb.spill-{dead.stdout.strip()}"
+    left.mkdir()
+    (left / "duckdb_temp_block.tmp").write_bytes(b"x" * 1000)
+    ingest(messy_csv, tmp_path / "db.duckdb", chunk_rows=CHUNK)
+    assert not left.exists()
