@@ -5,7 +5,8 @@ A file is taken once its size and modification time have stood still for
 "not finished": a leading dot or ``~``, ``.part``, ``.tmp``, ``.crdownload``). Each taken file
 goes through the normal ``onemap ingest`` (rejected rows kept, an audit row per file) and is
 then moved to ``DIR/done``; a file that cannot be read goes to ``DIR/failed`` with
-``<name>.error.txt`` beside it saying why. The layer is ``--layer`` or the file name's first
+``<name>.error.txt`` beside it saying why (so does a file read whole with not one row accepted:
+its rows are kept in ``rejected`` as by ``onemap ingest``). The layer is ``--layer`` or the file name's first
 word (``alarm_20261206.csv``, ``hazard-week49.xlsx``).
 """
 
@@ -104,15 +105,25 @@ def take(path: Path, layer: str | None, db: str | None, crs: str | None, setting
         name = layer_of(path, layer)
         result = ingest_file(name, path, db=db, crs=crs, settings=settings)
     except (OnemapError, ValueError, OSError, KeyError) as exc:  # the file, not the watcher, is wrong
-        moved = _move(path, FAILED)
-        moved.with_name(moved.name + ".error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+        _fail(path, f"{type(exc).__name__}: {exc}")
         return f"onemap watch: {path.name} → {FAILED}/ ({exc})"
     audit.record_cli(result.db, "import", f"{name}:{result.file}", after={
         "file": result.file, "layer": name, "sha256": result.sha256, "rows_read": result.rows_read,
         "accepted": result.accepted, "rejected": result.rejected, "via": "watch"})
+    line = f"read {result.rows_read:,}, accepted {result.accepted:,}, rejected {result.rejected:,}"
+    if result.rows_read and not result.accepted:  # read, but not one row taken: the platform must look
+        reasons = ", ".join(f"{code} ×{n}" for code, n in result.rejected_by_reason.items())
+        _fail(path, f"no row accepted ({line}; {reasons}); the rows are in the rejected table, "
+                    f"file = '{result.file}'")
+        return f"onemap watch: {path.name} → {name}: {line} → {FAILED}/"
     _move(path, DONE)
-    return (f"onemap watch: {path.name} → {name}: read {result.rows_read:,}, accepted {result.accepted:,}, "
-            f"rejected {result.rejected:,} → {DONE}/")
+    return f"onemap watch: {path.name} → {name}: {line} → {DONE}/"
+
+
+def _fail(path: Path, reason: str) -> None:
+    """Move ``path`` to failed/ with ``<name>.error.txt`` holding ``reason``."""
+    moved = _move(path, FAILED)
+    moved.with_name(moved.name + ".error.txt").write_text(reason + "\n", encoding="utf-8")
 
 
 @click.command(name="watch")
