@@ -261,14 +261,14 @@ class Auth:
             return None
         if not users and not self.closed:  # no sign-in configured: the app as before (loopback only)
             set_current_principal(LOCAL)
-            return None
+            return cross_site_refusal()
         principal = self.from_header(users) or self.from_session()
         if isinstance(principal, flask.Response):
             return principal
         if principal is None:
             return self.anonymous(path)
         set_current_principal(principal)
-        return gate.check(self.app, principal, path)
+        return cross_site_refusal() or gate.check(self.app, principal, path)
 
     def load_user(self, user_id: str) -> SignedIn | None:
         tag, _, name = user_id.partition("|")
@@ -276,6 +276,29 @@ class Auth:
         if found is None or not hmac.compare_digest(session_tag(found[1]), tag):
             return None
         return SignedIn(*found)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SAME_SITE_FETCH = frozenset({"same-origin", "none"})
+
+
+def cross_site_refusal() -> flask.Response | None:
+    """403/415 for a request that changes something and may come from another site's page (CSRF).
+
+    A form on another site can POST ``text/plain`` that parses as JSON, with the user's cookie
+    when the browser counts that site as the same (another port of this host) — or none needed
+    when no users are configured and the app trusts its loopback visitor. So a POST (any method
+    but GET/HEAD/OPTIONS) must be JSON (``application/json``: a cross-site page cannot send it
+    without a CORS preflight, which this app never grants), and is refused outright when the
+    browser says it comes from another origin (``Sec-Fetch-Site``). Sign-in has its own token."""
+    if flask.request.method in SAFE_METHODS:
+        return None
+    site = flask.request.headers.get("Sec-Fetch-Site")
+    if site is not None and site.strip().lower() not in SAME_SITE_FETCH:
+        return json_error(f"a request from another site ({site[:20]!r}) may not change anything here", 403)
+    if flask.request.mimetype != "application/json":
+        return json_error("send the body as application/json", 415)
+    return None
 
 
 def install(app: Dash, settings: Settings, db_path: str) -> Auth:

@@ -133,3 +133,89 @@ def test_a_signed_out_cookie_replayed_is_refused(server: Served) -> None:
     assert fetch(other, server.url + "/api/v1/scenarios")[0] == 200
     # and signing in again works
     assert fetch(sign_in(server.url, "dv", PASSWORD), server.url + "/api/v1/scenarios")[0] == 200
+
+
+# --------------------------------------------------------------------------- cross-site requests (CSRF)
+
+
+def _publish_body(db: Path, name: str) -> bytes:
+    station = sql(db, "SELECT id FROM fire_station ORDER BY id LIMIT 1")[0][0]
+    body = {"output": "plan-publish-msg.children", "outputs": {"id": "plan-publish-msg", "property": "children"},
+            "inputs": [{"id": "plan-publish", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "plan-publish-name", "property": "value", "value": name},
+                      {"id": "plan-edits", "property": "data", "value": [{"action": "remove", "id": station}]},
+                      {"id": "plan-session", "property": "data", "value": uuid.uuid4().hex},
+                      {"id": "plan-responder", "property": "value", "value": "fire_station"},
+                      {"id": "plan-lang", "property": "data", "value": "zh"}],
+            "changedPropIds": ["plan-publish.n_clicks"]}
+    return json.dumps(body).encode()
+
+
+def _published(client: Any, url: str) -> list[str]:
+    status, _, body = fetch(client, url + "/api/v1/scenarios")
+    assert status == 200, (status, body[:200])
+    return [s["name"] for s in json.loads(body)]
+
+
+FORGED: list[dict[str, str]] = [
+    {"Content-Type": "text/plain"},  # what <form enctype="text/plain"> sends: its body parsed as JSON anyway
+    {"Content-Type": "application/x-www-form-urlencoded"},
+    {"Content-Type": "multipart/form-data; boundary=x"},
+    {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"},
+    {"Content-Type": "application/json", "Sec-Fetch-Site": "same-site"},  # another port of this host
+]
+
+
+def test_a_cross_site_form_cannot_publish_through_the_callback(server: Served, clients: dict[str, Any]) -> None:
+    """Before the fix the /plan 发布方案 callback took a ``text/plain`` body from any origin: a
+    page on another port of the intranet host (same site, so SameSite=Strict sends the cookie)
+    published a scenario in the planner's name."""
+    planner = clients["pl"]
+    for i, headers in enumerate(FORGED):
+        name = f"forged-{i}"
+        status, _, body = fetch(planner, server.url + "/_dash-update-component", _publish_body(server.db, name),
+                                {**headers, "Origin": "http://evil.example"})
+        assert status in (403, 415), (headers, status, body[:200])
+        assert "error" in json.loads(body)
+        assert name not in _published(planner, server.url)
+    # the same request as the app's own page sends it works (and is published)
+    status, _, body = fetch(planner, server.url + "/_dash-update-component", _publish_body(server.db, "own-page"),
+                            {"Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"})
+    assert status == 200, body[:300]
+    assert "own-page" in _published(planner, server.url)
+
+
+def test_a_cross_site_status_change_is_refused(server: Served, clients: dict[str, Any]) -> None:
+    """The JSON action routes refuse a request the browser marks as coming from another site."""
+    hazard, status_now = sql(server.db, "SELECT id, status FROM hazard WHERE status <> '结案' ORDER BY id LIMIT 1")[0]
+    body = json.dumps({"status": "结案"}).encode()
+    url = server.url + f"/api/v1/hazard/{quote(hazard)}/status"
+    for site in ("cross-site", "same-site"):
+        status, _, answer = fetch(clients["ed"], url, body, {"Content-Type": "application/json", "Sec-Fetch-Site": site})
+        assert status == 403, (site, status, answer[:200])
+    status, _, answer = fetch(clients["ed"], url, body, {"Content-Type": "text/plain"})
+    assert status == 415, (status, answer[:200])
+    assert sql(server.db, "SELECT status FROM hazard WHERE id = ?", [hazard])[0][0] == status_now
+
+
+def test_without_users_a_cross_site_form_cannot_act_as_the_local_admin(demo_db: Path, tmp_path: Path) -> None:
+    """With no users the loopback visitor is the local admin, no cookie needed: any web page the
+    operator opens could POST to http://127.0.0.1:port and publish (before the fix)."""
+    import shutil
+
+    from helpers import serve
+
+    db = tmp_path / "open.duckdb"
+    shutil.copyfile(demo_db, db)
+    with serve(db, wait_path="/api/empty.geojson") as served:
+        status, _, body = fetch(None, served.url + "/_dash-update-component", _publish_body(db, "forged-local"),
+                                {"Content-Type": "text/plain", "Origin": "http://evil.example"})
+        assert status == 415, (status, body[:300])
+        status, _, body = fetch(None, served.url + "/_dash-update-component", _publish_body(db, "forged-local"),
+                                {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"})
+        assert status == 403, (status, body[:300])
+        assert "forged-local" not in _published(None, served.url)
+        status, _, body = fetch(None, served.url + "/_dash-update-component", _publish_body(db, "local-own"),
+                                {"Content-Type": "application/json"})
+        assert status == 200, body[:300]
+        assert "local-own" in _published(None, served.url)
