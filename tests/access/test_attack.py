@@ -219,3 +219,46 @@ def test_without_users_a_cross_site_form_cannot_act_as_the_local_admin(demo_db: 
                                 {"Content-Type": "application/json"})
         assert status == 200, body[:300]
         assert "local-own" in _published(None, served.url)
+
+
+# --------------------------------------------------------------------------- one page's data through the API
+
+
+def test_the_wall_account_cannot_read_plan_or_review_data_through_the_api(server: Served,
+                                                                         clients: dict[str, Any]) -> None:
+    """The wall opens /wall only; before the fix it read /plan's isochrones, /review's hot spots
+    and the published scenarios straight from the API (every role has ``read``)."""
+    status, _, body = fetch(clients["pl"], server.url + "/_dash-update-component", _publish_body(server.db, "for-wall"),
+                            {"Content-Type": "application/json"})
+    assert status == 200, body[:300]
+    listed = json.loads(fetch(clients["pl"], server.url + "/api/v1/scenarios")[2])
+    sid = next(s["id"] for s in listed if s["name"] == "for-wall")
+    from geo.settings import Settings
+
+    minutes = f"{float(Settings().isochrone_minutes[0]):g}"
+    plan_only = [f"/api/overlay/plan-iso.geojson?responder=fire_station&minutes={minutes}",
+                 "/api/overlay/review-hot.geojson?start=&end=", "/api/v1/scenarios", f"/api/v1/scenarios/{sid}",
+                 "/api/overlay/nopage.geojson"]
+    for path in plan_only:
+        status, _, body = fetch(clients["kiosk"], server.url + path)
+        assert status == 403, (path, status, body[:200])
+        assert "kiosk" in json.loads(body)["error"]
+    for path in plan_only[:4]:  # a viewer opens /plan and /review: the same URLs answer
+        status, _, body = fetch(clients["dv"], server.url + path)
+        assert status == 200, (path, status, body[:200])
+    # the wall's own map data still answers
+    for path in ("/api/layer/hazard/hex.geojson", "/api/polygons/grid.geojson?fields=map", "/api/roads.geojson"):
+        assert fetch(clients["kiosk"], server.url + path)[0] == 200, path
+
+
+def test_a_dash_page_without_a_role_rule_is_refused_to_everyone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page added to ``pages/`` but not to ``PAGE_PATHS`` used to be open to every role (the
+    gate knew no page there, the router callback let it render); now no role opens it."""
+    import dash
+
+    from dashboard.access import ROLES, Principal, gate
+
+    monkeypatch.setitem(dash.page_registry, "pages.secret", {"path": "/secret", "module": "pages.secret"})
+    assert gate.page_of("/secret") == gate.page_of("/secret/") == gate.UNLISTED
+    assert not any(Principal(r, ROLES[r]).may_open(gate.page_of("/secret")) for r in ROLES)
+    assert gate.page_of("/plan") == "plan" and gate.page_of("/nothing-here") is None
