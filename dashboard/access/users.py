@@ -155,7 +155,8 @@ def add_user(db_path: str | os.PathLike[str], name: str, role: str, password: st
 
 def describe(name: str, role: str, towns: tuple[str, ...] | list[str] | None, has_password: bool) -> dict[str, Any]:
     """A user as shown by ``user list`` and the audit trail (never the hash)."""
-    return {"name": name, "role": role, "towns": list(towns) if towns else None, "has_password": has_password}
+    return {"name": name, "role": role, "towns": list(towns) if towns is not None else None,
+            "has_password": has_password}
 
 
 def list_users(db_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -243,7 +244,9 @@ def load_all(db_path: str | os.PathLike[str]) -> dict[str, tuple[Principal, str 
         return {}
     with open_control(db_path) as con:
         rows = con.execute("SELECT name, role, towns, password_hash FROM users WHERE NOT disabled").fetchall()
-    return {r[0]: (Principal(r[0], ROLES[r[1]], tuple(r[2]) if r[2] else None, "password"), r[3])
+    # towns NULL is the whole district; an empty list (never written by ``check_towns``, but a
+    # hand edit or an import could) is no town at all, never the whole district
+    return {r[0]: (Principal(r[0], ROLES[r[1]], tuple(r[2]) if r[2] is not None else None, "password"), r[3])
             for r in rows if r[1] in ROLES}
 
 

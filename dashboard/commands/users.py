@@ -64,7 +64,7 @@ def add(name, role, towns, password_stdin, no_password, db, config) -> None:
     added = accounts.add_user(db_path, name, role, password, list(towns) or None,
                               min_length=settings.password_min_length)
     _audit(db_path, name, None, added)
-    scope = ", ".join(added["towns"]) if added["towns"] else "whole district"
+    scope = "whole district" if added["towns"] is None else (", ".join(added["towns"]) or "no town")
     click.echo(f"onemap: added user {name!r} ({role}, {scope})")
 
 
@@ -83,7 +83,7 @@ def list_cmd(db, config, as_json) -> None:
         click.echo("no users: the app serves 127.0.0.1 only, without sign-in (onemap user add admin --role admin)")
         return
     for r in rows:
-        scope = ", ".join(r["towns"]) if r["towns"] else "whole district"
+        scope = "whole district" if r["towns"] is None else (", ".join(r["towns"]) or "no town")
         login = "password" if r["has_password"] else "SSO only"
         flag = "  (disabled)" if r["disabled"] else ""
         click.echo(f"{r['name']:<20} {r['role']:<8} {login:<9} {scope}{flag}")
@@ -134,7 +134,7 @@ def set_cmd(name, role, towns, all_towns, db, config) -> None:
     before, after = (accounts.set_role(db_path, name, role, scope) if towns or all_towns
                      else accounts.set_role(db_path, name, role))
     _audit(db_path, name, before, after)
-    shown = ", ".join(after["towns"]) if after["towns"] else "whole district"
+    shown = "whole district" if after["towns"] is None else (", ".join(after["towns"]) or "no town")
     click.echo(f"onemap: {name!r} is {after['role']} ({shown})")
 
 

@@ -262,3 +262,26 @@ def test_a_dash_page_without_a_role_rule_is_refused_to_everyone(monkeypatch: pyt
     assert gate.page_of("/secret") == gate.page_of("/secret/") == gate.UNLISTED
     assert not any(Principal(r, ROLES[r]).may_open(gate.page_of("/secret")) for r in ROLES)
     assert gate.page_of("/plan") == "plan" and gate.page_of("/nothing-here") is None
+
+
+# --------------------------------------------------------------------------- a scope that names no town
+
+
+def test_a_user_whose_town_list_is_empty_sees_no_town_not_the_district(server: Served, town: str) -> None:
+    """``towns = []`` in the control database (a hand edit, an import of users) read back as
+    "no limit": the whole district. It must read as no town at all."""
+    from helpers import add_user, onemap
+
+    from dashboard.access.control import open_control
+
+    assert add_user(server.db, "emptied", "viewer", PASSWORD, [town]).returncode == 0
+    with open_control(server.db) as con:
+        con.execute("UPDATE users SET towns = []::VARCHAR[] WHERE name = 'emptied'")
+    client = sign_in(server.url, "emptied", PASSWORD)
+    for path in ("/api/layer/hazard/points.geojson", "/api/polygons/grid.geojson", "/api/polygons/admin_area.geojson"):
+        assert features(fetch(client, server.url + path)) == [], path
+    hazard = sql(server.db, "SELECT id FROM hazard WHERE town = ? LIMIT 1", [town])[0][0]
+    assert fetch(client, server.url + f"/api/feature/hazard/{quote(hazard)}")[0] == 404
+    listed = onemap("user", "list", "--db", str(server.db))
+    line = next(x for x in listed.stdout.splitlines() if x.startswith("emptied"))
+    assert "whole district" not in line and "no town" in line, line
