@@ -56,6 +56,13 @@ def district_points(db: str | None, centre: tuple[float, float]) -> list[tuple[f
     return [(centre[0] + rng.uniform(-0.025, 0.025), centre[1] + rng.uniform(-0.02, 0.02)) for _ in range(200)]
 
 
+def _finite(value: float) -> float:
+    """click's FloatRange lets NaN through (every comparison is false): refuse it here."""
+    if value != value:
+        raise click.BadParameter("the duration must be a number of seconds (0.1 to 604800), not NaN")
+    return value
+
+
 @dataclass
 class Tally:
     """Answers by status code and layer, latencies, refusals seen (the first few)."""
@@ -186,7 +193,7 @@ def start_live_demo(db_path: str, url: str, rate: float = LIVE_DEMO_RATE) -> thr
 @click.option("--token", required=True, help="A feed token for hazard,incident,alarm,device (onemap token create).")
 @click.option("--rate", default="20/s", show_default=True, help="Events per second: 20/s, 20 or 600/min.")
 @click.option("--duration", type=click.FloatRange(0.1, 7 * 86400), default=60.0, show_default=True,
-              help="Seconds to run.")
+              callback=lambda _ctx, _param, v: _finite(v), help="Seconds to run.")
 @click.option("--db", "db", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Place events at this database's grid cells (default: around the demo district).")
 @click.option("--seed", type=int, default=None, help="Random seed (the same seed sends the same day).")

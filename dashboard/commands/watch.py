@@ -126,13 +126,20 @@ def _fail(path: Path, reason: str) -> None:
     moved.with_name(moved.name + ".error.txt").write_text(reason + "\n", encoding="utf-8")
 
 
+def _finite(value: float) -> float:
+    """click's FloatRange lets NaN through (every comparison is false): refuse it here."""
+    if value != value:
+        raise click.BadParameter("give seconds between looks (0.1 to 3600), not NaN")
+    return value
+
+
 @click.command(name="watch")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True))
 @click.option("--layer", type=click.Choice(list(LAYERS)), default=None,
               help="Layer of every file (default: the file name's first word, e.g. alarm_20261206.csv).")
 @click.option("--crs", default=None, help="Source coordinates of the files (as `onemap ingest --crs`).")
 @click.option("--once", is_flag=True, help="Take the files that have settled, then exit (for cron).")
-@click.option("--poll", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+@click.option("--poll", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True, callback=lambda _c, _p, v: _finite(v),
               help="Seconds between looks at the folder.")
 @db_option
 @config_option

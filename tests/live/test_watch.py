@@ -141,3 +141,10 @@ def test_a_missing_folder_is_one_clear_line() -> None:
     done = subprocess.run([sys.executable, "-m", "dashboard.cli", "watch", "/no/such/folder", "--once"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args, words", [(["--poll", "nan"], "NaN"), (["--poll", "-1"], "poll"),
+                                          (["--layer", "{{7*7}}"], "layer")])
+def test_hostile_options_are_one_clear_line(tmp_path: Path, args: list[str], words: str) -> None:
+    done = onemap("watch", str(tmp_path), "--once", *args)
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
