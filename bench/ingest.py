@@ -164,9 +164,15 @@ def main() -> None:
         default=0,
         help="streaming-memory mode: ingest a CSV of this many rows (e.g. 20000000) and report peak RSS",
     )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="with --rows: ingest this CSV (written by an earlier --rows run) instead of writing one",
+    )
     args = parser.parse_args()
     if args.rows:
-        streaming_section(args.rows)
+        streaming_section(args.rows, args.csv)
         return
     sections = set(args.sections.split(","))
     n, repeat = args.points, args.repeat
@@ -319,7 +325,7 @@ def write_points_csv(path: Path, rows: int, block: int = 1_000_000) -> None:
         part.to_csv(path, mode="a" if start else "w", header=not start, index=False)
 
 
-def streaming_section(rows: int) -> None:
+def streaming_section(rows: int, given: Path | None = None) -> None:
     """Streaming-memory mode: peak RSS of a chunked ingest of ``rows`` rows vs the 1.5 GB target."""
     from geo.settings import Settings
 
@@ -330,11 +336,13 @@ def streaming_section(rows: int) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="onemap-bench-", dir="/tmp") as tmpdir:
         tmp = Path(tmpdir)
-        csv_path = tmp / "hydrants.csv"
+        csv_path = given or tmp / "hydrants.csv"
         t = time.perf_counter()
-        write_points_csv(csv_path, rows)
+        if given is None:
+            write_points_csv(csv_path, rows)
         print(
-            f"  CSV {csv_path.stat().st_size / 1e9:.2f} GB written in {time.perf_counter() - t:.0f} s"
+            f"  CSV {csv_path.stat().st_size / 1e9:.2f} GB "
+            + (f"given ({csv_path})" if given else f"written in {time.perf_counter() - t:.0f} s")
         )
         d = run_child(CHILD_DUCKDB_CSV, str(csv_path), str(tmp / "floor.duckdb"))
         (tmp / "floor.duckdb").unlink()

@@ -41,16 +41,25 @@ from geo.chunks import EXCEL, TABULAR, open_chunks
 from geo.settings import Settings
 from layers.base import LayerSpec
 
-# Measured (bench/ingest.py, 1M-row hydrant CSV): the process holds ~300 MB before the
-# first row (Python, pyarrow, DuckDB with spatial, geopandas), and a whole-file ingest
-# adds ~480 bytes per row of a 70-byte CSV row (text, parsed columns, H3 cells, the Arrow
-# table DuckDB inserts): about 7x the row's bytes.
+# Measured on the bench/ingest.py hydrant CSV (70 bytes a row), peak RSS of the process:
+# - whole file: ~450 MB before the first row is held (Python, pyarrow, DuckDB with spatial,
+#   geopandas, the writer) plus ~480 bytes a row (about 7x the row's CSV bytes): 1M rows
+#   peak at 735-772 MB;
+# - chunked: ~290 MB plus ~940 bytes per row of one chunk (text, cleaned text, parsed
+#   columns, H3 cells, the Arrow table staged: about 13.5x the CSV bytes) plus DuckDB's
+#   capped buffer pool: 1M rows in chunks of 245k with a 80 MB cap peaked at 596 MB.
+# Chunks are sized to HEADROOM of the budget, so the estimate's error stays under it.
 BASE_MB = 450.0
 ROW_BYTES_MIN = 480.0
 ROW_EXPANSION = 7.0
+CHUNK_BASE_MB = 300.0
+CHUNK_ROW_BYTES_MIN = 940.0
+CHUNK_EXPANSION = 13.5
+HEADROOM = 0.9
 XLSX_EXPANSION = 40.0  # an xlsx is zip-compressed: in memory its rows are ~40x the file
 MIN_CHUNK_ROWS = 10_000
-DUCKDB_SHARE = 0.4  # of the memory above BASE_MB, what DuckDB may use while chunking
+DUCKDB_SHARE = 0.3  # of the memory above CHUNK_BASE_MB, what DuckDB may use while chunking
+MIN_DUCKDB_MB = 64.0
 
 
 @dataclass(frozen=True)
@@ -66,14 +75,15 @@ def plan(path: Path, spec: LayerSpec, settings: Settings) -> Plan:
     """Chunk a point-layer file when its whole-file ingest would exceed ``ingest_memory_mb``
     (or when ``ingest_chunk_rows`` asks for chunks smaller than the file)."""
     budget = float(settings.ingest_memory_mb)
-    free = max(budget - BASE_MB, 0.0)
-    duck = max(free * DUCKDB_SHARE, 64.0)
+    free = max(budget * HEADROOM - CHUNK_BASE_MB, 0.0)
+    duck = max(free * DUCKDB_SHARE, MIN_DUCKDB_MB)
     if spec.geometry != "point" or not path.is_file():
         return Plan(False, 0, duck)
     size = path.stat().st_size
     ext = path.suffix.lower()
     per_row_file = _bytes_per_row(path) if ext in TABULAR else 0.0
     per_row = max(ROW_BYTES_MIN, ROW_EXPANSION * per_row_file)
+    per_chunk_row = max(CHUNK_ROW_BYTES_MIN, CHUNK_EXPANSION * per_row_file)
     if ext in TABULAR:
         rows = size / max(per_row_file, 1.0)
         whole_mb = BASE_MB + rows * per_row / 2**20
@@ -88,7 +98,7 @@ def plan(path: Path, spec: LayerSpec, settings: Settings) -> Plan:
         return Plan(rows > chosen, chosen, duck)
     if whole_mb <= budget:
         return Plan(False, 0, duck)
-    chunk = int((free - duck) * 2**20 / per_row) if free > duck else 0
+    chunk = int((free - duck) * 2**20 / per_chunk_row) if free > duck else 0
     return Plan(True, max(chunk, MIN_CHUNK_ROWS), duck)
 
 
