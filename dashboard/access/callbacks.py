@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import dash
@@ -52,10 +53,11 @@ def _components(tree: Any) -> list[Any]:
     return list(walk(tree))
 
 
-def _layout_ids(app: Dash) -> tuple[dict[str, set[str]], list[tuple[Any, str]], set[str]]:
-    """(string id → pages, [(dict id, page)], ids of the app's own layout)."""
+def _layout_ids(app: Dash) -> tuple[dict[str, set[str]], list[tuple[Any, str]], set[str], bool]:
+    """(string id → pages, [(dict id, page)], ids of the app's own layout, whether a page failed)."""
     by_id: dict[str, set[str]] = {}
     patterned: list[tuple[Any, str]] = []
+    failed = False
     for page in dash.page_registry.values():
         layout, name = page.get("layout"), _page_name(page["module"])
         for lang in LANGS:
@@ -63,6 +65,7 @@ def _layout_ids(app: Dash) -> tuple[dict[str, set[str]], list[tuple[Any, str]], 
                 tree = layout(lang=lang) if callable(layout) else layout
             except Exception as exc:  # noqa: BLE001 - a broken page: its callbacks stay unknown (refused)
                 log.warning("page %s: ids not learned for the role gate: %s", name, exc)
+                failed = True
                 continue
             for comp in _components(tree):
                 cid = getattr(comp, "id", None)
@@ -71,7 +74,7 @@ def _layout_ids(app: Dash) -> tuple[dict[str, set[str]], list[tuple[Any, str]], 
                 elif cid is not None:
                     by_id.setdefault(str(cid), set()).add(name)
     shared = {str(getattr(c, "id", None)) for c in _components(app.layout) if getattr(c, "id", None) is not None}
-    return by_id, patterned, shared
+    return by_id, patterned, shared, failed
 
 
 def _pages_of(ids: list[Any], by_id: dict[str, set[str]], patterned: list[tuple[Any, str]]) -> set[str]:
@@ -85,22 +88,32 @@ def _pages_of(ids: list[Any], by_id: dict[str, set[str]], patterned: list[tuple[
 
 
 class CallbackPages:
-    """The pages each registered callback belongs to, learned once per app (first callback request)."""
+    """The pages each registered callback belongs to, learned once per app (first callback request).
 
-    def __init__(self) -> None:
+    When a page's layout failed to build (its callbacks stay refused to all but the admin), it is
+    tried again ``RETRY_S`` later: a passing failure (a busy database, a layer imported a minute
+    later) must not leave the page's callbacks refused until a restart."""
+
+    RETRY_S = 15.0
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._table: dict[str, frozenset[str] | None] = {}
         self._learned_from = -1
+        self._retry_at: float | None = None
+        self._clock = clock
 
     def pages(self, app: Dash, key: str) -> frozenset[str] | None:
         """The pages of callback ``key``; None for the pages router (the app's own layout)."""
         with self._lock:
-            if self._learned_from != len(app.callback_map):
+            retry = self._retry_at is not None and self._clock() >= self._retry_at
+            if self._learned_from != len(app.callback_map) or retry:
                 self._learn(app)
             return self._table.get(key, frozenset())
 
     def _learn(self, app: Dash) -> None:
-        by_id, patterned, shared = _layout_ids(app)
+        by_id, patterned, shared, failed = _layout_ids(app)
+        self._retry_at = self._clock() + self.RETRY_S if failed else None
         table: dict[str, frozenset[str] | None] = {}
         for key, spec in app.callback_map.items():
             outs = split_callback_id(key)

@@ -285,3 +285,38 @@ def test_a_user_whose_town_list_is_empty_sees_no_town_not_the_district(server: S
     listed = onemap("user", "list", "--db", str(server.db))
     line = next(x for x in listed.stdout.splitlines() if x.startswith("emptied"))
     assert "whole district" not in line and "no town" in line, line
+
+
+# --------------------------------------------------------------------------- the role gate after a passing failure
+
+
+def test_a_page_that_failed_once_is_learned_again_for_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate learns which page each callback updates by building every page's layout once. A
+    page whose layout failed that one time (a busy database; a data file without a layer the page
+    reads, imported a minute later) kept its callbacks refused to every role but the admin until
+    the server restarted; now it is learned again ``RETRY_S`` later."""
+    import dash
+    from dash import Dash, Input, Output, html
+
+    from dashboard.access import callbacks
+
+    state = {"broken": True, "now": 0.0}
+
+    def layout(lang: str = "zh") -> Any:
+        if state["broken"]:
+            raise RuntimeError("Catalog Error: Table with name alarm does not exist!")
+        return html.Div([html.Button(id="flaky-go"), html.Div(id="flaky-out")])
+
+    monkeypatch.setitem(dash.page_registry, "pages.flaky", {"path": "/flaky", "module": "pages.flaky", "layout": layout})
+    app = Dash(__name__)
+    app.layout = html.Div(id="root")
+    app.callback(Output("flaky-out", "children"), Input("flaky-go", "n_clicks"))(lambda n: n)
+    gate = callbacks.CallbackPages(clock=lambda: state["now"])
+    assert gate.pages(app, "flaky-out.children") == frozenset()  # not known: refused to all but the admin
+    state["broken"] = False
+    state["now"] = gate.RETRY_S / 2
+    assert gate.pages(app, "flaky-out.children") == frozenset()  # not retried at every request
+    state["now"] = gate.RETRY_S + 1
+    assert gate.pages(app, "flaky-out.children") == frozenset({"flaky"})
+    state["broken"], state["now"] = True, 10 * gate.RETRY_S
+    assert gate.pages(app, "flaky-out.children") == frozenset({"flaky"})  # learned for good: no more retries
