@@ -104,3 +104,34 @@ def test_the_device_tile_counts_a_silent_device_offline(served: Served, tok: str
     page.wait_for_function("() => document.querySelector('#wall-kpi-devices').textContent.includes('烟感')",
                            timeout=15000)  # the tile follows the 10 s refresh
     assert "烟感 50%" in page.inner_text("#wall-kpi-devices")
+
+
+def test_a_town_wall_shows_live_alarms_of_its_towns_only(demo_db: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A wall signed in with a town scope: an alarm in its town comes up, one in another town never does."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "access"))
+    import duckdb
+    from helpers import sign_in_page, signin_app
+    from playwright.sync_api import sync_playwright
+
+    with duckdb.connect(str(demo_db), read_only=True) as con:
+        spots = con.execute("SELECT town, any_value(lon), any_value(lat) FROM hazard WHERE town IS NOT NULL "
+                            "GROUP BY town ORDER BY count(*) DESC LIMIT 2").fetchall()
+    (mine, *here), (other, *there) = spots
+    users = {"admin": ("admin", ()), "townwall": ("wall", (mine,))}
+    with signin_app(demo_db, tmp_path_factory.mktemp("wall-scope"), users) as app, sync_playwright() as p:
+        tok = token(app.db, "iot-platform", "alarm")
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
+        sign_in_page(pg, app.url, "townwall", next_url="/wall")
+        pg.wait_for_function("() => { const e = document.querySelector('#wall-kpi-open');"
+                             " return e && e.textContent.trim() !== '–'; }", timeout=60000)
+        pg.wait_for_timeout(1000)
+        stamp = time.monotonic_ns()
+        assert post(app.url, "alarm", alarm(f"OUT-{stamp}", lonlat=tuple(there)), tok)[0] == 201
+        assert post(app.url, "alarm", alarm(f"IN-{stamp}", lonlat=tuple(here)), tok)[0] == 201
+        pg.wait_for_selector(f'#wall-live-ticker li[data-id="IN-{stamp}"]', timeout=5000)
+        assert mine in pg.inner_text(f'#wall-live-ticker li[data-id="IN-{stamp}"]')
+        pg.wait_for_timeout(1500)  # a further check or two: the other town's alarm stays away
+        assert pg.locator(f'#wall-live-ticker li[data-id="OUT-{stamp}"]').count() == 0
+        assert other not in pg.inner_text("#wall-live-ticker")
+        browser.close()
