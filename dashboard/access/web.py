@@ -53,6 +53,7 @@ PUBLIC = frozenset({LOGIN, LOGOUT, CSS, "/_favicon.ico"})
 SECRET_KEY = "session_secret"
 SID = "onemap_sid"  # the session's id: a sign-out records it, and its cookie is refused from then on
 RELOAD_S = 5.0  # users are re-read at least this often, and at once when the control file changes
+MAX_SSO_SEEN = 10_000  # SSO visitors remembered for their sign-in audit row; beyond it, idle ones are dropped
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -187,6 +188,9 @@ class Auth:
         self.limiter = FailureCounter(settings.login_max_failures, settings.login_lock_minutes * 60)
         self.prefix = app.config.routes_pathname_prefix.rstrip("/")
         self.closed = bool(self.header)  # sign-in required; once users were seen it stays so
+        self.idle_s = settings.session_idle_minutes * 60
+        self._sso_seen: dict[str, float] = {}  # "name|address|known" -> last request (monotonic)
+        self._sso_lock = threading.Lock()
 
     def users(self) -> dict[str, tuple[Principal, str | None]]:
         """The users now; the first time there are some, the kept session key is put in place."""
@@ -226,11 +230,33 @@ class Auth:
         found = users.get(name.strip())
         if found is None:
             shown = f"{name.strip()[:NAME_MAX]!r}"
+            self.audit_sso(name.strip()[:NAME_MAX], None)
             if flask.request.path.startswith(("/api/", "/_dash-")):
                 return json_error(f"the SSO user {shown} is not registered here", 403)
             return pages.denied(shown, status=403, unknown_user=True)
         p = found[0]
+        self.audit_sso(p.name, p)
         return Principal(p.name, p.role, p.towns, "remote-user")
+
+    def audit_sso(self, name: str, principal: Principal | None) -> None:
+        """An SSO visit has no sign-in form: its ``sign-in`` (or, for a name not registered here,
+        ``sign-in-failed``) audit row is written when the name comes from an address after
+        ``session_idle_minutes`` without a request — once per visit, not once per request."""
+        address = self.client_address()
+        key, now = f"{name}|{address}|{principal is not None}", time.monotonic()
+        with self._sso_lock:
+            last = self._sso_seen.get(key)
+            self._sso_seen[key] = now
+            if len(self._sso_seen) > MAX_SSO_SEEN:
+                self._sso_seen = {k: t for k, t in self._sso_seen.items() if now - t < self.idle_s}
+        if last is not None and now - last < self.idle_s:
+            return
+        if principal is None:
+            audit.record(self.db_path, f"ip:{address}", None, "sign-in-failed", f"user:{name}",
+                         after={"address": address, "known_user": False, "source": "remote-user"})
+        else:
+            audit.record(self.db_path, principal.name, principal.role.name, "sign-in", f"user:{principal.name}",
+                         after={"address": address, "source": "remote-user"})
 
     def from_session(self) -> Principal | None:
         """The signed-in user; None when there is none or the cookie is of a session that was

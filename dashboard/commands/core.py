@@ -72,6 +72,9 @@ def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
         port=settings.port,
         threads=settings.server_threads,
         ident="onemap",
+        # keep X-Forwarded-For: the app believes it only from `auth_trusted_proxies` (the sign-in
+        # rate limit and audit rows need the client's address, not the proxy's for everyone)
+        clear_untrusted_proxy_headers=False,
     )
 
 

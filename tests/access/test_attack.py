@@ -320,3 +320,105 @@ def test_a_page_that_failed_once_is_learned_again_for_the_gate(monkeypatch: pyte
     assert gate.pages(app, "flaky-out.children") == frozenset({"flaky"})
     state["broken"], state["now"] = True, 10 * gate.RETRY_S
     assert gate.pages(app, "flaky-out.children") == frozenset({"flaky"})  # learned for good: no more retries
+
+
+# --------------------------------------------------------------------------- SSO visits and the rate limit behind a proxy
+
+SSO_PROXY = "127.0.0.2"  # the trusted proxy; 127.0.0.1 is a browser
+
+
+@pytest.fixture(scope="module")
+def sso_server(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    config = ('[onemap]\nauth_remote_user_header = "X-Remote-User"\n'
+              f'auth_trusted_proxies = ["{SSO_PROXY}"]\nlogin_max_failures = 3\n')
+    users = {"admin": ("admin", ()), "dv": ("viewer", ())}
+    with signin_app(demo_db, tmp_path_factory.mktemp("sso"), users, config_text=config) as served:
+        yield served
+
+
+def _from_proxy(base: str, path: str, user: str, client_ip: str) -> int:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base)
+    con = http.client.HTTPConnection(url.hostname, url.port, timeout=60, source_address=(SSO_PROXY, 0))
+    try:
+        con.request("GET", path, headers={"X-Remote-User": user, "X-Forwarded-For": client_ip})
+        answer = con.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        con.close()
+
+
+def test_an_sso_visit_leaves_one_sign_in_row_and_an_unknown_name_a_failed_one(sso_server: Served) -> None:
+    """A user let in by the SSO proxy's header never meets the sign-in form, so before the fix
+    the trail had no ``sign-in`` row for them, and none for a name not registered here."""
+    from dashboard.access import audit
+
+    for _ in range(3):  # one visit of several requests: one row
+        assert _from_proxy(sso_server.url, "/api/v1/scenarios", "dv", "10.1.2.3") == 200
+        assert _from_proxy(sso_server.url, "/api/v1/scenarios", "ghost", "10.1.2.4") == 403
+    signed = [r for r in audit.rows(sso_server.db, actor="dv", action="sign-in")]
+    assert len(signed) == 1, signed
+    assert signed[0]["role"] == "viewer" and "10.1.2.3" in json.dumps(signed[0]["after"])
+    failed = [r for r in audit.rows(sso_server.db, action="sign-in-failed") if r["object"] == "user:ghost"]
+    assert len(failed) == 1 and failed[0]["actor"] == "ip:10.1.2.4", failed
+    assert audit.verify(sso_server.db).ok
+
+
+def test_x_forwarded_for_from_a_browser_does_not_escape_the_rate_limit(sso_server: Served) -> None:
+    """Failed sign-ins lock the client address; a browser (not the trusted proxy) sending a new
+    ``X-Forwarded-For`` with every try is still one address."""
+    from helpers import login_form, opener
+
+    client = opener()
+    for i in range(3):
+        token = login_form(client, sso_server.url)
+        status, _, _ = fetch(client, sso_server.url + "/login",
+                             {"username": f"guess{i}", "password": "wrong-password", "next": "", "csrf": token},
+                             headers={"X-Forwarded-For": f"10.9.0.{i}"})
+        assert status == 401, status
+    token = login_form(client, sso_server.url)
+    status, headers, _ = fetch(client, sso_server.url + "/login",
+                               {"username": "dv", "password": PASSWORD, "next": "", "csrf": token},
+                               headers={"X-Forwarded-For": "10.9.0.99"})
+    assert status == 429 and int(headers["Retry-After"]) > 0, status
+
+
+def _proxy_sign_in(base: str, user: str, password: str, client_ip: str) -> int:
+    """The sign-in form through the trusted proxy for the client ``client_ip``: its status."""
+    import http.client
+    import re
+    from urllib.parse import urlencode, urlsplit
+
+    url = urlsplit(base)
+
+    def send(method: str, path: str, headers: dict[str, str], body: str | None = None) -> Any:
+        con = http.client.HTTPConnection(url.hostname, url.port, timeout=60, source_address=(SSO_PROXY, 0))
+        con.request(method, path, body=body, headers={"X-Forwarded-For": client_ip, **headers})
+        answer = con.getresponse()
+        answer.body = answer.read()
+        con.close()
+        return answer
+
+    form = send("GET", "/login", {})
+    cookie = form.getheader("Set-Cookie").split(";")[0]
+    token = re.search(rb'name="csrf" value="([^"]+)"', form.body).group(1).decode()
+    body = urlencode({"username": user, "password": password, "next": "", "csrf": token})
+    return send("POST", "/login", {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+                body).status
+
+
+def test_behind_the_proxy_one_client_locked_out_does_not_lock_the_others(sso_server: Served) -> None:
+    """Waitress dropped X-Forwarded-For before the app saw it, so behind the reverse proxy every
+    visitor had the proxy's address: three wrong passwords from anyone locked everyone's sign-in
+    for ``login_lock_minutes``, and every audit row named the proxy."""
+    from dashboard.access import audit
+
+    for i in range(3):
+        assert _proxy_sign_in(sso_server.url, f"guess{i}", "wrong-password", "10.7.0.1") == 401
+    assert _proxy_sign_in(sso_server.url, "dv", PASSWORD, "10.7.0.1") == 429
+    assert _proxy_sign_in(sso_server.url, "dv", PASSWORD, "10.7.0.2") == 302  # another desk signs in
+    failed = audit.rows(sso_server.db, actor="ip:10.7.0.1", action="sign-in-failed")
+    assert len(failed) == 3, failed
