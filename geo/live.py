@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from geo import assign, ingest, journal, store, workflow
+from geo import assign, ingest, journal, live_index, store, workflow
 from geo.errors import OnemapError
 from geo.readers import RawTable
 from geo.settings import Settings
@@ -181,20 +181,29 @@ def folded_seq(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     return int(row[0] or 0), int(row[1] or 0)
 
 
-def stored_rows(db: Path, spec: LayerSpec, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The current rows of ``ids``: the newest unfolded journal row, else the snapshot's."""
+def stored_rows(db: Path, spec: LayerSpec, ids: list[str], settings: Settings | None = None) -> dict[str, dict[str, Any]]:
+    """The current rows of ``ids``: the newest unfolded journal row, else the snapshot's.
+
+    Found through the layer's hash index (``geo.live_index``: a few point reads) when one is
+    ready, else by a scan of the newest snapshot."""
     if not ids:
         return {}
     names = [*spec.field_names, "lon", "lat"]
-    con = store.connect(db)
-    try:
-        after, _ = folded_seq(con)
-        marks = ", ".join("?" for _ in ids)
-        cur = con.execute(f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM {spec.name} "
-                          f"WHERE id IN ({marks})", ids)
-        found = {r[0]: {n: plain(v) for n, v in zip(names, r, strict=True)} for r in cur.fetchall()}
-    finally:
-        con.close()
+    keep_s = (settings or Settings()).live_keep_s
+    index = live_index.usable(db, spec.name, keep_s / 2)
+    if index is not None:
+        after = index.folded
+        rows = live_index.lookup(index, spec.name, names, ids)
+    else:
+        con = store.connect(db)
+        try:
+            after, _ = folded_seq(con)
+            marks = ", ".join("?" for _ in ids)
+            rows = con.execute(f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM {spec.name} "
+                               f"WHERE id IN ({marks})", ids).fetchall()
+        finally:
+            con.close()
+    found = {r[0]: {n: plain(v) for n, v in zip(names, r, strict=True)} for r in rows}
     found.update(journal.current_rows(db, spec.name, ids, after=after))
     return found
 
@@ -309,7 +318,7 @@ def submit(db: str | Path, layer: str, source: str, body: Any, settings: Setting
     file = f"feed:{source}"
     with _SUBMIT_LOCK:
         ids = sorted({r.props["id"] for r in records if r.props.get("id")})
-        base = stored_rows(db, spec, ids)
+        base = stored_rows(db, spec, ids, settings)
         placed, unplaced = [], []
         for r in records:
             before = base.get(r.props.get("id") or "")
@@ -323,7 +332,7 @@ def submit(db: str | Path, layer: str, source: str, body: Any, settings: Setting
         rows = sorted(ok + ok2, key=lambda row: int(row["source_row"]))
         _assign(db, spec, rows)
         generated = sorted({str(r["id"]) for r in rows} - set(base))  # content ids: a resent record is stored
-        base.update(stored_rows(db, spec, generated))
+        base.update(stored_rows(db, spec, generated, settings))
         by_index = {r.index: r for r in records}
         events, flow, outcome = _events(spec, rows, by_index, base)
         kept = _kept_rejections(spec, file, features, [rejected, rejected2], refused + flow)
@@ -446,6 +455,7 @@ def fold(db: str | Path, settings: Settings | None = None) -> int:
     if upto <= after and upto_rejected <= rejected_after:
         return 0
     with store.writer(db) as w:
+        before = live_index.identity(db)  # under the writer lock: the snapshot this fold starts from
         for name, cols in journal.SNAPSHOT_TABLES.items():
             w.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
         after, rejected_after = folded_seq(w)  # under the writer lock: what is really folded
@@ -456,6 +466,7 @@ def fold(db: str | Path, settings: Settings | None = None) -> int:
         w.execute(f"DELETE FROM {journal.FOLDED_TABLE}")
         w.execute(f"INSERT INTO {journal.FOLDED_TABLE} VALUES (?, ?)",
                   [max(upto, after), max(upto_rejected, rejected_after)])
+    live_index.note_own_fold(db, before, live_index.identity(db))
     journal.forget(db, upto, upto_rejected, settings.live_keep_s)
     return len(events)
 

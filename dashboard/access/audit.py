@@ -102,6 +102,36 @@ def record(db_path: str | os.PathLike[str], actor: str, role: str | None, action
     return seq
 
 
+def record_many(db_path: str | os.PathLike[str],
+                rows: list[tuple[str, str | None, str, str | None, Any, Any]]) -> list[int]:
+    """Append several audit rows (actor, role, action, object, before, after) in one transaction
+    of the control database (the feed's batches: one open of the file, not one per row)."""
+    if not rows:
+        return []
+    for row in rows:
+        if row[2] not in AUDIT_ACTIONS:
+            raise ValueError(f"audit action {row[2]!r}: use one of {list(AUDIT_ACTIONS)}")
+    at = datetime.now().replace(microsecond=0)
+    seqs: list[int] = []
+    with open_control(db_path) as con:
+        con.execute("BEGIN")
+        last = con.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+        for actor, role, action, obj, before, after in rows:
+            seq += 1
+            before_text, after_text = _json(before), _json(after)
+            digest = row_hash(seq, at.isoformat(), actor, role, action, obj, before_text, after_text, prev)
+            con.execute('INSERT INTO audit (seq, "at", actor, role, action, object, before, after, prev_hash, hash) '
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [seq, at, actor, role, action, obj, before_text, after_text, prev, digest])
+            seqs.append(seq)
+            prev = digest
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [HEAD_KEY, f"{seq}:{prev}"])
+        con.execute("COMMIT")
+        _write_head(db_path, seq, prev)
+    return seqs
+
+
 def record_cli(db_path: str | os.PathLike[str], action: str, obj: str | None = None,
                before: Any = None, after: Any = None) -> int:
     """``record`` for a CLI command: the actor is ``cli_actor()``, no role (whoever holds the files)."""

@@ -5,7 +5,8 @@ Answers (JSON): ``201 {"accepted", "rejected": [{"index", "field", "reason", "va
 "ids", "unchanged"}`` when a record was accepted; ``400`` with the same shape when none was
 (or ``{"error"}`` when the body is not GeoJSON); ``401`` without a valid token; ``403`` when
 the token may not write the layer; ``404`` for an unknown layer; ``413`` over the size limit;
-``415`` when the body is not JSON. Each accepted batch leaves an audit row (action ``event``).
+``415`` when the body is not JSON. Each accepted batch leaves an audit row (action ``event``),
+written within half a second by ``AuditQueue``.
 
 The route runs before sign-in (a ``before_request`` hook placed first): a feed platform has a
 token, never a session, so a server with users does not send it to the sign-in page. The
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ from geo.settings import Settings
 
 log = logging.getLogger(__name__)
 PATH_RE = re.compile(r"^/api/v1/events/([^/]{1,64})/?$")
-_STATE: dict[str, Any] = {}
+_STATE: dict[Any, Any] = {}
+_LOCK = threading.Lock()
 
 
 def _answer(data: Any, status: int) -> flask.Response:
@@ -98,19 +102,62 @@ def handle(keyring: Keyring, settings: Settings, db: Path, layer: str) -> flask.
     except live.LiveInputError as exc:
         return _error(str(exc), 400)
     if outcome.seqs:
-        _audit(db, principal.name, layer, outcome)
+        _audits(db).add(principal.name, layer, outcome)
     return _answer(outcome.answer(), 201 if outcome.accepted else 400)
+
+
+def _audits(db: Path) -> AuditQueue:
+    with _LOCK:
+        queue = _STATE.get(("audit", db))
+        if queue is None:
+            queue = _STATE[("audit", db)] = AuditQueue(db)
+        return queue
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _audit(db: Path, source: str, layer: str, outcome: live.Outcome) -> None:
-    """The batch's audit row (after the journal commit: the events are kept even if this fails)."""
-    try:
-        audit.record(db, f"token:{source}", "feed", "event", f"{layer}:{outcome.seqs[0]}-{outcome.seqs[-1]}",
-                     None, {"accepted": outcome.accepted, "stored": len(outcome.seqs),
-                            "ids": outcome.ids[:20], "rejected": len(outcome.rejected)})
-    except OnemapError as exc:
-        log.warning("audit row of a feed batch not written: %s", exc)
+class AuditQueue:
+    """Audit rows of accepted batches, written by a thread in one transaction per ``FLUSH_S``.
+
+    Opening the control database costs tens of milliseconds: written in the request, it would be
+    most of a POST's time and cap the feed at a few batches a second. The events themselves are
+    durable in the journal before the 201; the audit rows of the last ``FLUSH_S`` are lost only if
+    the server dies in between (``geo.journal`` still holds every event with its source)."""
+
+    FLUSH_S = 0.5
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self._rows: list[tuple[str, str | None, str, str | None, Any, Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="onemap-feed-audit", daemon=True).start()
+
+    def add(self, source: str, layer: str, outcome: live.Outcome) -> None:
+        row = (f"token:{source}", "feed", "event", f"{layer}:{outcome.seqs[0]}-{outcome.seqs[-1]}", None,
+               {"accepted": outcome.accepted, "stored": len(outcome.seqs), "ids": outcome.ids[:20],
+                "rejected": len(outcome.rejected)})
+        with self._lock:
+            self._rows.append(row)
+        self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return
+        try:
+            audit.record_many(self.db, rows)
+        except OnemapError as exc:
+            log.warning("audit rows of %d feed batches not written: %s", len(rows), exc)
+            with self._lock:
+                self._rows[:0] = rows  # tried again at the next flush
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.FLUSH_S)
+            self._wake.clear()
+            self.flush()

@@ -4,7 +4,7 @@ A token is ``om_<id>.<secret>``: ``id`` (12 hex digits) names the row of the con
 database's ``tokens`` table, ``secret`` (43 URL-safe characters, 256 bits) is kept only as its
 SHA-256, so a copy of the control file gives no token (a secret that long needs no slow hash).
 ``onemap token create`` prints a token once; ``list`` shows ids, sources, layers and dates;
-``revoke`` ends it at once. A valid token's principal has source ``token``, its ``name`` is the
+``revoke`` ends it within ``CHECK_S`` seconds. A valid token's principal has source ``token``, its ``name`` is the
 token's source and it may take the action ``import`` on its layers only.
 """
 
@@ -31,6 +31,8 @@ TOKEN_RE = re.compile(r"^om_([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$")
 FEED_ROLE = Role("feed", frozenset(), frozenset({"import"}), False, "数据接入")
 """The role of a token's principal: no page, only ``import`` (the feed)."""
 RELOAD_S = 5.0
+CHECK_S = 0.5
+"""A revoked token stops within this many seconds (the file is re-read at most this often)."""
 
 
 class TokenError(OnemapError):
@@ -133,10 +135,13 @@ class Keyring:
                 out.append(None)
         return tuple(out)
 
-    def _rows_now(self) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    def _rows_now(self, missed: bool = False) -> dict[str, tuple[str, str, tuple[str, ...]]]:
         with self._lock:
             stamp = self._file_stamp()
-            if stamp != self._stamp or time.monotonic() - self._loaded_at > RELOAD_S:
+            age = time.monotonic() - self._loaded_at
+            # the feed's own audit rows change the file too: re-read at most once per CHECK_S,
+            # or at once for an unknown id when the file changed (a token just created)
+            if (stamp != self._stamp and (age > CHECK_S or missed)) or age > RELOAD_S:
                 rows: dict[str, tuple[str, str, tuple[str, ...]]] = {}
                 if stamp[0] is not None:
                     with open_control(self.db_path) as con:
@@ -153,7 +158,7 @@ class Keyring:
         found = TOKEN_RE.match(header[len("Bearer "):].strip())
         if not found:
             return None
-        row = self._rows_now().get(found.group(1))
+        row = self._rows_now().get(found.group(1)) or self._rows_now(missed=True).get(found.group(1))
         if row is None or not hmac.compare_digest(row[0], _digest(found.group(2))):
             return None
         return Principal(row[1], FEED_ROLE, None, "token"), row[2]

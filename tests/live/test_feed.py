@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def test_a_new_hazard_answers_201_and_lands_in_the_database(served: Served, toke
                 ["L-new-1"])
     assert rows == [("发现", "其他", rows[0][2], "feed:hotline12345", "楼道堆物")]
     assert rows[0][2]  # the town was filled from the grid layer, as a file ingest fills it
+    time.sleep(1.0)  # the audit rows are written within AuditQueue.FLUSH_S
     audit = peek(served.db.with_name("demo.control.duckdb"),
                  "SELECT actor, action, object FROM audit WHERE action = 'event' ORDER BY seq DESC LIMIT 1")
     assert audit[0][0] == "token:hotline12345" and audit[0][2].startswith("hazard:")
@@ -88,6 +90,7 @@ def test_a_revoked_token_stops_at_once(served: Served) -> None:
     row = next(r for r in json.loads(listed.stdout) if r["source"] == "temporary")
     assert "secret" not in listed.stdout and tok.split(".")[1] not in listed.stdout
     assert onemap("token", "revoke", row["id"], "--db", str(served.db)).returncode == 0
+    time.sleep(0.6)  # tokens.CHECK_S: the server re-reads the control file at most this often
     assert post(served.url, "hazard", hazard("L-rev-2"), tok)[0] == 401
 
 
