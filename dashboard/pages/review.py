@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard.access import scope
+from dashboard.access import actions, scope
 from dashboard.components import context, deferred, engines, mapview, palettes, preload, routes
 from dashboard.components.chrome import navbar, panel, table
 from dashboard.components.page_start import page_start
@@ -125,6 +125,7 @@ def layout(lang: str = "zh", **_: Any) -> html.Div:
         dcc.Store(id="review-probes", data=mapview.opening_probes(options["visible"], counts)),
         dcc.Store(id="review-go", data=None),
         html.Div(id="review-print-dummy", style={"display": "none"}),
+        dcc.Store(id="review-printed"),
     ], className="om-page om-review")
 
 
@@ -478,10 +479,32 @@ def update_response(_go: float | None, by: str | None, start: str | None, end: s
             graph, table("review-response-worst", worst_cols, worst, page_size=10), note)
 
 
-dash.clientside_callback(
-    "function(n) { if (n) { window.print(); } return ''; }",
-    Output("review-print-dummy", "children"),
+@callback(
+    Output("review-printed", "data"),
     Input("review-print", "n_clicks"),
+    State("review-dates", "start_date"),
+    State("review-dates", "end_date"),
+    State("review-category", "value"),
+    State("review-severity", "value"),
+    prevent_initial_call=True,
+)
+def printed(n: int | None, start: str | None, end: str | None, categories: list | None,
+            severities: list | None) -> dict[str, Any]:
+    """The print button prints the page's report: an audit row ``report`` first (period,
+    filters and the towns it covers), then the browser prints (the callback below)."""
+    if not n:
+        raise PreventUpdate
+    towns = scope.towns()
+    seq = actions.record_request("report", "review:print", after={
+        "start": start, "end": end, "categories": categories or [], "severities": severities or [],
+        "towns": list(towns) if towns is not None else None})
+    return {"n": n, "audit_seq": seq}
+
+
+dash.clientside_callback(
+    "function(d) { if (d) { window.print(); } return ''; }",
+    Output("review-print-dummy", "children"),
+    Input("review-printed", "data"),
     prevent_initial_call=True,
 )
 
