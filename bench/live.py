@@ -176,7 +176,8 @@ def snapshot_visible(server: Server, tok: str, n: int, tag: str) -> list[float]:
         hid = f"{tag}-{i}"
         t = time.perf_counter()
         assert post(server.url, tok, [feature(hid, i)])[0] == 201
-        while True:
+        deadline = t + 120
+        while time.perf_counter() < deadline:
             con = store.connect(server.db)
             try:
                 if con.execute("SELECT count(*) FROM hazard WHERE id = ?", [hid]).fetchone()[0]:
@@ -313,7 +314,7 @@ def main() -> None:
         post(server.url, tok, [feature("warm-0", 0)])  # the first POST loads the extension
         idle = map_latency(server, 30)
         took, seen, errors = single_posts(server, tok, args.posts, f"P{int(time.time())}")
-        snap = snapshot_visible(server, tok, 5, f"V{int(time.time())}")
+        snap = snapshot_visible(server, tok, 2, f"V{int(time.time())}")
         feed, loaded = sustained(server, tok, args.rate, args.seconds)
         killed = kills(server, tok, args.rate, args.kills) if args.kills else None
     finally:
