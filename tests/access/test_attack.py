@@ -422,3 +422,34 @@ def test_behind_the_proxy_one_client_locked_out_does_not_lock_the_others(sso_ser
     assert _proxy_sign_in(sso_server.url, "dv", PASSWORD, "10.7.0.2") == 302  # another desk signs in
     failed = audit.rows(sso_server.db, actor="ip:10.7.0.1", action="sign-in-failed")
     assert len(failed) == 3, failed
+
+
+# --------------------------------------------------------------------------- changes to a signed-in user
+
+
+def test_a_role_town_or_removal_applies_to_sessions_already_signed_in(server: Served, town: str) -> None:
+    """A session carries only the user's name: role and towns are read again from the control
+    database, so a demotion, a move to another town or a removal holds at the next request."""
+    from helpers import add_user, onemap
+
+    other = sql(server.db, "SELECT town FROM hazard WHERE town IS NOT NULL AND town <> ? GROUP BY town "
+                           "ORDER BY count(*) DESC, town LIMIT 1", [town])[0][0]
+    assert add_user(server.db, "mover", "editor", PASSWORD, [town]).returncode == 0
+    client = sign_in(server.url, "mover", PASSWORD)
+
+    def towns_seen() -> set[str]:
+        return {f["properties"].get("town") for f in features(fetch(client, server.url + "/api/polygons/grid.geojson"))}
+
+    def phone_shown() -> bool:
+        grid = features(fetch(client, server.url + "/api/polygons/grid.geojson"))
+        return "*" not in grid[0]["properties"]["phone"]
+
+    assert towns_seen() == {town} and phone_shown()
+    assert onemap("user", "set", "mover", "--role", "viewer", "--town", other, "--db", str(server.db)).returncode == 0
+    assert towns_seen() == {other} and not phone_shown()
+    hazard = sql(server.db, "SELECT id FROM hazard WHERE town = ? AND status <> '结案' LIMIT 1", [other])[0][0]
+    status, _, _ = fetch(client, server.url + f"/api/v1/hazard/{quote(hazard)}/status",
+                         json.dumps({"status": "结案"}).encode(), {"Content-Type": "application/json"})
+    assert status == 403
+    assert onemap("user", "remove", "mover", "--db", str(server.db)).returncode == 0
+    assert fetch(client, server.url + "/api/polygons/grid.geojson")[0] == 401
