@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 import click
 
@@ -49,6 +50,23 @@ def _refuse_open_network(settings: Settings, db_path: str) -> None:
     raise click.UsageError(msg)
 
 
+def _add_new_layer_tables(db_path: str) -> None:
+    """A database made before a layer was added (``alarm``, ``device``) gets its empty tables in one
+    snapshot write before the app reads it (every page counts every layer's table)."""
+    if not os.path.exists(db_path):
+        return
+    cur = store.Reader(db_path).connection()
+    try:
+        have = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    finally:
+        cur.close()
+    missing = [name for name in LAYERS if name not in have]
+    if missing:
+        click.echo(f"onemap: adding the tables of the new layers {', '.join(missing)} to {db_path}")
+        with store.writer(db_path):
+            pass  # store.writer creates every layer's table in the new snapshot
+
+
 def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
     """Serve the app: waitress (a production WSGI server, fit for a wall running for weeks);
     Flask's development server with its reloader in ``debug`` mode, on a loopback address only.
@@ -57,6 +75,7 @@ def _serve(settings: Settings, db: str | None, debug: bool = False) -> None:
         _refuse_remote_debug(settings.host)
     db_path = str(store.resolve_db_path(db, settings))
     _refuse_open_network(settings, db_path)
+    _add_new_layer_tables(db_path)
     from dashboard.app import create_app
 
     app = create_app(settings, db_path=db_path)

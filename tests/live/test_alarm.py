@@ -162,3 +162,19 @@ def test_online_rate_follows_the_setting_and_the_town_scope(copy_demo_db: Path) 
     assert (strict.devices, strict.online, strict.rate) == (2, 1, 0.5)
     assert (loose.devices, loose.online) == (2, 2)
     assert (mine.devices, mine.online) == (1, 0)
+
+
+def test_a_database_made_before_the_iot_layers_is_served_with_them(demo_db: Path, tmp_path: Path) -> None:
+    """An older file (no alarm/device tables) gets them when served, instead of a 500 on every page."""
+    from feedkit import fetch
+
+    db = tmp_path / "old.duckdb"
+    shutil.copyfile(demo_db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE alarm")
+        con.execute("DROP TABLE device")
+    with serve(db) as running:
+        for path in ("/wall", "/api/layer/alarm/points.geojson", "/api/layer/device/points.geojson"):
+            assert fetch(running.url + path)[0] == 200, path
+        assert "adding the tables of the new layers alarm, device" in running.log.read_text()
+    assert peek(db, "SELECT count(*) FROM alarm") == [(0,)]
