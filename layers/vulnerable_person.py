@@ -7,7 +7,7 @@ picture counts those near the address and lists them for the roles that may see 
 
 from dataclasses import replace
 
-from layers.base import LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
+from layers.base import ADDRESS, LOCATION, NAME, REMARK, Field, LayerSpec, Style, own_id
 
 CATEGORIES = ("独居老人", "空巢老人", "孤寡老人", "残疾人", "卧床病人", "留守儿童", "其他")
 
@@ -35,7 +35,8 @@ SPEC = LayerSpec(
               aliases=("carer", "guardian", "监护人", "紧急联系人", "帮扶人"), personal=True),
         Field("last_visit", "date", "最近走访", "Last visit",
               aliases=("last_visit", "visited", "走访日期", "最近走访日期", "上门日期")),
-        *LOCATION,
+        # a vulnerable resident's home address is personal (where someone who cannot escape lives)
+        *(replace(f, personal=True) if f is ADDRESS else f for f in LOCATION),
         REMARK,
     ),
     style=Style(color="#000000", fill_color="#009E73", radius=4.0),

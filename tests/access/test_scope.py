@@ -291,6 +291,11 @@ def test_grid_workers_and_residents_masked_for_viewers_and_the_wall(server: Serv
         status, fc = get_json(clients[user], f"{base}/api/layer/vulnerable_person/points.geojson?zoom=18")
         seen = {f["properties"]["id"]: f["properties"]["name"] for f in fc["features"] if f["properties"]["id"] in names}
         assert seen and all((seen[i] == names[i]) is unmasked for i in seen), user
+    rid, address = sql(db, "SELECT id, address FROM vulnerable_person WHERE town = ? AND length(address) > 4 "
+                           "ORDER BY id LIMIT 1", [towns["ONE"]])[0]
+    for user, unmasked in (("tv", False), ("te", True), ("de", True)):
+        shown = " ".join(_details(clients[user], base, "vulnerable_person", rid).values())
+        assert (address in shown) is unmasked, user  # a resident's home address is personal too
 
 
 def _dispatch_panel(client: Any, base: str, incident: str) -> str:
