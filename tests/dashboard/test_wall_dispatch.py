@@ -128,7 +128,7 @@ def test_wall_marks_busy_and_out_of_service_units_and_shows_preplan_and_resident
     assert "层数 28 · 人员数量 1200" in text and "负责人 王** · 联系电话 139****5678" in text
     assert "周边特殊群体（300米内，直线）" in text
     assert "共3人 · 独居老人 2 残疾人 1 · 高风险 2 中风险 1" in text
-    assert "100米 独居老人 高 不能行动 中心路1号 张* 138****5678" in text
+    assert "100米 独居老人 高 不能行动 中心路*号 张* 138****5678" in text  # the address is personal too
     assert "王小明" not in text and "张三" not in text and "13812345678" not in text  # a kiosk: always masked
     assert "东街4号" not in text  # 315 m away: outside the radius
 

@@ -71,7 +71,7 @@ def test_hostile_or_odd_values_are_masked_as_text_never_raise(hostile: object) -
 
 def test_frames_and_records_mask_only_the_layers_personal_fields() -> None:
     fields = LAYERS["vulnerable_person"].personal_fields
-    assert set(fields) == {"name", "phone", "carer"}
+    assert set(fields) == {"name", "phone", "carer", "address"}
     frame = pd.DataFrame(
         {"name": ["张三", None], "phone": ["13812345678", "13812345678"], "carer": ["李四", ""], "category": ["独居老人"] * 2}
     )
