@@ -349,7 +349,7 @@ def test_vulnerable_residents_inside_the_radius_counted_and_listed_nearest_first
     assert people["category"].tolist() == ["独居老人", "残疾人", "独居老人"]
     assert people["risk_level"].tolist() == ["高", "中", "高"]
     assert people["mobility"].tolist() == ["不能行动", "需协助", "自理"]
-    assert people["address"].tolist() == ["中心路1号", "中心路2号", "南街3号"]
+    assert people["address"].tolist() == ["中心路*号", "中心路*号", "南街*号"]  # masked: a home address is personal
     assert people["name"].tolist() == ["张*", "李*", "王*"]
     assert people["phone"].tolist()[:2] == ["138****5678", "137****1234"]
     assert people["carer"].tolist()[0] == "张** 139****1111"
