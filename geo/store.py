@@ -1083,8 +1083,11 @@ def query(
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Row count of every layer table."""
-    return {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in LAYERS}
+    """Row count of every layer table; 0 for a layer a file made by an older onemap has no table for."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() "
+                                         "WHERE database_name = current_database() AND schema_name = 'main'").fetchall()}
+    return {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] if name in present else 0
+            for name in LAYERS}
 
 
 class Reader:

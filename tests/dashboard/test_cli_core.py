@@ -72,3 +72,18 @@ def test_settings_lists_sources():
     out = json.loads(run("settings", "--json").stdout)
     assert "建标152" in out["fire_station_minutes"]["help"]
     assert out["hydrant_protection_radius_m"]["default"] == 150.0
+
+
+def test_info_reads_a_file_made_before_the_newest_layers(copy_demo_db: Path):
+    """A file from an older onemap lacks the tables of layers added since (alarm, device): info
+    counts them 0 instead of failing."""
+    import duckdb
+
+    con = duckdb.connect(str(copy_demo_db))
+    con.execute("DROP TABLE IF EXISTS alarm")
+    con.execute("DROP TABLE IF EXISTS device")
+    con.close()
+    result = CliRunner().invoke(cli, ["info", "--db", str(copy_demo_db), "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)["counts"]
+    assert counts["alarm"] == counts["device"] == 0 and counts["hazard"] > 0
