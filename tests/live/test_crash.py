@@ -82,6 +82,12 @@ def test_ingest_of_a_file_while_the_feed_runs(copy_demo_db: Path, tmp_path: Path
         assert peek(copy_demo_db, "SELECT count(*) FROM hazard WHERE id LIKE 'F-%'") == [(3000,)]
         stored = {r[0] for r in peek(copy_demo_db, "SELECT id FROM hazard WHERE id LIKE 'W-%'")}
         assert set(feeder.acked) <= stored
+        # a row the file brought is found for a partial update (the feed's id index was made stale)
+        status, body = post(served.url, "hazard", update("F-17", status="派遣"), feeder.tok)
+        assert status == 201 and body["ids"] == ["F-17"], body
+        wait_folded(copy_demo_db)
+        assert peek(copy_demo_db, "SELECT status, category, lon FROM hazard WHERE id = 'F-17'") == [
+            ("派遣", "其他", pytest.approx(121.20 + 17e-5))]
 
 
 def _wait_for_acks(feeder: Feeder, more: int, timeout_s: float = 60) -> None:
