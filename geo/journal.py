@@ -182,6 +182,20 @@ def append(
     return seqs
 
 
+def continue_after(con: sqlite3.Connection, events_after: int, rejected_after: int) -> None:
+    """Inside ``transaction``: make the next event and rejection numbers follow the snapshot's
+    folded ones. A journal lost or left behind (a data file restored or copied without its
+    ``.journal.sqlite``) would number from 1 again, below what the snapshot records as
+    folded, and its events would be skipped by every fold and by partial updates."""
+    for table, floor in (("events", events_after), ("rejected", rejected_after)):
+        row = con.execute(f"SELECT max(seq) FROM {table}").fetchone()
+        known = con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", [table]).fetchone()
+        current = max(int(row[0] or 0), int(known[0]) if known else 0)
+        if current < floor:
+            con.execute("DELETE FROM sqlite_sequence WHERE name = ?", [table])
+            con.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", [table, int(floor)])
+
+
 def keep_rejected(con: sqlite3.Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Keep rejected records (the columns of the snapshot's ``rejected`` table) inside ``transaction``."""
     con.executemany(

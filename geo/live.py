@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -340,9 +341,28 @@ def submit(db: str | Path, layer: str, source: str, body: Any, settings: Setting
             [*refused, *flow, *_api_rejections(rejected), *_api_rejections(rejected2)], key=lambda r: r["index"])
         if events or kept:
             with journal.transaction(db) as con:
+                _continue_snapshot(db, con)
                 outcome.seqs = journal.append(con, spec.name, source, events)
                 journal.keep_rejected(con, kept)
     return outcome
+
+
+_CONTINUED: set[tuple[Path, int]] = set()
+
+
+def _continue_snapshot(db: Path, con: sqlite3.Connection) -> None:
+    """Once per journal file: its numbering continues after the snapshot's folded seqs
+    (``journal.continue_after``), so a data file restored without its journal loses nothing."""
+    key = (db, journal.journal_path(db).stat().st_ino)
+    if key in _CONTINUED:
+        return
+    snap = store.connect(db)
+    try:
+        after, rejected_after = folded_seq(snap)
+    finally:
+        snap.close()
+    journal.continue_after(con, after, rejected_after)
+    _CONTINUED.add(key)
 
 
 def _checked_crs(crs: str | None) -> str | None:
