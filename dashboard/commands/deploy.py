@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -38,6 +39,7 @@ from dashboard.access.audit import head_path
 from dashboard.access.control import control_path, open_control
 from dashboard.commands import config_option, db_option, echo_json, json_option
 from geo import store
+from geo.journal import journal_path
 from geo.errors import OnemapError
 from geo.settings import Settings
 
@@ -70,6 +72,7 @@ class BackupResult:
     control: str | None = None
     control_tables: dict[str, int] = field(default_factory=dict)
     audit_head: str | None = None
+    journal: str | None = None
     seconds: float = 0.0
 
 
@@ -112,7 +115,7 @@ def backup_target(dest: str, db: Path, now: datetime) -> Path:
 def _companions(path: Path) -> list[Path]:
     """``path`` and the files that go with it: control file, audit head sidecar, WAL and locks."""
     control = control_path(path)
-    return [path, control, head_path(path), path.with_name(path.name + ".wal"),
+    return [path, control, head_path(path), journal_path(path), path.with_name(path.name + ".wal"),
             path.with_name(path.name + ".lock"), control.with_name(control.name + ".wal"),
             control.with_name(control.name + ".lock")]
 
@@ -211,6 +214,8 @@ def _backup_data(db: Path, target: Path, wait_s: float) -> dict[str, int]:
                 raise BackupError(f"database {str(db)!r} not found; nothing to back up")
             expected = _counts(db)
             _copy_file(db, partial)
+            if journal_path(db).is_file():  # under the same lock: no fold between the two copies
+                _backup_journal(journal_path(db), journal_path(target))
         got = _counts(partial)
         if got != expected:
             raise BackupError(f"the copy's table counts {got} differ from the database's {expected}; "
@@ -219,6 +224,21 @@ def _backup_data(db: Path, target: Path, wait_s: float) -> dict[str, int]:
         return got
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _backup_journal(source: Path, dest: Path) -> None:
+    """Copy the live feed's journal (``geo.journal``) with SQLite's online backup: a consistent
+    copy while the feed appends. Its unfolded events are folded into the restored file when the
+    app next runs; without it those acknowledged events would be lost."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
 
 
 def _backup_control(db: Path, target: Path) -> dict[str, int]:
@@ -267,7 +287,8 @@ def backup(db: Path, dest: str, wait_s: float = DEFAULT_WAIT_S) -> BackupResult:
         target = backup_target(dest, db, datetime.now())
         target.parent.mkdir(parents=True, exist_ok=True)
         tables = _backup_data(db, target, wait_s)
-        result = BackupResult(source=str(db), path=str(target), bytes=target.stat().st_size, tables=tables)
+        result = BackupResult(source=str(db), path=str(target), bytes=target.stat().st_size, tables=tables,
+                              journal=str(journal_path(target)) if journal_path(target).exists() else None)
         if control_path(db).is_file():
             result.control_tables = _backup_control(db, target)
             result.control = str(control_path(target))
@@ -307,8 +328,10 @@ def backup_cmd(dest, db, config, wait_s, as_json) -> None:
     if result.control:
         click.echo(f"        control {result.control}  ({sum(result.control_tables.values()):,} rows: "
                    f"users, audit, scenarios)")
+    if result.journal:
+        click.echo(f"        journal {result.journal}  (feed events not yet folded in)")
     click.echo(f"        {result.seconds:.2f} s. Restore: stop the service, copy the file(s) back as "
-               f"{path.name} (and {control_path(path).name}), start it.")
+               f"{path.name} (and {control_path(path).name}, {journal_path(path).name}), start it.")
 
 
 # =========================================================================== bundle

@@ -241,3 +241,27 @@ def test_a_folder_gets_dated_names_that_never_collide(copy_demo_db: Path, tmp_pa
     assert len(set(paths)) == 3 and all(p.exists() for p in paths)
     assert all(p.name.startswith("demo_copy-") and p.suffix == ".duckdb" for p in paths)
     assert os.path.commonpath(paths) == str(dest)
+
+
+def test_feed_events_not_yet_folded_are_in_the_backup(copy_demo_db: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Acknowledged feed events wait in the journal until the next fold: the backup carries the
+    journal, and the restored file folds them in."""
+    from geo import journal, live
+    from geo.settings import Settings
+
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.22, 31.03]},
+               "properties": {"隐患编号": "FEED-1", "隐患类别": "其他", "隐患等级": "一般", "状态": "发现",
+                              "发现时间": "2026-12-05 10:00:00"}}
+    assert live.submit(copy_demo_db, "hazard", "grid-app", feature, Settings()).accepted == 1
+    dest = tmp_path / "backup" / "copy.duckdb"
+    dest.parent.mkdir()
+    main(["backup", str(dest), "--db", str(copy_demo_db), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["journal"] == str(journal.journal_path(dest)) and journal.head(dest) == 1
+    assert live.fold(dest) == 1
+    con = store.connect(dest)
+    try:
+        assert con.execute("SELECT count(*) FROM hazard WHERE id = 'FEED-1'").fetchone()[0] == 1
+    finally:
+        con.close()
