@@ -131,10 +131,12 @@ def restore_district(data: str | Path, district: str, db: str | Path) -> Path:
         source = f"read_parquet({files}, hive_partitioning = true, hive_types_autocast = false)"
         extra = "district, month" if table in MONTH_COLUMNS else "district"
         order = " ORDER BY source_row" if table in MONTH_COLUMNS else ""
-        geoms = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-                 if str(r[1]).startswith("GEOMETRY")]
-        # GeoParquet tags the geometry with its CRS (OGC:CRS84); the store's columns are plain
-        replace = f" REPLACE ({', '.join(f'CAST({g} AS GEOMETRY) AS {g}' for g in geoms)})" if geoms else ""
+        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        # GeoParquet tags the geometry with its CRS (OGC:CRS84); the store's columns are plain.
+        # An empty table's file carries no GeoParquet metadata: its `geom` comes back as WKB bytes.
+        geoms = [f"CAST({r[0]} AS GEOMETRY) AS {r[0]}" for r in described if str(r[1]).startswith("GEOMETRY")]
+        geoms += [f"ST_GeomFromWKB({r[0]}) AS {r[0]}" for r in described if r[0] == "geom" and r[1] == "BLOB"]
+        replace = f" REPLACE ({', '.join(geoms)})" if geoms else ""
         con.execute(f'CREATE TABLE "{table}" AS SELECT * EXCLUDE ({extra}){replace} FROM {source}{order}')
     con.execute("CHECKPOINT")
     con.execute("USE memory")
