@@ -124,6 +124,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "publish_bad": ("无法发布：{why}", "Not published: {why}"),
     # audit page (admin)
     "nav_audit": ("审计日志", "Audit trail"),
+    "nav_province": ("全省态势", "Province"),
     "audit_denied": ("仅管理员可查看审计日志。", "Only an administrator may see the audit trail."),
     "audit_intact": ("审计链完整：共 {rows} 条，最新 {seq}:{hash}", "Audit chain intact: {rows} rows, head {seq}:{hash}"),
     "audit_broken": ("审计链被破坏（{n} 处）：", "Audit chain BROKEN ({n} problems):"),

@@ -7,18 +7,24 @@ from typing import Any
 
 from dash import dash_table, html
 
+from dashboard.access import current_principal
 from dashboard.i18n import t
 
-PAGES: tuple[tuple[str, str], ...] = (("/", "nav_home"), ("/wall", "nav_wall"), ("/plan", "nav_plan"),
-                                      ("/review", "nav_review"))
+PAGES: tuple[tuple[str, str, str], ...] = (
+    ("/", "nav_home", "home"), ("/wall", "nav_wall", "wall"), ("/plan", "nav_plan", "plan"),
+    ("/review", "nav_review", "review"), ("/province", "nav_province", "province"), ("/audit", "nav_audit", "audit"),
+)
+"""(path, label key, page name of ``dashboard.access.PAGES``): the navbar shows the pages the
+request's principal may open (a viewer sees no audit link; the wall account only the wall)."""
 
 
 def navbar(path: str, lang: str, dark: bool = False) -> html.Nav:
     """Links to the pages (keeping the language) and a link switching the language."""
     suffix = "?lang=en" if lang == "en" else ""
     other = "zh" if lang == "en" else "en"
+    who = current_principal()
     links = [html.A(t(key, lang), href=href + suffix, className="om-nav-link" + (" active" if href == path else ""))
-             for href, key in PAGES]
+             for href, key, page in PAGES if who.may_open(page)]
     return html.Nav([
         html.Span(t("app_title", lang), className="om-brand"),
         html.Div(links, className="om-nav-links"),
