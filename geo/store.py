@@ -346,7 +346,7 @@ def writer(
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, db)
-            _fsync_directory(db.parent)  # the rename itself survives a power cut
+            fsync_directory(db.parent)  # the rename itself survives a power cut
         except BaseException:
             if con is not None:
                 with contextlib.suppress(Exception):
@@ -385,7 +385,7 @@ def remove_leftover_copies(db: Path) -> list[Path]:
     return removed
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Flush a directory's entries (a rename is durable only once its directory is synced)."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:

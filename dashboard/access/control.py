@@ -62,6 +62,19 @@ SCHEMA: tuple[str, ...] = (
 )
 
 
+def file_stamp(path: Path) -> tuple[object, ...]:
+    """(mtime, size, inode) of a DuckDB file and its WAL: it changes whenever another process
+    commits to it, so a cache of the file's rows can tell it must read again."""
+    out: list[object] = []
+    for each in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = each.stat()
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 class ControlBusy(OnemapError):
     """The control database stayed locked by another process for ``LOCK_TIMEOUT_S``."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.access import Principal, Role
-from dashboard.access.control import control_path, open_control
+from dashboard.access.control import control_path, file_stamp, open_control
 from geo.errors import OnemapError
 
 PREFIX = "om_"
@@ -125,15 +125,8 @@ class Keyring:
         self._loaded_at = 0.0
         self._rows: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
-    def _file_stamp(self) -> Any:
-        out = []
-        for path in (self._path, self._path.with_name(self._path.name + ".wal")):
-            try:
-                st = path.stat()
-                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-            except OSError:
-                out.append(None)
-        return tuple(out)
+    def _file_stamp(self) -> tuple[object, ...]:
+        return file_stamp(self._path)
 
     def _rows_now(self, missed: bool = False) -> dict[str, tuple[str, str, tuple[str, ...]]]:
         with self._lock:

@@ -40,7 +40,7 @@ from dash import Dash
 
 from dashboard.access import APP_EXTENSION, LOCAL, Principal, current_principal, set_current_principal
 from dashboard.access import audit, gate, headers, pages
-from dashboard.access.control import control_path, open_control
+from dashboard.access.control import control_path, file_stamp, open_control
 from dashboard.access.limits import FailureCounter
 from dashboard.access.users import NAME_MAX, PASSWORD_MAX, load_all, session_tag, verify_hash
 from geo.errors import ConfigError
@@ -96,15 +96,8 @@ class Directory:
         self.users: dict[str, tuple[Principal, str | None]] = {}
         self.signed_out: set[str] = set()
 
-    def _file_stamp(self) -> tuple[Any, ...]:
-        out: list[Any] = []
-        for path in (self._path, self._path.with_name(self._path.name + ".wal")):
-            try:
-                st = path.stat()
-                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-            except OSError:
-                out.append(None)
-        return tuple(out)
+    def _file_stamp(self) -> tuple[object, ...]:
+        return file_stamp(self._path)
 
     def refresh(self) -> dict[str, tuple[Principal, str | None]]:
         """The users, re-read if the control file changed."""

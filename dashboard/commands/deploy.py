@@ -190,15 +190,7 @@ def _publish(partial: Path, target: Path) -> None:
         raise BackupError(f"{str(target)!r} appeared while the backup ran; nothing was overwritten") from None
     finally:
         partial.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    store.fsync_directory(target.parent)
 
 
 def _partial(target: Path) -> Path:
