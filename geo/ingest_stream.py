@@ -48,14 +48,15 @@ from layers.base import LayerSpec
 # - chunked: ~290 MB plus ~940 bytes per row of one chunk (text, cleaned text, parsed
 #   columns, H3 cells, the Arrow table staged: about 13.5x the CSV bytes) plus DuckDB's
 #   capped buffer pool: 1M rows in chunks of 245k with a 80 MB cap peaked at 596 MB.
-# Chunks are sized to HEADROOM of the budget, so the estimate's error stays under it.
+# Chunks are sized to HEADROOM of the budget, so the estimate's error stays under it (at 0.9 a
+# 650 MB bound was once exceeded by 5 MB on a fresh CI machine: 0.8 leaves room for that).
 BASE_MB = 450.0
 ROW_BYTES_MIN = 480.0
 ROW_EXPANSION = 7.0
 CHUNK_BASE_MB = 300.0
 CHUNK_ROW_BYTES_MIN = 940.0
 CHUNK_EXPANSION = 13.5
-HEADROOM = 0.9
+HEADROOM = 0.8
 XLSX_EXPANSION = 40.0  # an xlsx is zip-compressed: in memory its rows are ~40x the file
 MIN_CHUNK_ROWS = 10_000
 DUCKDB_SHARE = 0.3  # of the memory above CHUNK_BASE_MB, what DuckDB may use while chunking

@@ -20,7 +20,9 @@ NOW = datetime.now().replace(microsecond=0)
 
 
 def at(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%d %H:%M:%S")
+    """A time ``seconds_ago`` before now — now when called, not when the module was collected (the
+    whole suite runs for many minutes before this file's tests)."""
+    return (datetime.now() - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def alarm(aid: str, **props) -> dict:
